@@ -1,0 +1,42 @@
+# tradebot: `make run` and `make test` do all set-up on a fresh machine and are idempotent.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+STAMP := $(VENV)/.installed
+TORCH_PIN := torch==2.13.0
+CONFIG ?= configs/default.yaml
+
+# Numba compiles once and caches to disk here (kernels use cache=True).
+export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
+export TRADEBOT_CACHE_DIR := $(CURDIR)/.cache/tradebot
+
+.PHONY: run test bench venv lint clean
+
+venv: $(STAMP)
+
+# Re-installs only when the dependency list changes. torch is installed first and pinned to the
+# CPU build so that no range in setup.cfg lets pip pull a multi-GB CUDA build.
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip setuptools wheel
+	$(PIP) install $(TORCH_PIN)
+	$(PIP) install -e '.[test,bench]'
+	touch $@
+
+run: $(STAMP)
+	$(VENV)/bin/tradebot run $(CONFIG)
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) bench/run_all.py $(BENCH_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m pip install -q ruff
+	$(VENV)/bin/ruff check engine indicators models strategies adapters ui tests bench
+
+clean:
+	rm -rf $(VENV) .cache build *.egg-info

@@ -1,0 +1,54 @@
+"""Error hierarchy, sorted by the action the caller must take.
+
+```
+EngineError
+├── ConfigError        bad YAML or params: refuse to start
+├── PluginLoadError    missing or broken plugin: refuse to start
+├── DataError          bad bar file or bar: stop the backtest (live: skip the bar and alert)
+├── StrategyError      a plugin or handler raised: backtest re-raises; live disables entries
+└── VenueError         anything from the exchange
+    ├── TransientVenueError   timeout, 5xx, rate limit: retry with capped backoff
+    ├── OrderRejected         the venue said no: do not retry; alert
+    └── VenueStateUnknown     an order's state cannot be confirmed: stop entries, reconcile
+```
+
+Messages say what, which value, where, and what to do.
+"""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class ConfigError(EngineError):
+    """The configuration is invalid: fix the file named in the message and start again."""
+
+
+class PluginLoadError(EngineError):
+    """A plugin named in the config is missing or broken: install or fix it, then start again."""
+
+
+class DataError(EngineError):
+    """Bar data is malformed: fix or replace the file (or bar) named in the message."""
+
+
+class StrategyError(EngineError):
+    """A strategy, handler or plugin raised while processing an event."""
+
+
+class VenueError(EngineError):
+    """The exchange reported an error."""
+
+
+class TransientVenueError(VenueError):
+    """A timeout, 5xx or rate limit: safe to retry with backoff."""
+
+
+class OrderRejected(VenueError):
+    """The venue refused an order: do not retry the same order."""
+
+
+class VenueStateUnknown(VenueError):
+    """An order's state cannot be confirmed: stop new entries and reconcile."""
