@@ -43,3 +43,117 @@ class BarClosed(Event, frozen=True, kw_only=True, gc=False):
     low: float
     close: float
     volume: float
+
+
+NAN = float("nan")
+
+
+class SubmitOrder(Event, frozen=True, kw_only=True, gc=False):
+    """Command: place an order for ``account``.
+
+    Size is either ``qty`` (base units, > 0) or ``equity_frac`` (a fraction of the account's
+    equity, resolved at the fill price so that notional plus the fee equals that fraction).
+    ``price`` is the trigger of a stop order or the limit of a limit order. ``stop_loss`` and
+    ``take_profit`` attach reduce-only children that start working when this order fills
+    (one cancels the other).
+    """
+
+    account: str
+    order_id: str
+    side: OrderSide
+    type: OrderType
+    seq: int  # bar seq on which the decision was taken
+    qty: float = 0.0
+    equity_frac: float = 0.0
+    price: float = NAN
+    reduce_only: bool = False
+    stop_loss: float = NAN
+    take_profit: float = NAN
+    tag: str = ""  # why: "ENTRY", "SIGNAL_EXIT", ...
+
+
+class CancelOrder(Event, frozen=True, kw_only=True, gc=False):
+    """Command: cancel a working order (a missing order is reported, not fatal)."""
+
+    account: str
+    order_id: str
+    reason: str = ""
+
+
+class ModifyOrder(Event, frozen=True, kw_only=True, gc=False):
+    """Command: move the trigger/limit price of a working order (e.g. a trailing stop).
+
+    Takes effect from the next bar: the bar whose close decided the move has already been
+    evaluated against the old price.
+    """
+
+    account: str
+    order_id: str
+    price: float
+    reason: str = ""
+
+
+class OrderAccepted(Event, frozen=True, kw_only=True, gc=False):
+    account: str
+    order_id: str
+    side: OrderSide
+    type: OrderType
+    qty: float
+    price: float
+    tag: str
+
+
+class OrderFilled(Event, frozen=True, kw_only=True, gc=False):
+    """Fact: (part of) an order filled.
+
+    ``ambiguous`` marks a fill whose order within the bar was assumed by the intrabar policy
+    (stop and target both inside one bar's range); ``gap`` marks a stop or limit filled at the
+    bar's open because the open was already through its price.
+    """
+
+    account: str
+    order_id: str
+    side: OrderSide
+    qty: float
+    price: float
+    fee: float
+    liquidity: str  # "taker" | "maker"
+    seq: int
+    tag: str = ""
+    ambiguous: bool = False
+    gap: bool = False
+
+
+class OrderCanceled(Event, frozen=True, kw_only=True, gc=False):
+    account: str
+    order_id: str
+    reason: str
+
+
+class TradeClosed(Event, frozen=True, kw_only=True, gc=False):
+    """Fact: a position (or part of it) was closed. Partial exits are one record each.
+
+    ``pnl`` is net of the fees of this slice (its share of the entry fee plus the exit fee).
+    """
+
+    account: str
+    symbol: str
+    side: Side
+    entry_seq: int
+    entry_ts_ns: int
+    entry_price: float
+    exit_seq: int
+    exit_ts_ns: int
+    exit_price: float
+    qty: float
+    pnl: float
+    fees: float
+    exit_reason: str
+    ambiguous: bool = False
+
+
+class HandlerFailed(Event, frozen=True, kw_only=True, gc=False):
+    """Fact: a handler raised and was disabled (paper/live error policy)."""
+
+    handler: str
+    error: str
