@@ -1,0 +1,282 @@
+"""Simulated broker: fills one account's orders against bars under ``engine.fills``' policy.
+
+Used in backtest and paper mode. It listens on the bus for ``SubmitOrder`` / ``CancelOrder`` /
+``ModifyOrder`` commands of its account and, on each ``BarClosed`` (first in priority, before any
+decision on that bar), fills the orders that were working before the bar against the bar's range,
+publishing ``OrderFilled`` / ``OrderCanceled``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import msgspec
+
+from engine.events import (
+    BarClosed,
+    CancelOrder,
+    Event,
+    ModifyOrder,
+    OrderCanceled,
+    OrderFilled,
+    SubmitOrder,
+    TradeClosed,
+)
+from engine.fills import (
+    OPEN,
+    Costs,
+    IntrabarPolicy,
+    MarketFill,
+    bar_path,
+    crossing,
+    size_for_equity_frac,
+)
+from engine.portfolio import Account
+
+
+@dataclass(slots=True)
+class _Working:
+    """A working order (engine-internal, mutable)."""
+
+    order_id: str
+    is_buy: bool
+    type: str
+    qty: float
+    equity_frac: float
+    price: float
+    reduce_only: bool
+    stop_loss: float
+    take_profit: float
+    tag: str
+    parent: str | None = None
+    active_from: int = OPEN  # path point from which it works in the current bar
+
+
+class SimBroker:
+    """Fills orders of one account; subscribe its handlers with ``attach``."""
+
+    def __init__(
+        self,
+        account: Account,
+        publish: Callable[[Event], None],
+        costs: Costs,
+        policy: IntrabarPolicy = IntrabarPolicy.STOP_FIRST,
+        market_fill: MarketFill = MarketFill.NEXT_OPEN,
+    ) -> None:
+        self.account = account
+        self.name = account.name
+        self._publish = publish
+        self.costs = costs
+        self.policy = policy
+        self.market_fill = market_fill
+        self._market: list[_Working] = []
+        self._resting: list[_Working] = []
+        self._bar: BarClosed | None = None
+        self._n_child = 0
+
+    # -- commands ------------------------------------------------------------------------------
+    def on_submit_order(self, cmd: SubmitOrder) -> None:
+        if cmd.account != self.name:
+            return
+        w = _Working(
+            cmd.order_id, cmd.side == "buy", cmd.type, cmd.qty, cmd.equity_frac, cmd.price,
+            cmd.reduce_only, cmd.stop_loss, cmd.take_profit, cmd.tag,
+        )
+        if cmd.type == "market":
+            if self.market_fill is MarketFill.CLOSE and self._bar is not None:
+                bar = self._bar
+                self._fill(w, self.costs.slipped(bar.close, w.is_buy), bar, taker=True)
+                if self.account.qty == 0.0:
+                    self._cancel_orphans()
+                self._activate_children(w, 4)  # children start working from the next bar
+            else:
+                self._market.append(w)
+        else:
+            self._resting.append(w)
+
+    def on_cancel_order(self, cmd: CancelOrder) -> None:
+        if cmd.account != self.name:
+            return
+        for book in (self._market, self._resting):
+            for w in book:
+                if w.order_id == cmd.order_id:
+                    book.remove(w)
+                    self._canceled(w, cmd.reason or "canceled")
+                    return
+        # A missing order is a state to report, not a crash (it may have just filled).
+        self._publish_cancel(cmd.order_id, "not working (already filled or canceled)")
+
+    def on_modify_order(self, cmd: ModifyOrder) -> None:
+        if cmd.account != self.name:
+            return
+        for w in self._resting:
+            if w.order_id == cmd.order_id:
+                w.price = cmd.price
+                return
+        self._publish_cancel(cmd.order_id, "modify: not working")
+
+    def working_orders(self) -> list[tuple[str, str, float, float, str]]:
+        """``(order_id, side, qty, price, tag)`` of every working order (for views and tests)."""
+        return [
+            (w.order_id, "buy" if w.is_buy else "sell", w.qty, w.price, w.tag)
+            for w in (*self._market, *self._resting)
+        ]
+
+    # -- the bar -------------------------------------------------------------------------------
+    def on_bar_closed(self, bar: BarClosed) -> None:
+        self._bar = bar
+        if not self._market and not self._resting:
+            return
+        for w in self._market:
+            self._fill(w, self.costs.slipped(bar.open, w.is_buy), bar, taker=True)
+            if self.account.qty == 0.0:
+                self._cancel_orphans()
+            self._activate_children(w, OPEN)
+        self._market.clear()
+        if self._resting:
+            self._process_resting(bar)
+
+    def _process_resting(self, bar: BarClosed) -> None:
+        acct = self.account
+        path = bar_path(bar.open, bar.high, bar.low, bar.close, self.policy, acct.side_sign)
+        for w in self._resting:  # everything resting before this bar works from its open
+            w.active_from = OPEN
+        used_points: set[int] = set()
+        fills: list[OrderFilled] = []
+        while self._resting:
+            best: tuple[int, int, float, bool] | None = None
+            for k, w in enumerate(self._resting):
+                hit = crossing(w.is_buy, w.type == "stop", w.price, path, w.active_from)
+                if hit is not None and (best is None or hit[0] < best[0]):
+                    best = (hit[0], k, hit[1], hit[2])
+            if best is None:
+                break
+            point, k, price, is_gap = best
+            w = self._resting.pop(k)
+            if w.reduce_only and not self._reduces(w):
+                self._canceled(w, "reduce-only order with no position to reduce")
+                continue
+            is_stop = w.type == "stop"
+            px = self.costs.slipped(price, w.is_buy) if is_stop else price
+            used_points.add(point)
+            fill = self._fill(w, px, bar, taker=is_stop, gap=is_gap and point == OPEN)
+            if fill is not None:
+                fills.append(fill)
+            self._activate_children(w, point)
+            if acct.qty == 0.0:
+                self._cancel_orphans()
+        # Fills at both extremes of one bar depended on the policy's assumed order.
+        if 1 in used_points and 2 in used_points:
+            self._flag_ambiguous(fills)
+
+    def _flag_ambiguous(self, fills: list[OrderFilled]) -> None:
+        # The fills were already published; record the ambiguity on the account's newest trades
+        # and open position so reports can count them (events are immutable: no edit after).
+        acct = self.account
+        ids = {f.order_id for f in fills}
+        for i in range(len(acct.trades) - 1, -1, -1):
+            t = acct.trades[i]
+            if t.exit_seq != fills[0].seq:
+                break
+            if not t.ambiguous:
+                acct.trades[i] = _with_ambiguous(t)
+        if acct.qty != 0.0 and ids:
+            acct.ambiguous_open = True
+
+    def close_at_end(self, bar: BarClosed, tag: str) -> None:
+        """Close the position at ``bar.close`` (end of data) and cancel every working order."""
+        acct = self.account
+        for w in self._market:
+            self._canceled(w, tag)
+        self._market.clear()
+        if acct.qty != 0.0:
+            w = _Working(f"{self.name}-{tag.lower()}", acct.qty < 0, "market", abs(acct.qty),
+                         0.0, math.nan, True, math.nan, math.nan, tag)
+            self._fill(w, self.costs.slipped(bar.close, w.is_buy), bar, taker=True)
+        for w in self._resting:
+            self._canceled(w, tag)
+        self._resting.clear()
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _reduces(self, w: _Working) -> bool:
+        q = self.account.qty
+        return (q > 0 and not w.is_buy) or (q < 0 and w.is_buy)
+
+    def _fill(
+        self, w: _Working, price: float, bar: BarClosed, *, taker: bool, gap: bool = False
+    ) -> OrderFilled | None:
+        acct = self.account
+        fee_rate = self.costs.taker_fee if taker else self.costs.maker_fee
+        qty = w.qty
+        if w.equity_frac > 0.0:
+            qty = size_for_equity_frac(acct.equity_at(price), w.equity_frac, price, fee_rate)
+        if w.reduce_only:
+            if not self._reduces(w):
+                self._canceled(w, "reduce-only order with no position to reduce")
+                return None
+            qty = min(qty, abs(acct.qty))
+        if not qty > 0.0 or not math.isfinite(qty):
+            self._canceled(w, f"size resolved to {qty} (equity {acct.equity_at(price):.2f})")
+            return None
+        fill = OrderFilled(
+            ts_event_ns=bar.ts_event_ns,
+            ts_init_ns=bar.ts_init_ns,
+            account=self.name,
+            order_id=w.order_id,
+            side="buy" if w.is_buy else "sell",
+            qty=qty,
+            price=price,
+            fee=qty * price * fee_rate,
+            liquidity="taker" if taker else "maker",
+            seq=bar.seq,
+            tag=w.tag,
+            gap=gap,
+        )
+        self._publish(fill)
+        return fill
+
+    def _activate_children(self, parent: _Working, point: int) -> None:
+        """Start the attached stop-loss / take-profit of a filled entry (one cancels the other)."""
+        if parent.reduce_only:
+            return
+        for price, typ, tag in (
+            (parent.stop_loss, "stop", "STOP_LOSS"),
+            (parent.take_profit, "limit", "TAKE_PROFIT"),
+        ):
+            if math.isfinite(price):
+                self._n_child += 1
+                self._resting.append(
+                    _Working(
+                        f"{parent.order_id}-{tag.lower()}", not parent.is_buy, typ, math.inf, 0.0,
+                        price, True, math.nan, math.nan, tag, parent=parent.order_id,
+                        active_from=point,
+                    )
+                )
+
+    def _cancel_orphans(self) -> None:
+        """Reduce-only orders die with the position they protected."""
+        keep = []
+        for w in self._resting:
+            if w.reduce_only:
+                self._canceled(w, "position closed")
+            else:
+                keep.append(w)
+        self._resting = keep
+
+    def _canceled(self, w: _Working, reason: str) -> None:
+        self._publish_cancel(w.order_id, reason)
+
+    def _publish_cancel(self, order_id: str, reason: str) -> None:
+        bar = self._bar
+        ts = bar.ts_event_ns if bar is not None else 0
+        self._publish(
+            OrderCanceled(
+                ts_event_ns=ts, ts_init_ns=ts, account=self.name, order_id=order_id, reason=reason
+            )
+        )
+
+
+def _with_ambiguous(t: TradeClosed) -> TradeClosed:
+    return msgspec.structs.replace(t, ambiguous=True)

@@ -1,0 +1,109 @@
+"""Built-in stochastic-cross strategy: the engine's benchmark workload.
+
+Long when stochastic %K(14, smoothed 3) crosses above 20, short when it crosses below 80; exit
+at a 2·ATR(14) stop placed with the entry, or on the opposite signal (which reverses). Orders are
+market orders decided on the bar's close; sizing is a fraction of equity from the account config.
+A cross is ``k[i-1] <= lower < k[i]`` (above) and ``k[i-1] >= upper > k[i]`` (below).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from engine.config import FeatureConfig
+from engine.events import BarClosed, SubmitOrder
+from engine.strategy import StrategyContext
+
+
+class StochCrossParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    k: int = Field(default=14, ge=2, le=1000)
+    k_smooth: int = Field(default=3, ge=1, le=100)
+    d_smooth: int = Field(default=3, ge=1, le=100)
+    lower_pct: float = Field(default=20.0, gt=0, lt=100)
+    upper_pct: float = Field(default=80.0, gt=0, lt=100)
+    atr_n: int = Field(default=14, ge=1, le=1000)
+    atr_method: Literal["wilder", "sma"] = "wilder"
+    stop_atr_mult: float = Field(default=2.0, gt=0)
+    allow_short: bool = True
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StochCrossParams:
+        if self.lower_pct >= self.upper_pct:
+            raise ValueError(f"lower_pct {self.lower_pct} must be below upper_pct {self.upper_pct}")
+        return self
+
+
+class StochCross:
+    """See the module docstring."""
+
+    Params = StochCrossParams
+
+    @staticmethod
+    def required_features(p: StochCrossParams) -> list[FeatureConfig]:
+        return [
+            FeatureConfig(
+                id=f"stoch_{p.k}_{p.k_smooth}_{p.d_smooth}",
+                kind="stochastic",
+                params={"k": p.k, "k_smooth": p.k_smooth, "d_smooth": p.d_smooth},
+            ),
+            FeatureConfig(
+                id=f"atr_{p.atr_n}_{p.atr_method}",
+                kind="atr",
+                params={"n": p.atr_n, "method": p.atr_method},
+            ),
+        ]
+
+    def __init__(self, ctx: StrategyContext, params: StochCrossParams) -> None:
+        self.ctx = ctx
+        self.p = params
+        feats = self.required_features(params)
+        self._k_col = ctx.output(feats[0].id, "k")
+        self._atr_col = ctx.output(feats[1].id, "atr")
+        self._n = 0
+
+    def on_bar_closed(self, bar: BarClosed) -> None:
+        i = bar.seq
+        if i == 0:
+            return
+        k = self.ctx.features.backing(self._k_col)
+        k0 = k[i - 1]
+        k1 = k[i]
+        lo = self.p.lower_pct
+        hi = self.p.upper_pct
+        if k0 <= lo < k1:
+            self._enter(bar, is_long=True)
+        elif k0 >= hi > k1:
+            self._enter(bar, is_long=False)
+
+    def _enter(self, bar: BarClosed, *, is_long: bool) -> None:
+        ctx = self.ctx
+        q = ctx.account.qty
+        if (q > 0 and is_long) or (q < 0 and not is_long):
+            return
+        if q != 0.0:
+            self._submit(bar, "buy" if q < 0 else "sell", qty=math.inf, reduce_only=True,
+                         tag="SIGNAL_EXIT")
+        if not is_long and not self.p.allow_short:
+            return
+        atr = float(ctx.features.backing(self._atr_col)[bar.seq])
+        if not atr > 0.0:
+            return  # ATR still warming up: no stop can be placed, so no entry
+        dist = self.p.stop_atr_mult * atr
+        self._submit(
+            bar, "buy" if is_long else "sell", equity_frac=ctx.position_size_frac,
+            stop_loss=bar.close - dist if is_long else bar.close + dist, tag="ENTRY",
+        )
+
+    def _submit(self, bar: BarClosed, side: Literal["buy", "sell"], *, qty: float = 0.0,
+                equity_frac: float = 0.0, reduce_only: bool = False,
+                stop_loss: float = math.nan, tag: str) -> None:
+        self._n += 1
+        self.ctx.publish(SubmitOrder(
+            ts_event_ns=bar.ts_event_ns, ts_init_ns=bar.ts_init_ns, account=self.ctx.name,
+            order_id=f"{self.ctx.name}-{self._n}", side=side, type="market", seq=bar.seq,
+            qty=qty, equity_frac=equity_frac, reduce_only=reduce_only, stop_loss=stop_loss, tag=tag,
+        ))
