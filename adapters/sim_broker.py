@@ -25,7 +25,9 @@ from engine.events import (
     TradeClosed,
 )
 from engine.fills import (
+    FIRST,
     OPEN,
+    SECOND,
     Costs,
     IntrabarPolicy,
     MarketFill,
@@ -143,14 +145,18 @@ class SimBroker:
         path = bar_path(bar.open, bar.high, bar.low, bar.close, self.policy, acct.side_sign)
         for w in self._resting:  # everything resting before this bar works from its open
             w.active_from = OPEN
-        used_points: set[int] = set()
+        # Points at which some order would execute. Orders executing at both extremes of one
+        # bar depend on the policy's assumed order: every fill of that bar is flagged ambiguous.
+        seen: set[int] = set()
         fills: list[OrderFilled] = []
         while self._resting:
             best: tuple[int, int, float, bool] | None = None
             for k, w in enumerate(self._resting):
                 hit = crossing(w.is_buy, w.type == "stop", w.price, path, w.active_from)
-                if hit is not None and (best is None or hit[0] < best[0]):
-                    best = (hit[0], k, hit[1], hit[2])
+                if hit is not None:
+                    seen.add(hit[0])
+                    if best is None or hit[0] < best[0]:
+                        best = (hit[0], k, hit[1], hit[2])
             if best is None:
                 break
             point, k, price, is_gap = best
@@ -160,15 +166,15 @@ class SimBroker:
                 continue
             is_stop = w.type == "stop"
             px = self.costs.slipped(price, w.is_buy) if is_stop else price
-            used_points.add(point)
-            fill = self._fill(w, px, bar, taker=is_stop, gap=is_gap and point == OPEN)
+            ambiguous = FIRST in seen and SECOND in seen
+            fill = self._fill(w, px, bar, taker=is_stop, gap=is_gap and point == OPEN,
+                              ambiguous=ambiguous)
             if fill is not None:
                 fills.append(fill)
             self._activate_children(w, point)
             if acct.qty == 0.0:
                 self._cancel_orphans()
-        # Fills at both extremes of one bar depended on the policy's assumed order.
-        if 1 in used_points and 2 in used_points:
+        if FIRST in seen and SECOND in seen and fills and not fills[0].ambiguous:
             self._flag_ambiguous(fills)
 
     def _flag_ambiguous(self, fills: list[OrderFilled]) -> None:
@@ -205,7 +211,8 @@ class SimBroker:
         return (q > 0 and not w.is_buy) or (q < 0 and w.is_buy)
 
     def _fill(
-        self, w: _Working, price: float, bar: BarClosed, *, taker: bool, gap: bool = False
+        self, w: _Working, price: float, bar: BarClosed, *, taker: bool, gap: bool = False,
+        ambiguous: bool = False,
     ) -> OrderFilled | None:
         acct = self.account
         fee_rate = self.costs.taker_fee if taker else self.costs.maker_fee
@@ -233,6 +240,7 @@ class SimBroker:
             seq=bar.seq,
             tag=w.tag,
             gap=gap,
+            ambiguous=ambiguous,
         )
         self._publish(fill)
         return fill
