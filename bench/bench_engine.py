@@ -1,0 +1,193 @@
+"""The benchmark workload through the full event-driven engine vs backtesting.py.
+
+Workload (configs/default.yaml runs the same strategy): long when stochastic %K(14,3) crosses
+above 20, short when it crosses below 80, exit at a 2·ATR(14) stop or the opposite signal, 50 %
+of equity per trade, 0.05 % fee per side, market orders filled at the next bar's open.
+
+Ours runs through everything: feed -> bus -> bar store -> indicator handlers -> strategy ->
+simulated broker -> portfolio. backtesting.py gets the same indicator arrays (the comparison is
+of engines, not indicators) and runs as ``FractionalBacktest`` (1e-8 BTC units; its own integer
+sizing), so quantities differ in the last satoshi while entries, exits and prices must agree.
+
+Run alone: ``python bench/bench_engine.py [--bars N] [--skip-peer]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+
+from bench.common import REPO, real_bars, tiled  # noqa: E402
+from engine.bars import Bars  # noqa: E402
+from engine.bootstrap import build_engine  # noqa: E402
+from engine.config import RunConfig  # noqa: E402
+
+FEE_BPS = 5.0
+STRATEGY = {"name": "stoch_cross", "kind": "stoch_cross", "params": {}}
+
+
+def run_config() -> RunConfig:
+    return RunConfig.model_validate({
+        "name": "bench",
+        "data": {"file": "unused.csv"},
+        "costs": {"taker_fee_bps": FEE_BPS, "maker_fee_bps": FEE_BPS, "slippage_bps": 0.0},
+        "execution": {"close_at_end": False},
+        "strategies": [STRATEGY],
+    })
+
+
+def run_ours(bars: Bars, *, precompute: bool = True):
+    from adapters.csv_feed import CsvFeed
+
+    eng = build_engine(run_config(), feed=CsvFeed.from_bars(bars), precompute=precompute)
+    t0 = time.perf_counter()
+    eng.run()
+    return time.perf_counter() - t0, eng
+
+
+def run_peer(bars: Bars):
+    """The same strategy in backtesting.py; returns (seconds, trades DataFrame)."""
+    import pandas as pd
+    from backtesting import Strategy
+    from backtesting.lib import FractionalBacktest
+
+    import indicators
+
+    k, _ = indicators.stochastic(bars.high, bars.low, bars.close, 14, 3, 3)
+    atr = indicators.atr(bars.high, bars.low, bars.close, 14, method="wilder")
+    unit = 1e-8
+    df = pd.DataFrame(
+        {"Open": bars.open, "High": bars.high, "Low": bars.low, "Close": bars.close,
+         "Volume": bars.volume},
+        index=pd.to_datetime(bars.ts_open_ns, unit="ns"),
+    )
+    atr_scaled = atr * unit
+
+    class StochCrossBT(Strategy):
+        def init(self) -> None:
+            self.k = self.I(lambda: k, name="k", overlay=False)
+            self.atr = self.I(lambda: atr_scaled, name="atr", overlay=False)
+
+        def next(self) -> None:
+            k0, k1 = self.k[-2], self.k[-1]
+            if k0 <= 20 < k1:
+                self._enter(True)
+            elif k0 >= 80 > k1:
+                self._enter(False)
+
+        def _enter(self, is_long: bool) -> None:
+            pos = self.position
+            if (pos.is_long and is_long) or (pos.is_short and not is_long):
+                return
+            if pos:
+                pos.close()
+            a = self.atr[-1]
+            if not a > 0:
+                return
+            c = self.data.Close[-1]
+            if is_long:
+                self.buy(size=0.5, sl=c - 2 * a)
+            else:
+                self.sell(size=0.5, sl=c + 2 * a)
+
+    bt = FractionalBacktest(df, StochCrossBT, cash=10_000, commission=FEE_BPS / 1e4,
+                            fractional_unit=unit, finalize_trades=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        stats = bt.run()
+        dt = time.perf_counter() - t0
+    return dt, stats["_trades"], stats
+
+
+def compare_trades(eng, peer_trades, bars: Bars) -> dict[str, object]:
+    acct = eng.accounts["stoch_cross"]
+    ours = [t for t in acct.trades if t.exit_reason != "END_OF_DATA"]
+    idx = peer_trades["EntryBar"].to_numpy(), peer_trades["ExitBar"].to_numpy()
+    n = min(len(ours), len(peer_trades))
+    first_diff = None
+    for i in range(n):
+        t = ours[i]
+        p = peer_trades.iloc[i]
+        same = (
+            t.entry_seq == idx[0][i] and t.exit_seq == idx[1][i]
+            and (t.side == "long") == (p["Size"] > 0)
+            and math.isclose(t.entry_price, p["EntryPrice"], rel_tol=1e-9)
+            and math.isclose(t.exit_price, p["ExitPrice"], rel_tol=1e-9)
+            and math.isclose(t.qty, abs(p["Size"]), rel_tol=1e-4)
+        )
+        if not same:
+            first_diff = {"index": i, "ours": [t.side, t.entry_seq, t.exit_seq, t.entry_price,
+                                               t.exit_price, t.qty],
+                          "peer": [float(p["Size"]), int(idx[0][i]), int(idx[1][i]),
+                                   float(p["EntryPrice"]), float(p["ExitPrice"])]}
+            break
+    return {"ours_trades": len(ours), "peer_trades": int(len(peer_trades)),
+            "identical": first_diff is None and len(ours) == len(peer_trades),
+            "first_difference": first_diff}
+
+
+def child_memory(n: int) -> dict[str, float]:
+    """Peak RSS of a fresh process that loads the data and runs our engine on n bars."""
+    code = (
+        "import sys,json,resource;sys.path.insert(0,%r);"
+        "from bench.bench_engine import *;from bench.common import *;"
+        "b=tiled(real_bars(),%d);dt,e=run_ours(b);"
+        "print(json.dumps({'seconds':dt,'peak_rss_mb':resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024}))"
+    ) % (str(REPO), n)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run(n_bars: int = 1_000_000, skip_peer: bool = False) -> dict[str, object]:
+    bars = tiled(real_bars(), n_bars)
+    run_ours(bars.slice(0, 5000))  # warm numba caches
+    t_ours, eng = run_ours(bars)
+    t_perbar, eng2 = run_ours(bars, precompute=False)
+    same_perbar = [t.exit_seq for t in eng.accounts["stoch_cross"].trades] == [
+        t.exit_seq for t in eng2.accounts["stoch_cross"].trades]
+    res: dict[str, object] = {
+        "bars": n_bars,
+        "ours_seconds": t_ours,
+        "ours_us_per_bar": 1e6 * t_ours / n_bars,
+        "ours_bars_per_s": n_bars / t_ours,
+        "ours_perbar_indicators_us_per_bar": 1e6 * t_perbar / n_bars,
+        "perbar_path_same_trades": same_perbar,
+        "trades": len(eng.accounts["stoch_cross"].trades),
+    }
+    if not skip_peer:
+        t_peer, peer_trades, _ = run_peer(bars)
+        res.update({
+            "peer": "backtesting.py " + __import__("backtesting").__version__,
+            "peer_seconds": t_peer,
+            "peer_us_per_bar": 1e6 * t_peer / n_bars,
+            "peer_bars_per_s": n_bars / t_peer,
+            "speedup_vs_peer": t_peer / t_ours,
+            **compare_trades(eng, peer_trades, bars),
+        })
+    res.update({f"child_{k}": v for k, v in child_memory(n_bars).items()})
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bars", type=int, default=1_000_000)
+    ap.add_argument("--skip-peer", action="store_true")
+    a = ap.parse_args()
+    r = run(a.bars, a.skip_peer)
+    for k, v in r.items():
+        print(f"{k:40s} {v}")
+
+
+if __name__ == "__main__":
+    main()
