@@ -116,6 +116,8 @@ class SimBroker:
         for w in self._resting:
             if w.order_id == cmd.order_id:
                 w.price = cmd.price
+                if cmd.tag:
+                    w.tag = cmd.tag
                 return
         self._publish_cancel(cmd.order_id, "modify: not working")
 

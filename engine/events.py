@@ -20,6 +20,8 @@ Side = Literal["long", "short"]
 OrderSide = Literal["buy", "sell"]
 OrderType = Literal["market", "stop", "limit"]
 
+NAN = float("nan")
+
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Base of all bus events."""
@@ -44,8 +46,6 @@ class BarClosed(Event, frozen=True, kw_only=True, gc=False):
     close: float
     volume: float
 
-
-NAN = float("nan")
 
 
 class SubmitOrder(Event, frozen=True, kw_only=True, gc=False):
@@ -84,13 +84,36 @@ class ModifyOrder(Event, frozen=True, kw_only=True, gc=False):
     """Command: move the trigger/limit price of a working order (e.g. a trailing stop).
 
     Takes effect from the next bar: the bar whose close decided the move has already been
-    evaluated against the old price.
+    evaluated against the old price. A non-empty ``tag`` replaces the order's tag, which becomes
+    the trade's exit reason if it fills (e.g. ``"TRAIL_STOP"``).
     """
 
     account: str
     order_id: str
     price: float
     reason: str = ""
+    tag: str = ""
+
+
+class SignalRaised(Event, frozen=True, kw_only=True, gc=False):
+    """Fact: an entry rule fired on bar ``seq`` (decided on its close).
+
+    ``alarm_id`` is unique per symbol, timeframe, bar close time, rule and side, so a BUY and a
+    SELL on one bar never collide. Prices are the trade setup at the signal: entry (the close),
+    the ATR stop, and target candidates in priority order.
+    """
+
+    symbol: str
+    timeframe: str
+    seq: int
+    alarm_id: str
+    rule: str
+    side: Side
+    entry_price: float
+    stop_price: float
+    atr: float
+    targets: tuple[float, ...] = ()
+    confidence: float = NAN
 
 
 class OrderAccepted(Event, frozen=True, kw_only=True, gc=False):

@@ -1,0 +1,308 @@
+"""The exit-strategy plugin contract, and the runner that executes a plugin's decisions.
+
+**Exits decide, the engine executes.** An exit plugin is a pure decision object: from a trade
+setup it plans the initial stop and partial targets; on every bar close while the position is open
+it returns intents (move the stop, take a partial, close everything). It never places orders,
+sleeps or does I/O, and is never told the mode, so it runs unchanged in backtest, paper and live.
+``ExitRunner`` turns intents into orders on the bus; the broker fills them under the engine's one
+intrabar policy (``engine.fills``). A stop moved on a bar's close takes effect from the next bar.
+
+A plugin class has:
+
+- ``API_VERSION: ClassVar[int]`` equal to ``engine.exits.API_VERSION`` (checked at load);
+- ``Params``: a pydantic model of its YAML params (``extra="forbid"``);
+- ``__init__(self, params)``;
+- ``plan(self, setup: TradeSetup, ctx: ExitContext) -> ExitPlan``;
+- ``on_bar(self, pos: PositionView, bar: BarClosed, ctx: ExitContext) -> Sequence[ExitIntent]``.
+
+Register it under the entry-point group ``tradebot.exit_strategies`` (docs/writing-strategies.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel
+
+from engine.bars import BarStore
+from engine.errors import PluginLoadError, StrategyError
+from engine.events import (
+    BarClosed,
+    CancelOrder,
+    Event,
+    ModifyOrder,
+    OrderFilled,
+    Side,
+    SignalRaised,
+    SubmitOrder,
+)
+from engine.features import FeatureStore
+from engine.portfolio import Account
+
+API_VERSION = 1
+DEFAULT_MAX_HOLD_BARS = 672  # 7 days of 15m bars, the reference bot's hold limit
+
+
+# -- intents ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class MoveStop:
+    """Move the protective stop to ``price`` (from the next bar on)."""
+
+    price: float
+    reason: str = "TRAIL_STOP"
+
+
+@dataclass(frozen=True, slots=True)
+class TakePartial:
+    """Sell (long) / buy back (short) ``fraction_of_initial`` of the initial size.
+
+    With a finite ``limit_price`` a resting limit order is placed; with NaN a market order.
+    """
+
+    fraction_of_initial: float
+    limit_price: float = math.nan
+    reason: str = "PARTIAL_TARGET"
+
+
+@dataclass(frozen=True, slots=True)
+class CloseAll:
+    """Close the whole remaining position at market."""
+
+    reason: str
+
+
+ExitIntent = MoveStop | TakePartial | CloseAll
+
+
+# -- what a plugin sees ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class TradeSetup:
+    """The signal's setup: side, entry (signal close), ATR stop, target candidates, bar seq."""
+
+    side: Side
+    seq: int
+    entry_price: float
+    stop_price: float
+    atr: float
+    targets: tuple[float, ...] = ()
+    alarm_id: str = ""
+
+    @classmethod
+    def from_signal(cls, s: SignalRaised) -> TradeSetup:
+        return cls(s.side, s.seq, s.entry_price, s.stop_price, s.atr, s.targets, s.alarm_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ExitPlan:
+    """Initial orders: the protective stop and resting partial targets."""
+
+    stop_price: float
+    partials: tuple[TakePartial, ...] = ()
+    max_hold_bars: int = DEFAULT_MAX_HOLD_BARS
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    """Read-only view of the open position handed to ``on_bar``."""
+
+    side: Side
+    entry_price: float  # average fill price
+    entry_seq: int  # bar on which the entry filled
+    initial_qty: float
+    qty: float  # remaining (> 0)
+    stop_price: float  # the working stop
+    bars_held: int  # bars since the entry bar, the entry bar counting as 1
+    partials_filled: int
+    setup: TradeSetup
+
+    @property
+    def sign(self) -> int:
+        return 1 if self.side == "long" else -1
+
+
+@dataclass(frozen=True, slots=True)
+class ExitContext:
+    """Read-only access to bars, features and handlers up to the current bar. No clock, no broker."""
+
+    bars: BarStore
+    features: FeatureStore
+    atr_column: str
+    handlers: Mapping[str, Any] = field(default_factory=dict)
+
+    def atr(self, seq: int) -> float:
+        return self.features.value(self.atr_column, seq)
+
+    def handler_with(self, attribute: str) -> Any:
+        """The first feature handler offering ``attribute`` (e.g. ``profile_at``), or None."""
+        for h in self.handlers.values():
+            if hasattr(h, attribute):
+                return h
+        return None
+
+
+class ExitStrategy(Protocol):
+    API_VERSION: ClassVar[int]
+    Params: ClassVar[type[BaseModel]]
+
+    def plan(self, setup: TradeSetup, ctx: ExitContext) -> ExitPlan: ...
+
+    def on_bar(
+        self, pos: PositionView, bar: BarClosed, ctx: ExitContext
+    ) -> Sequence[ExitIntent]: ...
+
+
+def check_exit_contract(name: str, cls: Any) -> None:
+    """Refuse a plugin that does not honour the contract, saying what is missing."""
+    problems = []
+    version = getattr(cls, "API_VERSION", None)
+    if version != API_VERSION:
+        problems.append(f"API_VERSION is {version!r}, the engine needs {API_VERSION}")
+    params = getattr(cls, "Params", None)
+    if not (isinstance(params, type) and issubclass(params, BaseModel)):
+        problems.append("Params must be a pydantic BaseModel subclass")
+    for meth in ("plan", "on_bar"):
+        if not callable(getattr(cls, meth, None)):
+            problems.append(f"method {meth}() is missing")
+    if problems:
+        raise PluginLoadError(f"exit strategy {name!r} ({cls!r}): " + "; ".join(problems))
+
+
+# -- the runner ------------------------------------------------------------------------------------
+class ExitRunner:
+    """Trades one account: enters on signals when flat, then executes one exit plugin's intents."""
+
+    def __init__(
+        self,
+        name: str,
+        plugin: Any,
+        account: Account,
+        ctx: ExitContext,
+        publish: Callable[[Event], None],
+        position_size_frac: float,
+        sides: tuple[Side, ...] = ("long", "short"),
+    ) -> None:
+        self.name = name
+        self.plugin = plugin
+        self.account = account
+        self.ctx = ctx
+        self._publish = publish
+        self.frac = position_size_frac
+        self.sides = sides
+        self._n = 0
+        self._pending: TradeSetup | None = None
+        self._setup: TradeSetup | None = None
+        self._plan: ExitPlan | None = None
+        self._stop_id = ""
+        self._stop_price = math.nan
+        self._initial_qty = 0.0
+        self._partials_filled = 0
+        self._entry_seq = -1
+
+    # -- events --------------------------------------------------------------------------------
+    def on_signal_raised(self, sig: SignalRaised) -> None:
+        if self.account.qty != 0.0 or self._pending is not None or sig.side not in self.sides:
+            return
+        self._pending = TradeSetup.from_signal(sig)
+        self._submit(sig, "buy" if sig.side == "long" else "sell", "market",
+                     equity_frac=self.frac, tag="ENTRY")
+
+    def on_order_filled(self, fill: OrderFilled) -> None:
+        if fill.account != self.name:
+            return
+        if fill.tag == "ENTRY" and self._pending is not None:
+            self._open(fill)
+        elif fill.tag not in ("ENTRY",) and fill.order_id != self._stop_id and self.account.qty != 0:
+            self._partials_filled += 1
+        if self.account.qty == 0.0 and fill.tag != "ENTRY":
+            self._reset()
+
+    def on_bar_closed(self, bar: BarClosed) -> None:
+        if self.account.qty == 0.0 or self._setup is None:
+            return
+        acct = self.account
+        pos = PositionView(
+            side=self._setup.side, entry_price=acct.avg_price, entry_seq=self._entry_seq,
+            initial_qty=self._initial_qty, qty=abs(acct.qty), stop_price=self._stop_price,
+            bars_held=bar.seq - self._entry_seq + 1, partials_filled=self._partials_filled,
+            setup=self._setup,
+        )
+        assert self._plan is not None
+        if pos.bars_held >= self._plan.max_hold_bars:
+            self._apply(CloseAll("HOLD_LIMIT"), bar, pos)
+            return
+        try:
+            intents = self.plugin.on_bar(pos, bar, self.ctx)
+        except Exception as exc:
+            raise StrategyError(
+                f"exit strategy {self.name!r} raised in on_bar at seq {bar.seq}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        for intent in intents or ():
+            self._apply(intent, bar, pos)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _open(self, fill: OrderFilled) -> None:
+        setup = self._pending
+        assert setup is not None
+        self._pending = None
+        self._setup = setup
+        self._initial_qty = fill.qty
+        self._entry_seq = fill.seq
+        self._partials_filled = 0
+        plan = self.plugin.plan(setup, self.ctx)
+        self._plan = plan
+        exit_side = "sell" if setup.side == "long" else "buy"
+        self._stop_id = self._submit(fill, exit_side, "stop", qty=math.inf,
+                                     price=plan.stop_price, reduce_only=True, tag="STOP_LOSS")
+        self._stop_price = plan.stop_price
+        for p in plan.partials:
+            self._partial(fill, p)
+
+    def _partial(self, ev: Event, p: TakePartial) -> None:
+        exit_side = "sell" if self._setup is not None and self._setup.side == "long" else "buy"
+        qty = p.fraction_of_initial * self._initial_qty
+        typ = "limit" if math.isfinite(p.limit_price) else "market"
+        self._submit(ev, exit_side, typ, qty=qty, price=p.limit_price, reduce_only=True,
+                     tag=p.reason)
+
+    def _apply(self, intent: ExitIntent, bar: BarClosed, pos: PositionView) -> None:
+        if isinstance(intent, MoveStop):
+            if not math.isfinite(intent.price) or intent.price == self._stop_price:
+                return
+            self._stop_price = intent.price
+            self._publish(ModifyOrder(ts_event_ns=bar.ts_event_ns, ts_init_ns=bar.ts_init_ns,
+                                      account=self.name, order_id=self._stop_id,
+                                      price=intent.price, reason=intent.reason, tag=intent.reason))
+        elif isinstance(intent, TakePartial):
+            self._partial(bar, intent)
+        elif isinstance(intent, CloseAll):
+            exit_side = "sell" if pos.side == "long" else "buy"
+            self._submit(bar, exit_side, "market", qty=math.inf, reduce_only=True,
+                         tag=intent.reason)
+        else:
+            raise StrategyError(f"exit strategy {self.name!r} returned {intent!r}, not an intent")
+
+    def _reset(self) -> None:
+        if self._stop_id:
+            self._publish(CancelOrder(ts_event_ns=0, ts_init_ns=0, account=self.name,
+                                      order_id=self._stop_id, reason="position closed"))
+        self._setup = None
+        self._plan = None
+        self._stop_id = ""
+        self._stop_price = math.nan
+
+    def _submit(self, ev: Event, side: str, typ: str, *, qty: float = 0.0,
+                equity_frac: float = 0.0, price: float = math.nan, reduce_only: bool = False,
+                tag: str) -> str:
+        self._n += 1
+        oid = f"{self.name}-{self._n}"
+        seq = getattr(ev, "seq", -1)
+        self._publish(SubmitOrder(
+            ts_event_ns=ev.ts_event_ns, ts_init_ns=ev.ts_init_ns, account=self.name,
+            order_id=oid, side=side, type=typ, seq=seq, qty=qty,  # type: ignore[arg-type]
+            equity_frac=equity_frac, price=price, reduce_only=reduce_only, tag=tag,
+        ))
+        return oid
