@@ -23,6 +23,7 @@ from engine.bus import (
     PRIORITY_BROKER,
     PRIORITY_FEATURES,
     PRIORITY_PORTFOLIO,
+    PRIORITY_SIGNALS,
     PRIORITY_STRATEGY,
     Bus,
 )
@@ -34,14 +35,24 @@ from engine.events import (
     CancelOrder,
     ModifyOrder,
     OrderFilled,
+    SignalRaised,
     SubmitOrder,
 )
+from engine.exits import ExitContext, ExitRunner, check_exit_contract
 from engine.features import FeatureStore
+from engine.journal import Journal
 from engine.fills import Costs
 from engine.loop import run_loop
 from engine.portfolio import Account
 from engine.ports import BarFeed
-from engine.registry import BROKERS, ENTRY_RULES, FEATURE_HANDLERS, FEEDS, Registry
+from engine.registry import (
+    BROKERS,
+    ENTRY_RULES,
+    EXIT_STRATEGIES,
+    FEATURE_HANDLERS,
+    FEEDS,
+    Registry,
+)
 from engine.strategy import StrategyContext
 
 logger = logging.getLogger(__name__)
@@ -62,6 +73,7 @@ class Registries:
     brokers: Registry = field(default_factory=lambda: Registry.installed(BROKERS))
     features: Registry = field(default_factory=lambda: Registry.installed(FEATURE_HANDLERS))
     strategies: Registry = field(default_factory=lambda: Registry.installed(ENTRY_RULES))
+    exits: Registry = field(default_factory=lambda: Registry.installed(EXIT_STRATEGIES))
 
 
 @dataclass
@@ -87,23 +99,30 @@ class Engine:
         return last
 
 
-def collect_features(config: RunConfig, strategies: Registry) -> list[FeatureConfig]:
-    """Configured features plus those the strategies require, de-duplicated by id."""
+def collect_features(config: RunConfig, reg: Registries) -> list[FeatureConfig]:
+    """Configured features plus those the signal rule and strategies require, by id."""
     feats: dict[str, FeatureConfig] = {f.id: f for f in config.features}
+    wanted: list[tuple[str, Any, dict[str, Any]]] = []
+    if config.signals is not None:
+        wanted.append(("signals", reg.strategies.load(config.signals.kind), config.signals.params))
     for s in config.strategies:
-        cls = strategies.load(s.kind)
+        if s.kind in reg.exits.names():
+            wanted.append((f"strategies[{s.name}]", reg.exits.load(s.kind), s.params))
+        else:
+            wanted.append((f"strategies[{s.name}]", reg.strategies.load(s.kind), s.params))
+    for where, cls, raw in wanted:
         req = getattr(cls, "required_features", None)
         if req is None:
             continue
-        params = validate_params(cls.Params, s.params, f"strategies[{s.name}]")
+        params = validate_params(cls.Params, raw, where)
         for f in req(params):
             have = feats.get(f.id)
             if have is None:
                 feats[f.id] = f
             elif (have.kind, have.params) != (f.kind, f.params):
                 raise ConfigError(
-                    f"feature id {f.id!r} is configured as {have.kind} {have.params} but strategy "
-                    f"{s.name!r} needs {f.kind} {f.params}; rename the configured feature"
+                    f"feature id {f.id!r} is configured as {have.kind} {have.params} but "
+                    f"{where} needs {f.kind} {f.params}; rename the configured feature"
                 )
     return list(feats.values())
 
@@ -145,7 +164,7 @@ def build_engine(
     # Features first: computed once per bar and shared by every strategy.
     handlers: dict[str, Any] = {}
     outputs: dict[str, tuple[str, ...]] = {}
-    for f in collect_features(config, reg.strategies):
+    for f in collect_features(config, reg):
         factory = reg.features.load(f.kind)
         params = validate_params(factory.Params, f.params, f"features[{f.id}]")
         h = factory(f.id, params, store, features)
@@ -162,28 +181,53 @@ def build_engine(
     accounts: dict[str, Account] = {}
     brokers: dict[str, Any] = {}
     strategies: dict[str, Any] = {}
+    signal_rule = None
+    if config.signals is not None:
+        rule_cls = reg.strategies.load(config.signals.kind)
+        rule_params = validate_params(rule_cls.Params, config.signals.params, "signals")
+        sig_ctx = StrategyContext("signals", store.symbol, store, features, None, publish,
+                                  config.account.position_size_frac, outputs)
+        signal_rule = rule_cls(sig_ctx, rule_params)
+        bus.subscribe(BarClosed, signal_rule.on_bar_closed, priority=PRIORITY_SIGNALS,
+                      name="signals")
     for s in config.strategies:
         acct = Account(s.name, store.symbol, config.account.initial_cash, publish)
         broker = broker_cls(acct, publish, costs, config.execution.intrabar,
                             config.execution.market_fill)
-        cls = reg.strategies.load(s.kind)
-        params = validate_params(cls.Params, s.params, f"strategies[{s.name}]")
-        ctx = StrategyContext(s.name, store.symbol, store, features, acct, publish,
-                              config.account.position_size_frac, outputs)
-        strat = cls(ctx, params)
         tag = f"{s.name}"
         bus.subscribe(BarClosed, broker.on_bar_closed, priority=PRIORITY_BROKER, name=f"broker:{tag}")
         bus.subscribe(SubmitOrder, broker.on_submit_order, priority=PRIORITY_BROKER, name=f"broker:{tag}")
         bus.subscribe(CancelOrder, broker.on_cancel_order, priority=PRIORITY_BROKER, name=f"broker:{tag}")
         bus.subscribe(ModifyOrder, broker.on_modify_order, priority=PRIORITY_BROKER, name=f"broker:{tag}")
         bus.subscribe(OrderFilled, acct.on_order_filled, priority=PRIORITY_PORTFOLIO, name=f"account:{tag}")
+        if s.kind in reg.exits.names():
+            strat = _exit_runner(s, reg, acct, store, features, handlers, signal_rule, publish,
+                                 config.account.position_size_frac)
+            bus.subscribe(SignalRaised, strat.on_signal_raised, priority=PRIORITY_STRATEGY,
+                          name=f"strategy:{tag}")
+            bus.subscribe(OrderFilled, strat.on_order_filled, priority=PRIORITY_PORTFOLIO + 1,
+                          name=f"strategy:{tag}")
+        else:
+            cls = reg.strategies.load(s.kind)
+            params = validate_params(cls.Params, s.params, f"strategies[{s.name}]")
+            ctx = StrategyContext(s.name, store.symbol, store, features, acct, publish,
+                                  config.account.position_size_frac, outputs)
+            strat = cls(ctx, params)
         bus.subscribe(BarClosed, strat.on_bar_closed, priority=PRIORITY_STRATEGY, name=f"strategy:{tag}")
         bus.subscribe(BarClosed, acct.on_bar_closed, priority=PRIORITY_PORTFOLIO, name=f"account:{tag}")
         accounts[s.name] = acct
         brokers[s.name] = broker
         strategies[s.name] = strat
 
+    journal = None
+    if config.journal.enabled:
+        journal = Journal(config.journal.path, f"{config.name}-{config.config_hash()}",
+                          include_bars=config.journal.include_bars)
+        bus.subscribe_all(journal, name="journal")
+
     def finish(last: BarClosed) -> None:
+        if journal is not None:
+            journal.flush()
         if not config.execution.close_at_end:
             return
         closer = getattr(broker_cls, "close_at_end", None)
@@ -196,3 +240,20 @@ def build_engine(
 
     return Engine(config, feed, store, features, bus, clock, accounts, brokers, strategies,
                   handlers, replay, finish)
+
+
+def _exit_runner(
+    s: Any, reg: Registries, acct: Account, store: BarStore, features: FeatureStore,
+    handlers: dict[str, Any], signal_rule: Any, publish: Callable[[Any], None], frac: float,
+) -> ExitRunner:
+    if signal_rule is None:
+        raise ConfigError(
+            f"strategy {s.name!r} is the exit plugin {s.kind!r}: it trades the shared entry "
+            "signals, so the config needs a 'signals' section (see docs/config.md)"
+        )
+    cls = reg.exits.load(s.kind)
+    check_exit_contract(s.kind, cls)
+    params = validate_params(cls.Params, s.params, f"strategies[{s.name}]")
+    ctx = ExitContext(store, features, signal_rule.atr_column, handlers)
+    sides = getattr(signal_rule, "sides", ("long", "short"))
+    return ExitRunner(s.name, cls(params), acct, ctx, publish, frac, sides)

@@ -26,7 +26,8 @@ OnError = Literal["raise", "isolate"]
 # Conventional priorities: lower runs first on the same event.
 PRIORITY_BROKER = 0  # fills of orders resting from earlier bars, against this bar's range
 PRIORITY_FEATURES = 100  # indicators, volume profile, model
-PRIORITY_STRATEGY = 200  # entry rules and exit plugins decide on this bar's close
+PRIORITY_SIGNALS = 150  # the shared entry rule raises signals on this bar's close
+PRIORITY_STRATEGY = 200  # strategies and exit plugins decide on this bar's close
 PRIORITY_PORTFOLIO = 300  # mark to market after the decisions
 PRIORITY_SINK = 1000  # journal, ZeroMQ publisher: see everything last
 

@@ -70,6 +70,21 @@ class StrategyConfig(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class SignalsConfig(BaseModel):
+    """The shared entry rule whose ``SignalRaised`` events every exit-plugin strategy trades."""
+
+    model_config = _STRICT
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class JournalConfig(BaseModel):
+    model_config = _STRICT
+    enabled: bool = False
+    path: Path = Path("runs/journal.sqlite")
+    include_bars: bool = False
+
+
 class OutputConfig(BaseModel):
     model_config = _STRICT
     dir: Path = Path("runs/latest")
@@ -85,8 +100,10 @@ class RunConfig(BaseModel):
     costs: CostConfig = CostConfig()
     execution: ExecutionConfig = ExecutionConfig()
     features: tuple[FeatureConfig, ...] = ()
+    signals: SignalsConfig | None = None
     strategies: tuple[StrategyConfig, ...] = Field(min_length=1)
     output: OutputConfig = OutputConfig()
+    journal: JournalConfig = JournalConfig()
 
     @field_validator("strategies")
     @classmethod

@@ -25,7 +25,7 @@ class StrategyContext:
     symbol: str
     bars: BarStore
     features: FeatureStore
-    account: Account
+    account: Account | None  # None for the shared signal rule, which trades no account
     publish: Callable[[Event], None]
     position_size_frac: float
     feature_outputs: Mapping[str, tuple[str, ...]]
