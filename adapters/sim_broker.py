@@ -54,6 +54,10 @@ class _Working:
     tag: str
     parent: str | None = None
     active_from: int = OPEN  # path point from which it works in the current bar
+    upward: bool = False  # buy stops and sell limits execute when the price rises to them
+
+    def __post_init__(self) -> None:
+        self.upward = self.is_buy == (self.type == "stop")
 
 
 class SimBroker:
@@ -140,7 +144,12 @@ class SimBroker:
             self._activate_children(w, OPEN)
         self._market.clear()
         if self._resting:
-            self._process_resting(bar)
+            # Fast path: most bars touch no working order's price at all.
+            hi, lo = bar.high, bar.low
+            for w in self._resting:
+                if (hi >= w.price) if w.upward else (lo <= w.price):
+                    self._process_resting(bar)
+                    return
 
     def _process_resting(self, bar: BarClosed) -> None:
         acct = self.account

@@ -214,7 +214,6 @@ def build_engine(
                                   config.account.position_size_frac, outputs)
             strat = cls(ctx, params)
         bus.subscribe(BarClosed, strat.on_bar_closed, priority=PRIORITY_STRATEGY, name=f"strategy:{tag}")
-        bus.subscribe(BarClosed, acct.on_bar_closed, priority=PRIORITY_PORTFOLIO, name=f"account:{tag}")
         accounts[s.name] = acct
         brokers[s.name] = broker
         strategies[s.name] = strat
@@ -231,12 +230,9 @@ def build_engine(
         if not config.execution.close_at_end:
             return
         closer = getattr(broker_cls, "close_at_end", None)
-        for name, b in brokers.items():
+        for b in brokers.values():
             if closer is not None:
                 closer(b, last, "END_OF_DATA")
-                acct = accounts[name]
-                if acct.equity:
-                    acct.equity[-1] = acct.equity_at(last.close)
 
     return Engine(config, feed, store, features, bus, clock, accounts, brokers, strategies,
                   handlers, replay, finish)

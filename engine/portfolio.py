@@ -1,5 +1,11 @@
 """One account's cash, position, closed trades and bar-level equity.
 
+Equity is marked to market at every bar close: ``equity[i] = cash_i + qty_i * close[i]`` where
+``cash_i`` and ``qty_i`` are the account's state after bar i. Cash and position only change on
+fills, so the account records its state at each fill and ``equity_curve(close)`` evaluates every
+bar's mark in one vectorised pass; no per-bar handler call is needed for it (it was ~10 % of a
+backtest's time). ``equity_at(price)`` gives the live mark at any moment.
+
 Cash accounting: a buy pays ``qty * price + fee``, a sell receives ``qty * price - fee``; equity is
 ``cash + position_qty * mark``. No leverage is modelled: sizing as a fraction of equity keeps
 notional below equity. Partial exits each produce one ``TradeClosed`` carrying their share of the
@@ -11,7 +17,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from engine.events import BarClosed, Event, OrderFilled, TradeClosed
+import numpy as np
+
+from engine.events import Event, OrderFilled, TradeClosed
 
 
 class Account:
@@ -25,12 +33,12 @@ class Account:
         "cash",
         "entry_seq",
         "entry_ts_ns",
-        "equity",
-        "exposed_bars",
+        "fill_seqs",
+        "fill_cash",
+        "fill_qty",
         "fees_paid",
         "initial_cash",
-        "last_close",
-        "name",
+            "name",
         "qty",
         "symbol",
         "trades",
@@ -51,9 +59,11 @@ class Account:
         self._entry_fees = 0.0
         self.fees_paid = 0.0
         self.trades: list[TradeClosed] = []
-        self.equity: list[float] = []  # one mark per bar seq, at the bar's close
-        self.exposed_bars = 0
-        self.last_close = math.nan
+        # state after each fill: (bar seq, cash, qty); the last entry per seq is the end-of-bar
+        # state used for marking.
+        self.fill_seqs: list[int] = []
+        self.fill_cash: list[float] = []
+        self.fill_qty: list[float] = []
         self._publish = publish
 
     # -- views ---------------------------------------------------------------------------------
@@ -64,14 +74,26 @@ class Account:
     def side_sign(self) -> int:
         return 1 if self.qty > 0 else (-1 if self.qty < 0 else 0)
 
-    # -- handlers ------------------------------------------------------------------------------
-    def on_bar_closed(self, bar: BarClosed) -> None:
-        """Mark to market at the close (priority PORTFOLIO, after the decisions)."""
-        q = self.qty
-        self.equity.append(self.cash + q * bar.close)
-        if q != 0.0:
-            self.exposed_bars += 1
+    def equity_curve(self, close: np.ndarray) -> np.ndarray:
+        """Equity marked at every bar close, for bars ``0 .. len(close) - 1``."""
+        n = close.shape[0]
+        cash, qty = self.state_per_bar(n)
+        return cash + qty * close
 
+    def state_per_bar(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(cash, qty) after each of bars ``0 .. n - 1``."""
+        cash = np.full(n, self.initial_cash)
+        qty = np.zeros(n)
+        if self.fill_seqs:
+            seqs = np.asarray(self.fill_seqs)
+            # for each bar, the last fill at or before it
+            pos = np.searchsorted(seqs, np.arange(n), side="right") - 1
+            has = pos >= 0
+            cash[has] = np.asarray(self.fill_cash)[pos[has]]
+            qty[has] = np.asarray(self.fill_qty)[pos[has]]
+        return cash, qty
+
+    # -- handlers ------------------------------------------------------------------------------
     def on_order_filled(self, fill: OrderFilled) -> None:
         if fill.account != self.name:
             return
@@ -84,6 +106,7 @@ class Account:
         q = self.qty
         if q == 0.0 or (q > 0) == (signed > 0):
             self._add(signed, fill, fill.fee)
+            self._record(fill.seq)
             return
         closing = min(abs(signed), abs(q))
         exit_fee = fill.fee * closing / fill.qty
@@ -91,6 +114,12 @@ class Account:
         rest = abs(signed) - closing
         if rest > 1e-12:  # the fill reversed the position
             self._add(math.copysign(rest, signed), fill, fill.fee - exit_fee)
+        self._record(fill.seq)
+
+    def _record(self, seq: int) -> None:
+        self.fill_seqs.append(seq)
+        self.fill_cash.append(self.cash)
+        self.fill_qty.append(self.qty)
 
     def _add(self, signed: float, fill: OrderFilled, fee: float) -> None:
         q = self.qty

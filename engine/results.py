@@ -27,13 +27,15 @@ def _iso(ns: int) -> str:
 
 
 def all_metrics(accounts: dict[str, Account], store: BarStore) -> dict[str, dict[str, Any]]:
-    return {
-        name: compute_metrics(
-            a.equity, a.trades, initial_cash=a.initial_cash, tf_ns=store.tf_ns,
-            fees_paid=a.fees_paid, exposed_bars=a.exposed_bars,
+    close = store.column("close")
+    out = {}
+    for name, a in accounts.items():
+        cash, qty = a.state_per_bar(close.shape[0])
+        out[name] = compute_metrics(
+            cash + qty * close, a.trades, initial_cash=a.initial_cash, tf_ns=store.tf_ns,
+            fees_paid=a.fees_paid, exposed_bars=int(np.count_nonzero(qty)),
         )
-        for name, a in accounts.items()
-    }
+    return out
 
 
 def write_results(
@@ -67,7 +69,8 @@ def write_results(
                 ])
     p_eq = out_dir / "equity.csv"
     n = store.count
-    cols = {name: np.asarray(a.equity[:n]) for name, a in accounts.items()}
+    close = store.column("close")
+    cols = {name: a.equity_curve(close) for name, a in accounts.items()}
     with p_eq.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["timestamp", *cols])

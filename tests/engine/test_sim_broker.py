@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from adapters.sim_broker import SimBroker
@@ -41,7 +42,8 @@ class Rig:
         b.subscribe(CancelOrder, self.broker.on_cancel_order, priority=PRIORITY_BROKER)
         b.subscribe(ModifyOrder, self.broker.on_modify_order, priority=PRIORITY_BROKER)
         b.subscribe(OrderFilled, self.acct.on_order_filled, priority=PRIORITY_PORTFOLIO)
-        b.subscribe(BarClosed, self.acct.on_bar_closed, priority=PRIORITY_PORTFOLIO)
+        self.closes = []
+        b.subscribe(BarClosed, lambda e: self.closes.append(e.close), priority=PRIORITY_PORTFOLIO)
         self.seq = -1
         self.n = 0
 
@@ -76,7 +78,8 @@ def test_market_order_fills_at_next_open_with_taker_fee():
     assert (f.price, f.qty, f.seq, f.liquidity) == (100.5, 2.0, 1, "taker")
     assert f.fee == pytest.approx(2 * 100.5 * FEE)
     assert r.acct.cash == pytest.approx(10_000 - 201 - 2 * 100.5 * FEE)
-    assert r.acct.equity[-1] == pytest.approx(r.acct.cash + 2 * 101)
+    eq = r.acct.equity_curve(np.array(r.closes))
+    assert eq.tolist() == pytest.approx([10_000, r.acct.cash + 2 * 101])
 
 
 def test_market_fill_at_close_policy():
