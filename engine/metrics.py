@@ -33,7 +33,8 @@ def compute_metrics(
     final = float(eq[-1]) if n else initial_cash
     total_return = final / initial_cash - 1.0
     years = n * tf_ns / NS_PER_YEAR
-    cagr = (final / initial_cash) ** (1.0 / years) - 1.0 if years > 0 and final > 0 else math.nan
+    # CAGR over less than 30 days is an extrapolation nobody should read: NaN.
+    cagr = (final / initial_cash) ** (1.0 / years) - 1.0 if years >= 30 / 365 and final > 0 else math.nan
     bars_per_year = NS_PER_YEAR / tf_ns
     prev = np.concatenate(([initial_cash], eq[:-1])) if n else eq
     rets = eq / prev - 1.0 if n else eq
