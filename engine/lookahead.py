@@ -67,7 +67,7 @@ def _decision_key(e: Event) -> tuple[object, ...] | None:
     if "END_OF_DATA" in (getattr(e, "tag", ""), getattr(e, "reason", "")):
         return None  # the truncated run closes its position at its own end: not a decision
     fields = tuple(
-        (f, round(v, 9) if isinstance(v, float) else v)
+        (f, ("nan" if v != v else round(v, 9)) if isinstance(v, float) else v)
         for f in e.__struct_fields__
         if f != "ts_init_ns"
         for v in (getattr(e, f),)

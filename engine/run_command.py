@@ -56,3 +56,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(table(metrics))
     print(f"results: {', '.join(str(p) for p in paths)}")
     return 0
+
+
+def register_lookahead(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "check-lookahead",
+        help="run a config on truncated copies of its data and report any component whose "
+             "output at a bar changes when later bars exist",
+    )
+    p.add_argument("config", type=Path)
+    p.add_argument("--data", type=Path, help="bar CSV to use instead of data.file")
+    p.add_argument("--bars", type=int, default=0,
+                   help="use only the first N bars (faster; 0 = all)")
+    p.set_defaults(func=cmd_check_lookahead)
+
+
+def cmd_check_lookahead(args: argparse.Namespace) -> int:
+    from engine.lookahead import check_lookahead
+    from engine.registry import FEEDS, Registry
+
+    overrides: dict[str, object] = {"execution.close_at_end": True}
+    if args.data is not None:
+        overrides["data.file"] = str(args.data)
+    cfg = load_config(args.config, overrides)
+    feed_cls = Registry.installed(FEEDS).load("csv")
+    bars = feed_cls.from_config(cfg.data).history()
+    if args.bars:
+        bars = bars.slice(0, min(args.bars, len(bars)))
+
+    def build(c, b):  # type: ignore[no-untyped-def]
+        return build_engine(c, feed=feed_cls.from_bars(b))
+
+    report = check_lookahead(cfg, bars, build)
+    print(report.summary())
+    return 0 if report.ok else 1
