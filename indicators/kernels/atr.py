@@ -32,7 +32,7 @@ class AtrState:
         self.meta = np.zeros(3)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
 def atr_push_nb(f, buf, meta, h, lo, c, n, method):  # type: ignore[no-untyped-def]
     """One bar: return ATR (NaN during warm-up)."""
     pc = f[0]
@@ -56,18 +56,61 @@ def atr_push_nb(f, buf, meta, h, lo, c, n, method):  # type: ignore[no-untyped-d
     return f[1]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def atr_update_nb(f, buf, meta, h, lo, c, n, method):  # type: ignore[no-untyped-def]
     """Per-bar incremental form (O(1))."""
     return atr_push_nb(f, buf, meta, h, lo, c, n, method)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
+def true_range_nb(high, low, close, out):  # type: ignore[no-untyped-def]
+    """TR into ``out`` (TR[0] = high - low)."""
+    size = close.shape[0]
+    if size:
+        out[0] = high[0] - low[0]
+    for i in range(1, size):
+        pc = close[i - 1]
+        out[i] = max(high[i] - low[i], abs(high[i] - pc), abs(low[i] - pc))
+    return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def atr_nb(high, low, close, n, method, out):  # type: ignore[no-untyped-def]
-    """Whole-array form into ``out``."""
-    f = np.array([np.nan, np.nan, 0.0, 0.0])
-    buf = np.zeros(n)
-    meta = np.zeros(3)
-    for i in range(close.shape[0]):
-        out[i] = atr_push_nb(f, buf, meta, high[i], low[i], close[i], n, method)
+    """Whole-array form into ``out``: TR in one vectorisable pass, then the average in place."""
+    size = close.shape[0]
+    true_range_nb(high, low, close, out)
+    if method == SMA:
+        buf = np.zeros(n)
+        s = 0.0
+        since = 0
+        slot = 0
+        for i in range(size):
+            t = out[i]
+            if i >= n:
+                s -= buf[slot]
+            buf[slot] = t
+            slot += 1
+            if slot == n:
+                slot = 0
+            s += t
+            since += 1
+            if since >= n:  # re-sum (same schedule as the per-bar form)
+                s = 0.0
+                for j in range(min(i + 1, n)):
+                    s += buf[j]
+                since = 0
+            out[i] = np.nan if i < n - 1 else s / n
+        return out
+    if size <= n:
+        out[:] = np.nan
+        return out
+    s = 0.0
+    for i in range(1, n + 1):
+        s += out[i]
+    a = s / n
+    out[:n] = np.nan
+    out[n] = a
+    for i in range(n + 1, size):
+        a = (a * (n - 1) + out[i]) / n
+        out[i] = a
     return out

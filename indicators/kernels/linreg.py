@@ -33,7 +33,7 @@ class LinregState:
         self.f = np.zeros(6)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
 def linreg_push_nb(buf, f, y, n):  # type: ignore[no-untyped-def]
     """One close: return (slope, intercept, r2, resid_std)."""
     k = int(f[4])
@@ -87,26 +87,68 @@ def linreg_push_nb(buf, f, y, n):  # type: ignore[no-untyped-def]
     return slope, intercept, r2, math.sqrt(sse / n)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def linreg_update_nb(buf, f, y, n):  # type: ignore[no-untyped-def]
     """Per-bar incremental form (O(1) amortised)."""
     return linreg_push_nb(buf, f, y, n)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def linreg_nb(close, n, out_slope, out_intercept, out_r2, out_std):  # type: ignore[no-untyped-def]
-    """Whole-array form."""
-    buf = np.zeros(n)
-    f = np.zeros(6)
-    for i in range(close.shape[0]):
-        s, b, r, e = linreg_push_nb(buf, f, close[i], n)
-        out_slope[i] = s
-        out_intercept[i] = b
-        out_r2[i] = r
-        out_std[i] = e
+    """Whole-array form: the per-bar algorithm with local sums (no ring buffer)."""
+    size = close.shape[0]
+    sx = n * (n - 1) / 2.0
+    sxx = (n - 1) * n * (2 * n - 1) / 6.0
+    denom = n * sxx - sx * sx
+    sy = 0.0
+    sxy = 0.0
+    syy = 0.0
+    a = close[0] if size else 0.0
+    since = 0
+    for k in range(size):
+        y = close[k]
+        yn = y - a
+        if k < n:
+            sy += yn
+            sxy += k * yn
+            syy += yn * yn
+        else:
+            yo = close[k - n] - a
+            sxy = sxy - (sy - yo) + (n - 1) * yn
+            sy = sy - yo + yn
+            syy = syy - yo * yo + yn * yn
+        since += 1
+        if k + 1 >= n and since >= n:
+            a = y
+            sy = 0.0
+            sxy = 0.0
+            syy = 0.0
+            for j in range(n):
+                v = close[k - n + 1 + j] - a
+                sy += v
+                sxy += j * v
+                syy += v * v
+            since = 0
+        if k + 1 < n:
+            out_slope[k] = np.nan
+            out_intercept[k] = np.nan
+            out_r2[k] = np.nan
+            out_std[k] = np.nan
+            continue
+        slope = (n * sxy - sx * sy) / denom if denom > 0 else 0.0
+        out_slope[k] = slope
+        out_intercept[k] = (sy - slope * sx) / n + a
+        sst = syy - sy * sy / n
+        if sst <= 1e-12 * max(1.0, syy):
+            out_r2[k] = 0.0
+            out_std[k] = 0.0
+            continue
+        ssr = slope * (sxy - sx * sy / n)
+        out_r2[k] = min(max(ssr / sst, 0.0), 1.0)
+        out_std[k] = math.sqrt(max(sst - ssr, 0.0) / n)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def slope_rule_nb(close, n, out):  # type: ignore[no-untyped-def]
     """The reference bot's "slope": ``(close[i] - close[i-n+1]) / n`` over a rolling n-bar
     window (n = 20: last minus first close of the window, divided by 20, not 19). Price units

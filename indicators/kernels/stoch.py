@@ -25,7 +25,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from indicators.kernels.rolling import extreme_push_nb, extreme_state, sma_push_nb, sma_state
+from indicators.kernels.rolling import (
+    extreme_push_nb,
+    extreme_state,
+    rolling_extreme_batch_nb,
+    sma_batch_nb,
+    sma_push_nb,
+    sma_state,
+)
 
 
 class StochState:
@@ -41,7 +48,7 @@ class StochState:
         self.d_buf, self.d_meta = sma_state(d_smooth)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
 def stoch_push_nb(hi_idx, hi_vals, hi_meta, lo_idx, lo_vals, lo_meta, k_buf, k_meta, d_buf,
                   d_meta, h, lo, c, n, k_smooth, d_smooth, full):  # type: ignore[no-untyped-def]
     """One bar: return (raw %K, smoothed %K, %D)."""
@@ -58,7 +65,7 @@ def stoch_push_nb(hi_idx, hi_vals, hi_meta, lo_idx, lo_vals, lo_meta, k_buf, k_m
     return raw, k, d
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def stoch_update_nb(hi_idx, hi_vals, hi_meta, lo_idx, lo_vals, lo_meta, k_buf, k_meta, d_buf,
                     d_meta, h, lo, c, n, k_smooth, d_smooth, full):  # type: ignore[no-untyped-def]
     """Per-bar incremental form (O(1) amortised): see ``stoch_push_nb``."""
@@ -66,22 +73,88 @@ def stoch_update_nb(hi_idx, hi_vals, hi_meta, lo_idx, lo_vals, lo_meta, k_buf, k
                          d_buf, d_meta, h, lo, c, n, k_smooth, d_smooth, full)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def stoch_nb(high, low, close, n, k_smooth, d_smooth, full, out_k, out_d):  # type: ignore[no-untyped-def]
-    """Whole-array form: smoothed %K into ``out_k`` and %D into ``out_d`` (0-100)."""
-    hi_idx = np.zeros(n, np.int64)
-    hi_vals = np.full(n, np.nan)
-    hi_meta = np.zeros(3, np.int64)
-    lo_idx = np.zeros(n, np.int64)
-    lo_vals = np.full(n, np.nan)
-    lo_meta = np.zeros(3, np.int64)
-    k_buf = np.zeros(k_smooth)
-    k_meta = np.zeros(3)
-    d_buf = np.zeros(d_smooth)
-    d_meta = np.zeros(3)
-    for i in range(close.shape[0]):
-        _, k, d = stoch_push_nb(hi_idx, hi_vals, hi_meta, lo_idx, lo_vals, lo_meta, k_buf,
-                                k_meta, d_buf, d_meta, high[i], low[i], close[i], n, k_smooth,
-                                d_smooth, full)
+    """Whole-array form: smoothed %K into ``out_k`` and %D into ``out_d`` (0-100).
+
+    One fused pass: two monotonic deques (indices into the arrays, no ring arithmetic), then the
+    two SMAs as running sums over small rings, re-summed every window like the per-bar form.
+    """
+    size = close.shape[0]
+    qh = np.empty(size, np.int64)
+    ql = np.empty(size, np.int64)
+    hh_head = 0
+    hh_tail = 0
+    ll_head = 0
+    ll_tail = 0
+    kbuf = np.zeros(k_smooth)
+    dbuf = np.zeros(d_smooth)
+    k_sum = 0.0
+    d_sum = 0.0
+    k_cnt = 0
+    d_cnt = 0
+    k_since = 0
+    d_since = 0
+    k_min = k_smooth if full else 1
+    d_min = d_smooth if full else 1
+    k_slot = 0  # ring positions, wrapped by comparison (an integer modulo per bar is slow)
+    d_slot = 0
+    for i in range(size):
+        if hh_head < hh_tail and qh[hh_head] <= i - n:
+            hh_head += 1
+        if ll_head < ll_tail and ql[ll_head] <= i - n:
+            ll_head += 1
+        h = high[i]
+        lo = low[i]
+        while hh_head < hh_tail and high[qh[hh_tail - 1]] <= h:
+            hh_tail -= 1
+        qh[hh_tail] = i
+        hh_tail += 1
+        while ll_head < ll_tail and low[ql[ll_tail - 1]] >= lo:
+            ll_tail -= 1
+        ql[ll_tail] = i
+        ll_tail += 1
+        if full and i < n - 1:
+            out_k[i] = np.nan
+            out_d[i] = np.nan
+            continue
+        hh = high[qh[hh_head]]
+        ll = low[ql[ll_head]]
+        raw = 50.0 if hh == ll else 100.0 * (close[i] - ll) / (hh - ll)
+        # %K = SMA(k_smooth) of raw
+        if k_cnt >= k_smooth:
+            k_sum -= kbuf[k_slot]
+        kbuf[k_slot] = raw
+        k_slot += 1
+        if k_slot == k_smooth:
+            k_slot = 0
+        k_sum += raw
+        k_cnt += 1
+        k_since += 1
+        if k_since >= k_smooth:
+            k_sum = 0.0
+            for j in range(min(k_cnt, k_smooth)):
+                k_sum += kbuf[j]
+            k_since = 0
+        if k_cnt < k_min:
+            out_k[i] = np.nan
+            out_d[i] = np.nan
+            continue
+        k = k_sum / min(k_cnt, k_smooth)
         out_k[i] = k
-        out_d[i] = d
+        # %D = SMA(d_smooth) of %K
+        if d_cnt >= d_smooth:
+            d_sum -= dbuf[d_slot]
+        dbuf[d_slot] = k
+        d_slot += 1
+        if d_slot == d_smooth:
+            d_slot = 0
+        d_sum += k
+        d_cnt += 1
+        d_since += 1
+        if d_since >= d_smooth:
+            d_sum = 0.0
+            for j in range(min(d_cnt, d_smooth)):
+                d_sum += dbuf[j]
+            d_since = 0
+        out_d[i] = np.nan if d_cnt < d_min else d_sum / min(d_cnt, d_smooth)
