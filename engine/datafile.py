@@ -1,278 +1,555 @@
-"""Load and validate bar files: ``SYMBOL_TIMEFRAME_data.csv``.
+"""Load and validate bar files named ``SYMBOL_TIMEFRAME_data.csv``.
 
-Format: header ``timestamp,open,high,low,close,volume``; ``timestamp`` is the candle **open** time
-in UTC, as ``YYYY-MM-DD HH:MM:SS`` (ISO with ``T``/``Z`` also accepted) or as integer epoch
-milliseconds; volume in the base asset.
+Format (details in ``docs/data.md``): header ``timestamp,open,high,low,close,volume`` (any column
+order); ``timestamp`` is the candle **open** time in UTC, written ``YYYY-MM-DD HH:MM:SS`` (ISO 8601
+with ``T``/``Z`` also accepted) or as integer epoch milliseconds; volume is in the base asset.
 
-A bad file is refused with one ``DataError`` naming the file, the line (the header is line 1)
-and the problem, and what to do. Gaps in the time grid are always reported and handled as the
-caller says: ``fail`` (default), ``keep`` (bars stay consecutive by seq, so rules counting bars
-span more time across a gap), or ``fill`` (flat bars at the previous close with zero volume).
+A bad file is refused with one ``DataError`` that names the file, the line (the header is line 1),
+the problem and what to do. Gaps in the time grid are always reported, and handled as the caller
+asks with ``gaps=``:
 
-Validated files are cached in binary form (``.npy`` of ``BAR_DTYPE``) under
-``$TRADEBOT_CACHE_DIR`` (default ``~/.cache/tradebot``), keyed by the file's absolute path, size,
-modification time and a format version, so a second load skips parsing; any change to the file
-makes a new key, so a stale or unvalidated cache is never served.
+- ``"fail"`` (default): refuse the file, listing the gaps and the options;
+- ``"keep"``: the bars stay consecutive by ``seq``, so a rule that counts N bars spans more than
+  N timeframes across a gap;
+- ``"fill"``: insert flat bars (open = high = low = close = previous close, volume 0).
+
+Parsed, validated bars are cached as a ``.npy`` of ``BAR_DTYPE`` records under
+``$TRADEBOT_CACHE_DIR`` (default ``~/.cache/tradebot``). The key hashes the file's *bytes* (plus the
+timeframe and a format version), not its size and modification time: mtimes can be coarse or be
+restored by tools (``touch -r``, ``rsync -t``, ``tar``), so size + mtime can match after an edit,
+while hashing the 4.6 MB real file costs about 3 ms. The bytes hashed are the bytes parsed, so an
+entry can only ever hold the validated content of exactly those bytes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
+import logging
 import os
 import re
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
-from engine.bars import BAR_DTYPE, Bars
-from engine.errors import DataError
-from engine.timeframes import timeframe_ns
+from engine.bars import BAR_DTYPE, PRICE_COLUMNS, Bars
+from engine.errors import ConfigError, DataError
+from engine.timeframes import NS_PER_SECOND, timeframe_ns
 
-COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
+logger = logging.getLogger(__name__)
+
+COLUMNS = ("timestamp", *PRICE_COLUMNS)
 GapPolicy = Literal["fail", "keep", "fill"]
+GAP_POLICIES: tuple[GapPolicy, ...] = ("fail", "keep", "fill")
+# Bump when parsing or validation rules change: entries made by older rules are then never read.
+CACHE_FORMAT_VERSION = 2
+# Quote assets recognised when splitting "BTCUSDT" into "BTC-USDT". Longest first, so that
+# "BTCUSDT" is split at USDT rather than at USD.
+QUOTE_ASSETS = tuple(sorted(
+    ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "DAI", "USD", "EUR", "GBP", "TRY", "BTC", "ETH",
+     "BNB"),
+    key=len, reverse=True,
+))
+
 _NAME_RE = re.compile(r"^(?P<symbol>[A-Za-z0-9-]+)_(?P<tf>\d+[mhdw])_data\.csv$")
-_QUOTES = ("USDT", "USDC", "BUSD", "FDUSD", "USD", "EUR", "BTC", "ETH")
-_CACHE_VERSION = "1"
-_SHOW = 3  # offending lines quoted in a message
+_NAME_RULE = (
+    "name the file SYMBOL_TIMEFRAME_data.csv (e.g. BTCUSDT_15m_data.csv; SYMBOL is letters, digits "
+    "and '-', TIMEFRAME like 15m, 1h, 1d) or give them explicitly: --symbol/--timeframe on the "
+    "command line, data.symbol/data.timeframe in a config"
+)
+_TIME_RULE = (
+    "write UTC candle open times as 'YYYY-MM-DD HH:MM:SS' (ISO 8601 with T/Z also works) or as "
+    "integer epoch milliseconds, one format for the whole file"
+)
+# pandas' C parser reports a row with too many fields as "Expected 6 fields in line 5, saw 7"
+_PANDAS_FIELDS_RE = re.compile(r"Expected \d+ fields in line (?P<line>\d+), saw (?P<saw>\d+)")
+_SHOW = 3  # offending lines quoted in a message; the rest are counted
+# Plausible epoch milliseconds: 1973-03-03 .. year 5138. Outside it the unit is wrong.
+_MS_MIN, _MS_MAX = 10**11, 10**14
+_NS_PER_MS = 1_000_000
+# Weekly candles open on Mondays (Binance and most venues); the epoch, 1970-01-01, is a Thursday.
+_WEEK_ORIGIN_NS = 4 * 86_400 * NS_PER_SECOND
+
+Records = NDArray[np.void]
+I64 = NDArray[np.int64]
+F64 = NDArray[np.float64]
 
 
-@dataclass(frozen=True)
+# -- report ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Missing bars between two consecutive rows of a file."""
+
+    after_open: str  # open time (UTC) of the last bar before the gap
+    line: int  # line in the file of the first bar after the gap
+    missing_bars: int
+
+
+@dataclass(frozen=True, slots=True)
 class GapSummary:
+    """Gaps in a series' time grid: totals, the largest, and the first few."""
+
     count: int = 0
     missing_bars: int = 0
-    largest_bars: int = 0
-    largest_after: str = ""  # open time of the bar before the largest gap
+    largest: Gap | None = None
+    first: tuple[Gap, ...] = ()
 
     def text(self) -> str:
-        if not self.count:
+        """One line, e.g. ``2 gaps, 5 missing bars, largest 4 bars after 2024-01-01 00:15:00``."""
+        if not self.count or self.largest is None:
             return "no gaps"
-        return (f"{self.count} gaps, {self.missing_bars} missing bars, largest {self.largest_bars} "
-                f"bars after {self.largest_after}")
+        return (
+            f"{self.count} gap{'s' * (self.count != 1)}, {self.missing_bars} missing bar"
+            f"{'s' * (self.missing_bars != 1)}, largest {self.largest.missing_bars} bars after "
+            f"{self.largest.after_open} (line {self.largest.line})"
+        )
+
+    def listing(self) -> str:
+        """The first few gaps, e.g. ``after 2024-01-01 00:15:00 (line 4): 3 bars; ...``."""
+        shown = "; ".join(f"after {g.after_open} (line {g.line}): {g.missing_bars} bars"
+                          for g in self.first)
+        more = self.count - len(self.first)
+        return shown + (f"; and {more} more" if more > 0 else "")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ValidationReport:
+    """What ``validate_file`` found. ``ok`` is false exactly when ``problems`` is not empty.
+
+    The statistics are filled whenever the rows could be parsed (also when only the gap policy
+    refused the file); times are candle open times, UTC.
+    """
+
     path: str
     ok: bool
+    problems: tuple[str, ...] = ()
     rows: int = 0
     symbol: str = ""
     timeframe: str = ""
     first_open: str = ""
     last_open: str = ""
     gaps: GapSummary = GapSummary()
-    price_min: float = float("nan")
-    price_max: float = float("nan")
+    price_min: float = float("nan")  # lowest low
+    price_max: float = float("nan")  # highest high
     total_volume: float = 0.0
-    problems: list[str] = field(default_factory=list)
+    gap_policy: GapPolicy = "fail"
 
     def summary(self) -> str:
-        head = f"{self.path}: {'OK' if self.ok else 'INVALID'}"
-        if not self.ok:
-            return head + "\n" + "\n".join(f"  {p}" for p in self.problems)
-        return "\n".join([
-            head,
-            f"  {self.symbol} {self.timeframe}, {self.rows:,} bars",
-            f"  from {self.first_open} to {self.last_open} (open times, UTC)",
-            f"  {self.gaps.text()}",
-            f"  close range {self.price_min:,.2f} .. {self.price_max:,.2f}",
-            f"  total volume {self.total_volume:,.2f}",
-        ])
+        """Human-readable verdict and statistics, several lines."""
+        lines = [f"{self.path}: {'OK' if self.ok else 'INVALID'}"]
+        lines += [f"  problem: {p}" for p in self.problems]
+        if self.rows:
+            lines += [
+                f"  {self.symbol} {self.timeframe}: {self.rows:,} bars, open times "
+                f"{self.first_open} .. {self.last_open} UTC",
+                f"  gaps: {self.gaps.text()} (policy: {self.gap_policy})",
+                f"  price range (lowest low .. highest high): {self.price_min:,.2f} .. "
+                f"{self.price_max:,.2f}",
+                f"  total volume: {self.total_volume:,.2f}",
+            ]
+        return "\n".join(lines)
 
 
-def parse_name(path: Path) -> tuple[str, str]:
-    """``BTCUSDT_15m_data.csv`` -> (``BTC-USDT``, ``15m``)."""
-    m = _NAME_RE.match(path.name)
+# -- names -------------------------------------------------------------------------------------
+
+
+def engine_symbol(raw: str) -> str:
+    """The engine's one symbol format: ``BTCUSDT`` -> ``BTC-USDT``.
+
+    A symbol that already has a dash is kept as is (upper-cased); one without a known quote asset
+    (``QUOTE_ASSETS``) is returned upper-cased and unsplit.
+    """
+    s = raw.strip().upper()
+    if "-" in s:
+        return s
+    for quote in QUOTE_ASSETS:
+        if s.endswith(quote) and len(s) > len(quote):
+            return f"{s[: -len(quote)]}-{quote}"
+    return s
+
+
+def parse_name(path: str | Path) -> tuple[str, str]:
+    """Symbol and timeframe from a file name: ``BTCUSDT_15m_data.csv`` -> ``("BTC-USDT", "15m")``.
+
+    Raises:
+        DataError: the name does not follow ``SYMBOL_TIMEFRAME_data.csv``.
+    """
+    p = Path(path)
+    m = _NAME_RE.match(p.name)
     if m is None:
         raise DataError(
-            f"{path}: file name must look like SYMBOL_TIMEFRAME_data.csv (e.g. "
-            "BTCUSDT_15m_data.csv); rename it or give the symbol and timeframe explicitly "
-            "(data.symbol / data.timeframe in the config)"
+            f"{p}: cannot tell the symbol and timeframe from the file name; {_NAME_RULE}"
         )
     return engine_symbol(m.group("symbol")), m.group("tf")
 
 
-def engine_symbol(raw: str) -> str:
-    """The engine's one symbol format: ``BTCUSDT`` -> ``BTC-USDT``; a dash is kept as is."""
-    s = raw.upper()
-    if "-" in s:
-        return s
-    for q in _QUOTES:
-        if s.endswith(q) and len(s) > len(q):
-            return f"{s[: -len(q)]}-{q}"
-    return s
-
-
-def _lines(mask: np.ndarray, offset: int = 2) -> tuple[str, int]:
-    idx = np.flatnonzero(mask)
-    shown = ", ".join(str(int(i) + offset) for i in idx[:_SHOW])
-    return shown, int(idx.size)
-
-
-def _fail(path: Path, mask: np.ndarray, problem: str, fix: str) -> None:
-    shown, n = _lines(mask)
-    more = f" (and {n - _SHOW} more)" if n > _SHOW else ""
-    raise DataError(f"{path}: line {shown}{more}: {problem}; {fix}")
-
-
-def _parse_times(path: Path, raw: pd.Series) -> np.ndarray:
-    if pd.api.types.is_integer_dtype(raw.dtype):
-        return raw.to_numpy(dtype=np.int64) * 1_000_000  # epoch milliseconds
-    s = raw.astype(str).str.strip()
-    empty = (s == "") | raw.isna()
-    if empty.any():
-        _fail(path, empty.to_numpy(), "empty timestamp", "every row needs a timestamp")
-    if s.str.fullmatch(r"\d{11,14}").all():
-        return s.astype("int64").to_numpy() * 1_000_000
-    t = pd.to_datetime(s, format="%Y-%m-%d %H:%M:%S", errors="coerce", utc=True)
-    bad = t.isna().to_numpy()
-    if bad.any():  # second chance for ISO 8601 ("2023-04-01T00:00:00Z")
-        t2 = pd.to_datetime(s[bad], format="ISO8601", errors="coerce", utc=True)
-        t = t.copy()
-        t[bad] = t2
-        bad = t.isna().to_numpy()
-    if bad.any():
-        i = int(np.argmax(bad))
-        _fail(path, bad, f"timestamp {s.iloc[i]!r} is not a time",
-              "write UTC open times as 'YYYY-MM-DD HH:MM:SS' or epoch milliseconds")
-    return (t.dt.tz_convert(None).to_numpy().astype("datetime64[ns]")).astype(np.int64)
-
-
-def _read_frame(path: Path, typed: bool) -> pd.DataFrame:
-    """Read the CSV. ``typed`` parses prices as float64 in the C parser (fast path); it raises
-    ValueError on a non-numeric cell, and the caller re-reads as text to name the line."""
+def _series_of(path: Path, symbol: str | None, timeframe: str | None) -> tuple[str, str, int]:
+    """(engine symbol, timeframe, timeframe in ns), from the arguments or else the file name."""
+    if symbol is None or timeframe is None:
+        name_symbol, name_tf = parse_name(path)
+        symbol = symbol or name_symbol
+        timeframe = timeframe or name_tf
     try:
-        if typed:
-            df = pd.read_csv(path, engine="c", dtype={c: "float64" for c in COLUMNS[1:]},
-                             keep_default_na=False, na_values=[""])
-        else:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], engine="c")
+        tf_ns = timeframe_ns(timeframe)
+    except ConfigError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    return engine_symbol(symbol), timeframe, tf_ns
+
+
+def _grid_origin_ns(timeframe: str) -> int:
+    return _WEEK_ORIGIN_NS if timeframe.endswith("w") else 0
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def _row_error(path: Path, bad: NDArray[np.bool_], problem: str, fix: str) -> DataError:
+    """One DataError for every row flagged in ``bad`` (data row i is line i + 2)."""
+    rows = np.flatnonzero(bad)
+    shown = ", ".join(str(int(i) + 2) for i in rows[:_SHOW])
+    more = f" (and {rows.size - _SHOW} more)" if rows.size > _SHOW else ""
+    word = "line" if rows.size == 1 else "lines"
+    return DataError(f"{path}: {word} {shown}{more}: {problem}; {fix}")
+
+
+def _iso(ns: int) -> str:
+    return str(np.datetime64(int(ns), "ns").astype("datetime64[s]")).replace("T", " ")
+
+
+# -- parsing -----------------------------------------------------------------------------------
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found; check data.file or --data") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty; it needs the header "
-                        f"{','.join(COLUMNS)} and at least one bar") from None
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: not a valid CSV ({exc}); every line needs 6 fields") from exc
-    cols = [c.strip().lower() for c in df.columns]
-    missing = [c for c in COLUMNS if c not in cols]
-    extra = [c for c in cols if c not in COLUMNS]
-    if missing or extra:
-        raise DataError(
-            f"{path}: line 1: columns must be exactly {','.join(COLUMNS)}"
-            + (f"; missing {missing}" if missing else "") + (f"; unexpected {extra}" if extra else "")
+        raise DataError(f"{path}: file not found; check the path (data.file or --data)") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+
+
+def _header(path: Path, data: bytes) -> list[str]:
+    """Normalised column names of line 1, checked against ``COLUMNS``."""
+    first = data.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    if not data.strip():
+        raise DataError(f"{path}: the file is empty; it needs the header {','.join(COLUMNS)} "
+                        "and one line per bar")
+    # lstrip the UTF-8 byte-order mark some spreadsheet programs write
+    names = [c.strip().strip('"').lower() for c in first.lstrip("\ufeff").split(",")]
+    missing = [c for c in COLUMNS if c not in names]
+    extra = [c for c in names if c not in COLUMNS]
+    duplicated = sorted({c for c in names if names.count(c) > 1})
+    if missing or extra or duplicated:
+        found = "; ".join(
+            f"{word} {cols}" for word, cols in
+            (("missing", missing), ("unexpected", extra), ("repeated", duplicated)) if cols
         )
-    df.columns = cols
-    if df.empty:
-        raise DataError(f"{path}: no bars after the header")
+        raise DataError(f"{path}: line 1: bad header ({found}); it must name exactly the columns "
+                        f"{','.join(COLUMNS)}, in any order")
+    return names
+
+
+def _read_frame(path: Path, data: bytes, names: list[str], typed: bool) -> pd.DataFrame:
+    """Parse the rows with pandas' C parser.
+
+    ``typed`` reads prices as float64 in C (the fast path; it raises ``ValueError`` on a cell
+    that is not a number). Otherwise every cell is read as text, only to name a bad cell's line.
+    Blank lines are kept as empty rows so that row i is always line i + 2.
+    """
+    if typed:
+        dtype: dict[str, type] = {c: np.float64 for c in PRICE_COLUMNS}
+        dtype["timestamp"] = object
+        na: list[str] = [""]
+    else:
+        dtype, na = dict.fromkeys(COLUMNS, object), []
+    with warnings.catch_warnings():
+        # pandas only *warns* (and drops data) when line 2 has more fields than the header
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            df = pd.read_csv(
+                io.BytesIO(data), engine="c", header=0, names=names, index_col=False, dtype=dtype,
+                keep_default_na=False, na_values=na, skip_blank_lines=False,
+            )
+        except pd.errors.ParserWarning:
+            raise DataError(f"{path}: line 2: more fields than the {len(COLUMNS)} columns of the "
+                            "header; every line needs exactly one value per column") from None
+        except pd.errors.ParserError as exc:
+            m = _PANDAS_FIELDS_RE.search(str(exc))
+            where = f"line {m['line']}: {m['saw']} values" if m else f"not a valid CSV ({exc})"
+            raise DataError(f"{path}: {where}; every line needs exactly one value per column "
+                            f"({len(COLUMNS)})") from None
     return df
 
 
-def _numbers(path: Path, df: pd.DataFrame) -> dict[str, np.ndarray]:
-    out = {}
-    for c in COLUMNS[1:]:
-        s = df[c].str.strip()
-        empty = (s == "").to_numpy()
-        if empty.any():
-            _fail(path, empty, f"empty {c}", "fill in the value or drop the row")
-        v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.isnan(v)
-        if bad.any():
-            i = int(np.argmax(bad))
-            what = "NaN" if s.iloc[i].lower() in ("nan", "na", "null", "none") else "not a number"
-            _fail(path, bad, f"{c} {s.iloc[i]!r} is {what}", "every price and volume must be a number")
-        if not np.isfinite(v).all():
-            _fail(path, ~np.isfinite(v), f"{c} is infinite", "every price must be finite")
-        out[c] = v
+def _drop_trailing_blank_rows(path: Path, df: pd.DataFrame) -> pd.DataFrame:
+    """Drop blank lines at the end of the file; refuse blank lines between bars."""
+    if not df["timestamp"].isna().any():  # the common case: no blank line anywhere
+        return df
+    blank = df.isna().all(axis=1).to_numpy()
+    filled = np.flatnonzero(~blank)
+    df = df.iloc[: int(filled[-1]) + 1] if filled.size else df.iloc[:0]
+    inner = blank[: len(df)]
+    if inner.any():
+        raise _row_error(path, inner, "blank line between bars", "delete the blank line")
+    return df
+
+
+def _number_error(path: Path, data: bytes, names: list[str], n_rows: int) -> DataError:
+    """Re-read as text to name the first column and lines with a bad number (slow path)."""
+    text = _read_frame(path, data, names, typed=False).iloc[:n_rows]
+    for c in PRICE_COLUMNS:
+        s = text[c].fillna("").str.strip()
+        values = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if not bad.any():
+            continue
+        cell = str(s.iloc[int(np.argmax(bad))])
+        if cell == "":
+            what = f"{c} is empty"
+        elif cell.lower() in ("nan", "na", "n/a", "null", "none"):
+            what = f"{c} is {cell!r} (not a number)"
+        elif cell.lstrip("+-").lower() in ("inf", "infinity"):
+            what = f"{c} is infinite ({cell!r})"
+        else:
+            what = f"{c} {cell!r} is not a number"
+        return _row_error(path, bad, what,
+                          "write every price and volume as a decimal number, or delete the row")
+    # pandas refused a value that pd.to_numeric accepts: name no line rather than a wrong one
+    return DataError(f"{path}: a price or volume could not be read as a number; "
+                     "write every price and volume as a plain decimal number")
+
+
+def _epoch_ms(path: Path, text: pd.Series) -> I64:
+    # float64 holds every plausible millisecond count exactly (< 2**53)
+    ms = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(ms) | (ms != np.floor(ms))
+    if bad.any():
+        cell = text.iloc[int(np.argmax(bad))]
+        raise _row_error(path, bad, f"timestamp {cell!r} is not an integer number of "
+                         "epoch milliseconds like the first row", _TIME_RULE)
+    implausible = (ms < _MS_MIN) | (ms >= _MS_MAX)
+    if implausible.any():
+        cell = text.iloc[int(np.argmax(implausible))]
+        unit = "epoch seconds? multiply by 1000" if len(cell) == 10 else "check the unit"
+        raise _row_error(path, implausible, f"timestamp {cell} is not a plausible "
+                         f"epoch-milliseconds time ({unit})", _TIME_RULE)
+    return ms.astype(np.int64) * _NS_PER_MS
+
+
+def _datetimes(path: Path, text: pd.Series) -> I64:
+    t = pd.to_datetime(text, format="%Y-%m-%d %H:%M:%S", errors="coerce")
+    bad = t.isna().to_numpy()
+    if bad.any():  # second chance, only for the rows that missed: ISO 8601 with T, Z or offset
+        iso = pd.to_datetime(text[bad], format="ISO8601", errors="coerce", utc=True)
+        t = t.astype("datetime64[ns]")
+        t[bad] = iso.dt.tz_localize(None).astype("datetime64[ns]").to_numpy()
+        bad = t.isna().to_numpy()
+    if bad.any():
+        cell = text.iloc[int(np.argmax(bad))]
+        raise _row_error(path, bad, f"timestamp {cell!r} is not a time", _TIME_RULE)
+    return np.asarray(t.to_numpy(), dtype="datetime64[ns]").view(np.int64)
+
+
+def _open_times(path: Path, raw: pd.Series) -> I64:
+    """Open times in UTC ns. The format (epoch ms or date-time) is decided by the first row."""
+    empty = raw.isna().to_numpy()
+    if empty.any():
+        raise _row_error(path, empty, "timestamp is empty", _TIME_RULE)
+    text = raw.str.strip()
+    if str(text.iloc[0]).isdigit():
+        return _epoch_ms(path, text)
+    return _datetimes(path, text)
+
+
+def _check_times(path: Path, ts: I64, tf_ns: int, origin_ns: int, timeframe: str) -> None:
+    step = np.diff(ts)
+    dup = np.concatenate(([False], step == 0))
+    if dup.any():
+        raise _row_error(path, dup, f"duplicate timestamp {_iso(ts[int(np.argmax(dup))])} "
+                         "(same as the line before)", "delete the repeated bar")
+    back = np.concatenate(([False], step < 0))
+    if back.any():
+        raise _row_error(path, back, "timestamp is earlier than the line before",
+                         "sort the file by time (oldest first)")
+    off = (ts - origin_ns) % tf_ns != 0
+    if off.any():
+        raise _row_error(
+            path, off, f"timestamp {_iso(ts[int(np.argmax(off))])} is not on the {timeframe} grid "
+            f"(not a whole number of {timeframe} bars from the epoch)",
+            "timestamps must be candle open times; check the timeframe in the file name",
+        )
+
+
+def _check_prices(path: Path, o: F64, h: F64, lo: F64, c: F64, v: F64) -> None:
+    unbounded = (h < np.maximum(o, c)) | (lo > np.minimum(o, c))
+    if unbounded.any():
+        i = int(np.argmax(unbounded))
+        raise _row_error(
+            path, unbounded, f"high/low do not bound open/close (o={o[i]:g} h={h[i]:g} "
+            f"l={lo[i]:g} c={c[i]:g})",
+            "need low <= min(open, close) and high >= max(open, close); check the column order",
+        )
+    nonpositive = lo <= 0  # low is the smallest price once the bounds hold
+    if nonpositive.any():
+        raise _row_error(path, nonpositive, "a price is zero or negative", "prices must be > 0")
+    negative = v < 0
+    if negative.any():
+        raise _row_error(path, negative, f"negative volume {v[int(np.argmax(negative))]:g}",
+                         "volume must be >= 0")
+
+
+def _parse(path: Path, data: bytes, tf_ns: int, timeframe: str) -> Records:
+    """Parse and validate every row (gaps are not an error here)."""
+    names = _header(path, data)
+    try:
+        df = _read_frame(path, data, names, typed=True)
+        typed_ok = True
+    except ValueError:  # a cell the C parser cannot read as float64
+        df = _read_frame(path, data, names, typed=False)
+        typed_ok = False
+    df = _drop_trailing_blank_rows(path, df)
+    if df.empty:
+        raise DataError(f"{path}: no bars after the header; add one line per bar")
+    prices = df[list(PRICE_COLUMNS)].to_numpy(dtype=np.float64) if typed_ok else None
+    if prices is None or not np.isfinite(prices).all():
+        raise _number_error(path, data, names, len(df))
+    ts = _open_times(path, df["timestamp"])
+    _check_times(path, ts, tf_ns, _grid_origin_ns(timeframe), timeframe)
+    _check_prices(path, *(prices[:, k] for k in range(len(PRICE_COLUMNS))))
+    rec = np.empty(ts.size, dtype=BAR_DTYPE)
+    rec["ts_open_ns"] = ts
+    for k, c in enumerate(PRICE_COLUMNS):
+        rec[c] = prices[:, k]
+    return rec
+
+
+# -- gaps --------------------------------------------------------------------------------------
+
+
+def gap_summary(ts_open_ns: I64, tf_ns: int) -> GapSummary:
+    """Gaps in a sorted open-time column (on the grid) whose bars are ``tf_ns`` apart."""
+    if ts_open_ns.size < 2:
+        return GapSummary()
+    missing = np.diff(ts_open_ns) // tf_ns - 1
+    where = np.flatnonzero(missing > 0)
+    if not where.size:
+        return GapSummary()
+
+    def gap(i: int) -> Gap:  # row i is the last bar before the gap; the next bar is line i + 3
+        return Gap(_iso(ts_open_ns[i]), i + 3, int(missing[i]))
+
+    largest = int(where[int(np.argmax(missing[where]))])
+    return GapSummary(
+        count=int(where.size), missing_bars=int(missing[where].sum()), largest=gap(largest),
+        first=tuple(gap(int(i)) for i in where[:_SHOW]),
+    )
+
+
+def _fill_gaps(rec: Records, tf_ns: int) -> Records:
+    """Insert flat bars (o=h=l=c=previous close, volume 0) in every gap."""
+    ts = rec["ts_open_ns"]
+    slot = (ts - ts[0]) // tf_ns
+    out = np.empty(int(slot[-1]) + 1, dtype=BAR_DTYPE)
+    out["ts_open_ns"] = ts[0] + np.arange(out.size, dtype=np.int64) * tf_ns
+    present = np.zeros(out.size, dtype=bool)
+    present[slot] = True
+    last_real = np.cumsum(present) - 1  # index in rec of the last real bar at or before each slot
+    prev_close = rec["close"][last_real]
+    for c in ("open", "high", "low", "close"):
+        out[c] = prev_close
+        out[c][slot] = rec[c]
+    out["volume"] = 0.0
+    out["volume"][slot] = rec["volume"]
     return out
 
 
-def _check_values(path: Path, ts: np.ndarray, v: dict[str, np.ndarray], tf_ns: int) -> None:
-    if ts.size > 1:
-        d = np.diff(ts)
-        if (d == 0).any():
-            _fail(path, np.concatenate(([False], d == 0)), "duplicate timestamp",
-                  "remove the repeated bar")
-        if (d < 0).any():
-            _fail(path, np.concatenate(([False], d < 0)), "timestamp is earlier than the line before",
-                  "sort the file by time")
-    off = ts % tf_ns != 0
-    if off.any():
-        _fail(path, off, "timestamp is not on the bar grid (not a multiple of the timeframe)",
-              "timestamps must be candle open times")
-    o, h, lo, c = v["open"], v["high"], v["low"], v["close"]
-    bad = (h < np.maximum(o, c)) | (lo > np.minimum(o, c)) | (lo > h)
-    if bad.any():
-        _fail(path, bad, "high/low do not bound open/close", "check the column order and values")
-    if (np.minimum.reduce([o, h, lo, c]) <= 0).any():
-        _fail(path, np.minimum.reduce([o, h, lo, c]) <= 0, "price is zero or negative",
-              "prices must be positive")
-    neg = v["volume"] < 0
-    if neg.any():
-        _fail(path, neg, "negative volume", "volume must be >= 0")
+def _gap_error(path: Path, gaps: GapSummary) -> DataError:
+    return DataError(
+        f"{path}: {gaps.text()}: {gaps.listing()}. Choose how to handle them: gaps 'fill' "
+        "inserts flat bars at the previous close with zero volume, 'keep' keeps the bars "
+        "consecutive (a rule counting N bars then spans more time across a gap); set data.gaps "
+        "in the config or --gaps on the command line, or fix the file"
+    )
 
 
-def _gaps(ts: np.ndarray, tf_ns: int) -> tuple[GapSummary, np.ndarray]:
-    if ts.size < 2:
-        return GapSummary(), np.empty(0, dtype=np.int64)
-    steps = np.diff(ts) // tf_ns
-    where = np.flatnonzero(steps > 1)
-    if not where.size:
-        return GapSummary(), where
-    missing = steps[where] - 1
-    k = int(np.argmax(missing))
-    after = str(np.datetime64(int(ts[where[k]]), "ns").astype("datetime64[s]")).replace("T", " ")
-    return GapSummary(int(where.size), int(missing.sum()), int(missing[k]), after), where
+# -- cache -------------------------------------------------------------------------------------
 
 
-def _cache_path(path: Path) -> Path:
-    st = path.stat()
-    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{_CACHE_VERSION}"
-    root = Path(os.environ.get("TRADEBOT_CACHE_DIR", Path.home() / ".cache" / "tradebot"))
-    return root / "bars" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".npy")
+def cache_dir() -> Path:
+    """Where parsed bar files are cached: ``$TRADEBOT_CACHE_DIR`` or ``~/.cache/tradebot``."""
+    env = os.environ.get("TRADEBOT_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "tradebot"
 
 
-def _parse(path: Path, tf_ns: int) -> np.ndarray:
+def _cache_file(path: Path, data: bytes, tf_ns: int, origin_ns: int) -> Path:
+    # The name is <source path hash>-<content key>: the prefix lets a new entry evict the one made
+    # for an older version of the same file, so edits do not pile up entries.
+    source = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"v{CACHE_FORMAT_VERSION}|{tf_ns}|{origin_ns}|".encode())
+    key.update(data)
+    return cache_dir() / "bars" / f"{source}-{key.hexdigest()[:32]}.npy"
+
+
+def _cache_get(entry: Path) -> Records | None:
     try:
-        df = _read_frame(path, typed=True)
-        v = {c: df[c].to_numpy(dtype=np.float64) for c in COLUMNS[1:]}
-        for c, col in v.items():
-            if np.isnan(col).any():
-                _fail(path, np.isnan(col), f"empty or NaN {c}", "fill in the value or drop the row")
-            if not np.isfinite(col).all():
-                _fail(path, ~np.isfinite(col), f"{c} is infinite", "every price must be finite")
-    except ValueError:
-        df = _read_frame(path, typed=False)  # slow path, only to name the bad line
-        v = _numbers(path, df)
-    ts = _parse_times(path, df["timestamp"])
-    _check_values(path, ts, v, tf_ns)
-    rec = np.empty(ts.size, dtype=BAR_DTYPE)
-    rec["ts_open_ns"] = ts
-    for c in COLUMNS[1:]:
-        rec[c] = v[c]
+        rec = np.load(entry, allow_pickle=False)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, EOFError) as exc:  # damaged: parse again and overwrite it
+        logger.debug("ignoring unreadable cache entry %s: %s", entry, exc)
+        return None
+    if rec.dtype != BAR_DTYPE or rec.ndim != 1 or rec.size == 0:
+        logger.debug("ignoring cache entry %s of dtype %s shape %s", entry, rec.dtype, rec.shape)
+        return None
     return rec
 
 
-def _records(path: Path, tf_ns: int, use_cache: bool) -> np.ndarray:
-    """Parsed and validated records (gaps not yet handled), from the cache when possible."""
-    cache = _cache_path(path) if use_cache else None
-    if cache is not None and cache.is_file():
-        try:
-            return np.load(cache, allow_pickle=False)
-        except (OSError, ValueError):
-            pass  # a damaged cache is re-made below
-    rec = _parse(path, tf_ns)
-    if cache is not None:
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".{os.getpid()}.tmp.npy")
-            np.save(tmp, rec, allow_pickle=False)
-            tmp.replace(cache)
-        except OSError:
-            pass  # caching is an optimisation: a read-only home must not stop a run
+def _cache_put(entry: Path, rec: Records) -> None:
+    tmp = entry.with_name(f"{entry.stem}.{os.getpid()}.tmp")
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as fh:
+            np.save(fh, rec, allow_pickle=False)
+        tmp.replace(entry)  # atomic: a reader sees the old entry or the whole new one
+        prefix = entry.name.split("-", 1)[0]
+        for old in entry.parent.glob(f"{prefix}-*.npy"):
+            if old != entry:
+                old.unlink(missing_ok=True)
+    except OSError as exc:  # the cache is an optimisation: a read-only home must not stop a run
+        logger.debug("not caching %s: %s", entry, exc)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def _records(path: Path, timeframe: str, tf_ns: int, use_cache: bool) -> Records:
+    """Validated records of ``path`` (gaps not handled yet), from the cache when possible."""
+    data = _read_bytes(path)
+    if not use_cache:
+        return _parse(path, data, tf_ns, timeframe)
+    entry = _cache_file(path, data, tf_ns, _grid_origin_ns(timeframe))
+    rec = _cache_get(entry)
+    if rec is None:
+        rec = _parse(path, data, tf_ns, timeframe)
+        _cache_put(entry, rec)
     return rec
+
+
+# -- public ------------------------------------------------------------------------------------
+
+
+def _check_policy(gaps: str) -> None:
+    if gaps not in GAP_POLICIES:
+        raise ConfigError(
+            f"gaps={gaps!r} is not a gap policy; use one of {', '.join(GAP_POLICIES)}"
+        )
 
 
 def load_bars(
@@ -283,68 +560,64 @@ def load_bars(
     gaps: GapPolicy = "fail",
     use_cache: bool = True,
 ) -> Bars:
-    """Read, validate and return the bars of ``path``.
+    """Read, validate and return the bars of a CSV file.
+
+    Args:
+        path: the CSV file (``SYMBOL_TIMEFRAME_data.csv``).
+        symbol: overrides the symbol from the file name; converted to the engine format
+            (``BTCUSDT`` -> ``BTC-USDT``).
+        timeframe: overrides the timeframe from the file name (``"15m"``).
+        gaps: ``"fail"``, ``"keep"`` or ``"fill"`` (see the module docstring).
+        use_cache: read and write the binary cache (see ``cache_dir``).
+
+    Returns:
+        The bars, oldest first, with ``ts_open_ns`` the open times (UTC ns).
 
     Raises:
-        DataError: the file is missing or malformed (the message names file, line, problem and
-            fix), or it has gaps and ``gaps="fail"``.
+        DataError: the file is missing or malformed (the message names the file, the line, the
+            problem and the fix), or it has gaps and ``gaps="fail"``.
+        ConfigError: ``gaps`` is not one of the policies.
     """
+    _check_policy(gaps)
     p = Path(path)
-    if symbol is None or timeframe is None:
-        sym, tf = parse_name(p)
-        symbol = symbol or sym
-        timeframe = timeframe or tf
-    tf_ns = timeframe_ns(timeframe)
-    rec = _records(p, tf_ns, use_cache)
-    summary, where = _gaps(rec["ts_open_ns"], tf_ns)
-    if summary.count:
+    sym, tf, tf_ns = _series_of(p, symbol, timeframe)
+    rec = _records(p, tf, tf_ns, use_cache)
+    found = gap_summary(rec["ts_open_ns"], tf_ns)
+    if found.count:
         if gaps == "fail":
-            raise DataError(
-                f"{p}: {summary.text()}; set data.gaps to 'fill' (flat bars at the previous "
-                "close, zero volume) or 'keep' (bars stay consecutive), or fix the file"
-            )
+            raise _gap_error(p, found)
         if gaps == "fill":
-            rec = _fill(rec, tf_ns)
-    return Bars.from_records(engine_symbol(symbol), timeframe, tf_ns, rec)
+            rec = _fill_gaps(rec, tf_ns)
+    return Bars.from_records(sym, tf, tf_ns, rec)
 
 
-def _fill(rec: np.ndarray, tf_ns: int) -> np.ndarray:
-    ts = rec["ts_open_ns"]
-    idx = (ts - ts[0]) // tf_ns
-    out = np.empty(int(idx[-1]) + 1, dtype=BAR_DTYPE)
-    out["ts_open_ns"] = ts[0] + np.arange(out.size, dtype=np.int64) * tf_ns
-    present = np.zeros(out.size, dtype=bool)
-    present[idx] = True
-    src = np.cumsum(present) - 1  # the last real bar at or before each slot
-    prev_close = rec["close"][src]
-    for c in ("open", "high", "low", "close"):
-        out[c] = prev_close
-        out[c][idx] = rec[c]
-    out["volume"] = 0.0
-    out["volume"][idx] = rec["volume"]
-    return out
+def validate_file(
+    path: str | Path,
+    *,
+    symbol: str | None = None,
+    timeframe: str | None = None,
+    gaps: GapPolicy = "fail",
+) -> ValidationReport:
+    """Validate a CSV file from its bytes (never from the cache) and summarise it.
 
+    Bad data does not raise: it makes ``ok`` false and is described in ``problems``. Gaps are a
+    problem only under ``gaps="fail"``; they are counted in the report under every policy.
 
-def validate_file(path: str | Path, *, symbol: str | None = None,
-                  timeframe: str | None = None) -> ValidationReport:
-    """Validate ``path`` and summarise it; never raises for bad data (see ``ok``/``problems``)."""
+    Raises:
+        ConfigError: ``gaps`` is not one of the policies.
+    """
+    _check_policy(gaps)
     p = Path(path)
     try:
-        if symbol is None or timeframe is None:
-            sym, tf = parse_name(p)
-            symbol, timeframe = symbol or sym, timeframe or tf
-        rec = _records(p, timeframe_ns(timeframe), use_cache=False)
+        sym, tf, tf_ns = _series_of(p, symbol, timeframe)
+        rec = _records(p, tf, tf_ns, use_cache=False)
     except DataError as exc:
-        return ValidationReport(str(p), ok=False, problems=[str(exc)])
-    tf_ns = timeframe_ns(timeframe)
-    summary, _ = _gaps(rec["ts_open_ns"], tf_ns)
-
-    def iso(ns: int) -> str:
-        return str(np.datetime64(int(ns), "ns").astype("datetime64[s]")).replace("T", " ")
-
+        return ValidationReport(str(p), ok=False, problems=(str(exc),), gap_policy=gaps)
+    found = gap_summary(rec["ts_open_ns"], tf_ns)
+    problems = (str(_gap_error(p, found)),) if found.count and gaps == "fail" else ()
     return ValidationReport(
-        str(p), ok=True, rows=int(rec.size), symbol=engine_symbol(symbol), timeframe=timeframe,
-        first_open=iso(rec["ts_open_ns"][0]), last_open=iso(rec["ts_open_ns"][-1]),
-        gaps=summary, price_min=float(rec["close"].min()), price_max=float(rec["close"].max()),
-        total_volume=float(rec["volume"].sum()),
+        str(p), ok=not problems, problems=problems, rows=int(rec.size), symbol=sym, timeframe=tf,
+        first_open=_iso(rec["ts_open_ns"][0]), last_open=_iso(rec["ts_open_ns"][-1]),
+        gaps=found, price_min=float(rec["low"].min()), price_max=float(rec["high"].max()),
+        total_volume=float(rec["volume"].sum()), gap_policy=gaps,
     )
