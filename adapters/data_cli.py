@@ -1,59 +1,125 @@
-"""``tradebot data validate FILE`` and ``tradebot data synth``."""
+"""``tradebot data validate FILE`` and ``tradebot data synth``.
+
+Registered under the ``tradebot.commands`` entry-point group (see ``engine/cli.py``).
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 
-import numpy as np
+from adapters.synth_data import (
+    DEFAULT_BARS,
+    DEFAULT_SEED,
+    DEFAULT_SYMBOL,
+    TIMEFRAME,
+    SynthParams,
+    calibrate,
+    compare_facts,
+    format_params,
+    generate,
+    rounded,
+    stylised_facts,
+    write_csv,
+)
+from engine.datafile import GAP_POLICIES, load_bars, parse_name, validate_file
+from engine.errors import DataError
 
-from adapters.synth_data import calibrate, generate, stylised_facts, write_csv
-from engine.datafile import load_bars, validate_file
+DEFAULT_SYNTH = Path("data") / f"{DEFAULT_SYMBOL}_{TIMEFRAME}_data.csv"
 
-DEFAULT_SYNTH = Path("data/SYNTH-BTCUSDT_15m_data.csv")
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("data", help="validate bar files, regenerate the bundled synthetic data")
-    dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
-    dsub.required = True
-    v = dsub.add_parser("validate", help="check a SYMBOL_TIMEFRAME_data.csv and summarise it")
+    """Add ``data validate`` and ``data synth`` to the ``tradebot`` command line."""
+    p = sub.add_parser("data", help="validate bar files; regenerate the bundled synthetic data")
+    actions = p.add_subparsers(dest="data_command", metavar="ACTION")
+    actions.required = True
+
+    v = actions.add_parser("validate", help="check a SYMBOL_TIMEFRAME_data.csv and summarise it")
     v.add_argument("file", type=Path)
-    v.add_argument("--symbol", help="symbol, if the file name does not give it")
-    v.add_argument("--timeframe", help="timeframe, if the file name does not give it")
+    v.add_argument("--symbol", help="symbol, when the file name does not give it (BTCUSDT)")
+    v.add_argument("--timeframe", help="timeframe, when the file name does not give it (15m)")
+    v.add_argument("--gaps", choices=GAP_POLICIES, default="fail",
+                   help="gap policy to judge by: fail (gaps are invalid, the default), keep or "
+                        "fill (gaps are reported but accepted)")
     v.set_defaults(func=cmd_validate)
-    s = dsub.add_parser("synth", help="(re)generate the seeded synthetic dataset")
-    s.add_argument("--out", type=Path, default=DEFAULT_SYNTH)
-    s.add_argument("--bars", type=int, default=20_000)
-    s.add_argument("--seed", type=int, default=7)
+
+    s = actions.add_parser("synth", help="(re)generate the seeded synthetic dataset")
+    s.add_argument("--out", type=Path, default=DEFAULT_SYNTH, help=f"default: {DEFAULT_SYNTH}")
+    s.add_argument("--bars", type=_positive_int, default=DEFAULT_BARS,
+                   help=f"default: {DEFAULT_BARS:,}")
+    s.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"default: {DEFAULT_SEED}")
     s.add_argument("--calibrate", type=Path, metavar="REAL_CSV",
-                   help="print parameters calibrated on real data and compare stylised facts")
+                   help="also calibrate on this real 15m file and compare stylised facts")
+    s.add_argument("--from-calibration", action="store_true",
+                   help="generate with the fresh calibration instead of the stored defaults")
+    s.add_argument("--print-params", action="store_true",
+                   help="print the fresh calibration as Python source for adapters/synth_data.py")
     s.set_defaults(func=cmd_synth)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    report = validate_file(args.file, symbol=args.symbol, timeframe=args.timeframe)
+    """Print the verdict and summary; 0 when valid, 1 when not."""
+    report = validate_file(args.file, symbol=args.symbol, timeframe=args.timeframe,
+                           gaps=args.gaps)
     print(report.summary())
     return 0 if report.ok else 1
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    bars = generate(args.bars, seed=args.seed)
+    """Write the synthetic file, check it with the validator, and compare it with real data."""
+    if (args.from_calibration or args.print_params) and args.calibrate is None:
+        raise DataError("--from-calibration and --print-params need --calibrate REAL_CSV")
+    real = load_bars(args.calibrate) if args.calibrate is not None else None
+    fresh = calibrate(real) if real is not None else None
+    params = rounded(fresh) if args.from_calibration and fresh is not None else SynthParams()
+    bars = generate(args.bars, seed=args.seed, params=params)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_csv(bars, str(args.out))
-    print(f"wrote {len(bars):,} synthetic bars to {args.out} (seed {args.seed}); "
-          "this is NOT market data")
-    if args.calibrate is not None:
-        real = load_bars(args.calibrate)
-        params = calibrate(real)
-        print("calibrated parameters:", {k: v for k, v in vars(params).items()
-                                         if k not in ("volume_profile", "seasonal_vol")})
-        fr, fs = stylised_facts(real), stylised_facts(bars)
-        print(f"{'statistic':24s} {'real':>10s} {'synthetic':>10s}")
-        for k in fr:
-            if k == "volume_profile":
-                corr = float(np.corrcoef(fr[k], fs[k])[0, 1])
-                print(f"{'intraday volume corr':24s} {'':>10s} {corr:10.3f}")
-            else:
-                print(f"{k:24s} {fr[k]:10.4g} {fs[k]:10.4g}")
+    write_csv(bars, args.out)
+    report = validate_file(args.out, symbol=DEFAULT_SYMBOL, timeframe=TIMEFRAME)
+    if not report.ok:  # a bug in the generator, never the user's fault
+        print(report.summary())
+        return 1
+    source = "fresh calibration" if args.from_calibration else "stored parameters"
+    print(f"wrote {len(bars):,} SYNTHETIC bars (seed {args.seed}, {source}) to {args.out}; "
+          "this is not market data")
+    try:
+        parse_name(args.out)
+    except DataError:
+        print(f"note: {args.out.name} does not say its symbol and timeframe; load it with "
+              f"--symbol {DEFAULT_SYMBOL} --timeframe {TIMEFRAME}")
+    if fresh is not None and real is not None:
+        _print_params(SynthParams(), fresh)
+        _print_facts(compare_facts(real, bars))
+        if args.print_params:
+            print("\n# paste into adapters/synth_data.py (SynthParams defaults and the tables):")
+            print(format_params(fresh))
+    else:
+        facts = stylised_facts(bars)
+        _print_facts([(k, None, float(v)) for k, v in facts.items() if k != "volume_profile"])
     return 0
+
+
+def _print_params(stored: SynthParams, fresh: SynthParams) -> None:
+    print(f"\n{'parameter':18s} {'stored':>12s} {'calibrated':>12s}")
+    for f in fields(stored):
+        a, b = getattr(stored, f.name), getattr(fresh, f.name)
+        if isinstance(a, float):
+            print(f"{f.name:18s} {a:12.5g} {b:12.5g}")
+
+
+def _print_facts(rows: Sequence[tuple[str, float | None, float]]) -> None:
+    with_real = any(real is not None for _, real, _ in rows)
+    print(f"\n{'stylised fact':22s}" + (f" {'real':>10s}" if with_real else "")
+          + f" {'synthetic':>10s}")
+    for name, real, synthetic in rows:
+        shown = f" {real:10.4g}" if real is not None else ""
+        print(f"{name:22s}{shown} {synthetic:10.4g}")

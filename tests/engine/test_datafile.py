@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import engine.datafile as datafile
+from engine.cli import main
 from engine.datafile import engine_symbol, load_bars, parse_name, validate_file
 from engine.errors import ConfigError, DataError
 
@@ -319,6 +320,40 @@ def test_use_cache_false_and_validate_write_nothing(tmp_path):
     load_bars(p, use_cache=False)
     validate_file(p)
     assert entries(tmp_path) == []
+
+
+# -- tradebot data validate ------------------------------------------------------------------------
+
+
+def test_cli_validate_good_bad_and_gappy_files(tmp_path, capsys):
+    good = write(tmp_path, GOOD)
+    assert main(["data", "validate", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{good}: OK\n") and "TEST-USDT 15m: 4 bars" in out
+
+    bad = write(tmp_path, row3("2024-01-01 00:30:00,101,101.5,100.2,100.8,-9"),
+                name="B_15m_data.csv")
+    assert main(["data", "validate", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert f"{bad}: INVALID" in out and f"{bad}: line 4: negative volume -9" in out
+
+    gappy = write(tmp_path, GAPPY, name="G_15m_data.csv")
+    assert main(["data", "validate", str(gappy)]) == 1
+    out = capsys.readouterr().out
+    assert "INVALID" in out and "2 gaps, 4 missing bars" in out and "--gaps" in out
+    assert main(["data", "validate", str(gappy), "--gaps", "fill"]) == 0
+    out = capsys.readouterr().out
+    assert "OK" in out and "2 gaps, 4 missing bars" in out and "policy: fill" in out
+
+
+def test_cli_validate_names_and_missing_files(tmp_path, capsys):
+    plain = write(tmp_path, GOOD, name="prices.csv")
+    assert main(["data", "validate", str(plain)]) == 1
+    assert "--symbol/--timeframe" in capsys.readouterr().out
+    assert main(["data", "validate", str(plain), "--symbol", "ETHUSDT", "--timeframe", "15m"]) == 0
+    assert "ETH-USDT 15m: 4 bars" in capsys.readouterr().out
+    assert main(["data", "validate", str(tmp_path / "NONE_15m_data.csv")]) == 1
+    assert "file not found" in capsys.readouterr().out
 
 
 # -- the real data -------------------------------------------------------------------------------
