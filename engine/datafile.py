@@ -69,6 +69,7 @@ _TIME_RULE = (
 )
 # pandas' C parser reports a row with too many fields as "Expected 6 fields in line 5, saw 7"
 _PANDAS_FIELDS_RE = re.compile(r"Expected \d+ fields in line (?P<line>\d+), saw (?P<saw>\d+)")
+_PLAIN_TIME_RE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 _SHOW = 3  # offending lines quoted in a message; the rest are counted
 # Plausible epoch milliseconds: 1973-03-03 .. year 5138. Outside it the unit is wrong.
 _MS_MIN, _MS_MAX = 10**11, 10**14
@@ -344,14 +345,23 @@ def _epoch_ms(path: Path, text: pd.Series) -> I64:
     return ms.astype(np.int64) * _NS_PER_MS
 
 
+def _iso8601(text: pd.Series) -> pd.Series:
+    """ISO 8601 times (``T``, ``Z``, offsets) as naive UTC datetime64[ns]; NaT where invalid."""
+    t = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+    return t.dt.tz_localize(None).astype("datetime64[ns]")
+
+
 def _datetimes(path: Path, text: pd.Series) -> I64:
-    t = pd.to_datetime(text, format="%Y-%m-%d %H:%M:%S", errors="coerce")
-    bad = t.isna().to_numpy()
-    if bad.any():  # second chance, only for the rows that missed: ISO 8601 with T, Z or offset
-        iso = pd.to_datetime(text[bad], format="ISO8601", errors="coerce", utc=True)
+    if _PLAIN_TIME_RE.fullmatch(str(text.iloc[0])):
+        # the project's own format: an exact-format parse is the fast path
+        t = pd.to_datetime(text, format="%Y-%m-%d %H:%M:%S", errors="coerce")
         t = t.astype("datetime64[ns]")
-        t[bad] = iso.dt.tz_localize(None).astype("datetime64[ns]").to_numpy()
         bad = t.isna().to_numpy()
+        if bad.any():  # second chance, for the rows that missed only
+            t[bad] = _iso8601(text[bad]).to_numpy()
+    else:
+        t = _iso8601(text)
+    bad = t.isna().to_numpy()
     if bad.any():
         cell = text.iloc[int(np.argmax(bad))]
         raise _row_error(path, bad, f"timestamp {cell!r} is not a time", _TIME_RULE)
