@@ -265,19 +265,17 @@ def _read_frame(path: Path, data: bytes, names: list[str], typed: bool) -> pd.Da
     that is not a number). Otherwise every cell is read as text, only to name a bad cell's line.
     Blank lines are kept as empty rows so that row i is always line i + 2.
     """
+    dtype: dict[str, type] = dict.fromkeys(COLUMNS, object)
     if typed:
-        dtype: dict[str, type] = {c: np.float64 for c in PRICE_COLUMNS}
-        dtype["timestamp"] = object
-        na: list[str] = [""]
-    else:
-        dtype, na = dict.fromkeys(COLUMNS, object), []
+        dtype.update(dict.fromkeys(PRICE_COLUMNS, np.float64))
     with warnings.catch_warnings():
         # pandas only *warns* (and drops data) when line 2 has more fields than the header
         warnings.simplefilter("error", pd.errors.ParserWarning)
         try:
             df = pd.read_csv(
                 io.BytesIO(data), engine="c", header=0, names=names, index_col=False, dtype=dtype,
-                keep_default_na=False, na_values=na, skip_blank_lines=False,
+                # only an empty cell is missing: "NaN" or "null" must be reported, not read as NaN
+                keep_default_na=False, na_values=[""], skip_blank_lines=False,
             )
         except pd.errors.ParserWarning:
             raise DataError(f"{path}: line 2: more fields than the {len(COLUMNS)} columns of the "

@@ -69,7 +69,7 @@ def test_iso_t_z_and_offsets_are_utc(tmp_path):
 
 
 def test_tolerated_layouts(tmp_path):
-    """Column order, CRLF, a byte-order mark, spaces and trailing blank lines are all fine."""
+    """Column order, CRLF, a byte-order mark, spaces, quotes and trailing blank lines are fine."""
     base = load_bars(write(tmp_path, GOOD))
     shuffled = [",".join(r.split(",")[i] for i in (5, 0, 4, 3, 2, 1)) for r in GOOD]
     variants = [
@@ -79,6 +79,7 @@ def test_tolerated_layouts(tmp_path):
         write(tmp_path, GOOD, header="\ufeff" + HEADER, name="C_15m_data.csv"),
         write(tmp_path, [r.replace(",", " , ") for r in GOOD], name="D_15m_data.csv"),
         write(tmp_path, [*GOOD, "", ""], name="E_15m_data.csv"),
+        write(tmp_path, ['"' + r.replace(",", '","') + '"' for r in GOOD], name="F_15m_data.csv"),
     ]
     for p in variants:
         b = load_bars(p)
@@ -110,6 +111,10 @@ def test_tolerated_layouts(tmp_path):
          "timestamp 'yesterday' is not a time"),
         (row3(",101,101.5,100.2,100.8,9"), HEADER, "line 4", "timestamp is empty"),
         ([*GOOD[:2], "", *GOOD[2:]], HEADER, "line 4", "blank line between bars"),
+        ([*GOOD[:2], "", "2024-01-01 00:30:00,101,abc,100.2,100.8,9"], HEADER, "line 4",
+         "blank line between bars"),
+        ([*row3("2024-01-01 00:30:00,101,abc,100.2,100.8,9"), "", ""], HEADER, "line 4",
+         "high 'abc' is not a number"),
         ([GOOD[0], GOOD[0], *GOOD[1:]], HEADER, "line 3",
          "duplicate timestamp 2024-01-01 00:00:00"),
         ([GOOD[1], GOOD[0], *GOOD[2:]], HEADER, "line 3", "earlier than the line before"),
