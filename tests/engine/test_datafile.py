@@ -374,3 +374,15 @@ def test_real_file_validates_and_loads_fast(real_data_path):
     assert time.perf_counter() - t0 < 1.0  # measured ~0.1 s; a whole second is a generous bound
     assert np.all(np.diff(bars.ts_open_ns) == MIN15)
     assert (bars.open[0], bars.close[0], bars.volume[0]) == (28465.36, 28500.0, 329.11997)
+
+
+def test_missing_real_data_fails_in_ci_and_skips_elsewhere(monkeypatch):
+    from tests.conftest import need
+
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI needs this real part: gone"):
+        need(False, "gone")
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception, match="gone"):
+        need(False, "gone")
+    need(True, "present")  # no effect
