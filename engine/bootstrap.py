@@ -186,7 +186,7 @@ def build_engine(
         rule_cls = reg.strategies.load(config.signals.kind)
         rule_params = validate_params(rule_cls.Params, config.signals.params, "signals")
         sig_ctx = StrategyContext("signals", store.symbol, store, features, None, publish,
-                                  config.account.position_size_frac, outputs)
+                                  config.account.position_size_frac, outputs, handlers)
         signal_rule = rule_cls(sig_ctx, rule_params)
         bus.subscribe(BarClosed, signal_rule.on_bar_closed, priority=PRIORITY_SIGNALS,
                       name="signals")
@@ -211,7 +211,7 @@ def build_engine(
             cls = reg.strategies.load(s.kind)
             params = validate_params(cls.Params, s.params, f"strategies[{s.name}]")
             ctx = StrategyContext(s.name, store.symbol, store, features, acct, publish,
-                                  config.account.position_size_frac, outputs)
+                                  config.account.position_size_frac, outputs, handlers)
             strat = cls(ctx, params)
         bus.subscribe(BarClosed, strat.on_bar_closed, priority=PRIORITY_STRATEGY, name=f"strategy:{tag}")
         accounts[s.name] = acct

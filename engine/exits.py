@@ -116,6 +116,7 @@ class PositionView:
     stop_price: float  # the working stop
     bars_held: int  # bars since the entry bar, the entry bar counting as 1
     partials_filled: int
+    last_partial_seq: int  # bar of the most recent partial fill, -1 before the first
     setup: TradeSetup
 
     @property
@@ -199,6 +200,7 @@ class ExitRunner:
         self._stop_price = math.nan
         self._initial_qty = 0.0
         self._partials_filled = 0
+        self._last_partial_seq = -1
         self._entry_seq = -1
 
     # -- events --------------------------------------------------------------------------------
@@ -214,8 +216,9 @@ class ExitRunner:
             return
         if fill.tag == "ENTRY" and self._pending is not None:
             self._open(fill)
-        elif fill.tag not in ("ENTRY",) and fill.order_id != self._stop_id and self.account.qty != 0:
+        elif fill.tag != "ENTRY" and fill.order_id != self._stop_id and self.account.qty != 0:
             self._partials_filled += 1
+            self._last_partial_seq = fill.seq
         if self.account.qty == 0.0 and fill.tag != "ENTRY":
             self._reset()
 
@@ -227,7 +230,7 @@ class ExitRunner:
             side=self._setup.side, entry_price=acct.avg_price, entry_seq=self._entry_seq,
             initial_qty=self._initial_qty, qty=abs(acct.qty), stop_price=self._stop_price,
             bars_held=bar.seq - self._entry_seq + 1, partials_filled=self._partials_filled,
-            setup=self._setup,
+            last_partial_seq=self._last_partial_seq, setup=self._setup,
         )
         assert self._plan is not None
         if pos.bars_held >= self._plan.max_hold_bars:
@@ -252,6 +255,7 @@ class ExitRunner:
         self._initial_qty = fill.qty
         self._entry_seq = fill.seq
         self._partials_filled = 0
+        self._last_partial_seq = -1
         plan = self.plugin.plan(setup, self.ctx)
         self._plan = plan
         exit_side = "sell" if setup.side == "long" else "buy"

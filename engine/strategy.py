@@ -10,7 +10,8 @@ bars and features only through ``ctx`` and acts only by publishing commands (``S
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from engine.bars import BarStore
 from engine.errors import ConfigError
@@ -29,6 +30,7 @@ class StrategyContext:
     publish: Callable[[Event], None]
     position_size_frac: float
     feature_outputs: Mapping[str, tuple[str, ...]]
+    feature_handlers: Mapping[str, Any] = field(default_factory=dict)
 
     def output(self, feature_id: str, suffix: str) -> str:
         """Column name of output ``suffix`` of feature ``feature_id`` (``stoch_14_3_3``, ``k``)."""
