@@ -1,4 +1,13 @@
-"""``tradebot indicators --data FILE --out FILE.csv``: every indicator column next to the bars."""
+"""``tradebot indicators --data FILE --out FILE.csv [--variant model|chart]``.
+
+Writes the bars (timestamp + OHLCV, as read) and every indicator column next to them, computed
+by the array API with its default parameters. All stochastic columns are on 0-100.
+
+Columns: ``stoch_14_3_3_k``, ``stoch_14_3_3_d``; the reference bot's four stochastics as
+``s9_model`` .. ``s60_model`` and / or ``s9_chart`` .. ``s60_chart`` (``--variant``; both when
+not given); ``atr_14_wilder``, ``atr_14_sma``; ``linreg_100_slope``, ``linreg_100_intercept``
+(fitted value at the bar), ``linreg_100_r2``, ``linreg_100_std``; ``slope_20``.
+"""
 
 from __future__ import annotations
 
@@ -9,32 +18,55 @@ import numpy as np
 import pandas as pd
 
 from engine.datafile import load_bars
-from indicators.api import atr, linreg, multi_stochastic, slope_rule, stochastic
+from indicators.api import Variant, atr, linreg, multi_stochastic, slope_rule, stochastic
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("indicators", help="write every indicator column next to the bars")
-    p.add_argument("--data", type=Path, required=True, help="SYMBOL_TIMEFRAME_data.csv")
-    p.add_argument("--out", type=Path, required=True, help="output CSV")
-    p.add_argument("--gaps", choices=("fail", "keep", "fill"), default="fail")
+    """Add the ``indicators`` sub-command (entry point ``tradebot.commands``)."""
+    p = sub.add_parser(
+        "indicators",
+        help="write every indicator column next to the bars",
+        description="Read a bar CSV and write it back with every indicator column added.",
+    )
+    p.add_argument("--data", type=Path, required=True, help="bar file, SYMBOL_TIMEFRAME_data.csv")
+    p.add_argument("--out", type=Path, required=True, help="output CSV (parent dirs are made)")
+    p.add_argument(
+        "--variant",
+        choices=("model", "chart"),
+        default=None,
+        help="which definition of the reference bot's S9/S14/S40/S60 to write (default: both)",
+    )
+    p.add_argument(
+        "--gaps",
+        choices=("fail", "keep", "fill"),
+        default="fail",
+        help="missing bars in the file: fail, keep them missing, or fill (see docs/data.md)",
+    )
     p.set_defaults(func=cmd_indicators)
 
 
-def indicator_table(h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> dict[str, np.ndarray]:
-    """Every indicator with its default parameters, by column name (stochastics 0-100)."""
+def indicator_table(
+    h: np.ndarray, lo: np.ndarray, c: np.ndarray, variants: tuple[Variant, ...] = ("model", "chart")
+) -> dict[str, np.ndarray]:
+    """Every indicator with its default parameters, by output column name (stochastics 0-100).
+
+    Args:
+        h, lo, c: high, low and close columns.
+        variants: which multi-stochastic definitions to include.
+
+    Returns:
+        Column name -> float64 array aligned with the bars.
+    """
     cols: dict[str, np.ndarray] = {}
-    k, d = stochastic(h, lo, c, 14, 3, 3)
-    cols["stoch_14_3_3_k"], cols["stoch_14_3_3_d"] = k, d
-    for name, v in multi_stochastic(h, lo, c, "model").items():
-        cols[f"{name}_model"] = v
-    for name, v in multi_stochastic(h, lo, c, "chart").items():
-        cols[f"{name}_chart"] = v
+    cols["stoch_14_3_3_k"], cols["stoch_14_3_3_d"] = stochastic(h, lo, c, 14, 3, 3)
+    for variant in variants:
+        for name, line in multi_stochastic(h, lo, c, variant).items():
+            cols[f"{name}_{variant}"] = line
     cols["atr_14_wilder"] = atr(h, lo, c, 14, "wilder")
     cols["atr_14_sma"] = atr(h, lo, c, 14, "sma")
     lr = linreg(c, 100)
     cols["linreg_100_slope"] = lr.slope
     cols["linreg_100_intercept"] = lr.intercept
-    cols["linreg_100_mid"] = lr.mid
     cols["linreg_100_r2"] = lr.r2
     cols["linreg_100_std"] = lr.resid_std
     cols["slope_20"] = slope_rule(c, 20)
@@ -42,15 +74,22 @@ def indicator_table(h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> dict[str, n
 
 
 def cmd_indicators(args: argparse.Namespace) -> int:
+    """Run the command; returns the exit code (``DataError`` reaches ``engine.cli``)."""
     bars = load_bars(args.data, gaps=args.gaps)
-    df = pd.DataFrame({
-        "timestamp": pd.to_datetime(bars.ts_open_ns, unit="ns").strftime("%Y-%m-%d %H:%M:%S"),
-        "open": bars.open, "high": bars.high, "low": bars.low, "close": bars.close,
-        "volume": bars.volume,
-    })
-    for name, col in indicator_table(bars.high, bars.low, bars.close).items():
+    variants: tuple[Variant, ...] = (args.variant,) if args.variant else ("model", "chart")
+    df = pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(bars.ts_open_ns, unit="ns").strftime("%Y-%m-%d %H:%M:%S"),
+            "open": bars.open,
+            "high": bars.high,
+            "low": bars.low,
+            "close": bars.close,
+            "volume": bars.volume,
+        }
+    )
+    for name, col in indicator_table(bars.high, bars.low, bars.close, variants).items():
         df[name] = col
     args.out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.out, index=False, float_format="%.10g")
-    print(f"wrote {len(df):,} rows x {df.shape[1]} columns to {args.out}")
+    print(f"wrote {len(df):,} bars x {df.shape[1]} columns to {args.out}")
     return 0

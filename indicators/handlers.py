@@ -1,227 +1,369 @@
-"""Bus handlers that keep indicator columns in the ``FeatureStore`` (``engine.ports.FeatureHandler``).
+"""Bus handlers writing indicator columns to the ``FeatureStore`` (``engine.ports.FeatureHandler``).
 
-Per closed bar (``on_bar_closed``, the live path) each handler pushes the bar into its kernel's
-incremental state and writes the outputs at ``bar.seq``. Before a backtest it may instead fill
-whole columns with the whole-array kernel (``precompute``); both run the same step functions, and
-``tests/indicators/test_handlers.py`` proves them equal and causal.
+Per closed bar (``on_bar_closed``, the live path and the reference) a handler pushes the bar
+into its kernel's per-bar state and writes the outputs at ``bar.seq``. Before a backtest it may
+instead fill whole columns with the whole-array kernel (``precompute``); both forms perform the
+same arithmetic, and ``tests/indicators`` proves them equal and causal (prefix tests).
 
-Columns are ``{id}_{output}``: stochastic ``_k`` ``_d``; atr ``_atr``; linreg ``_slope``
-``_intercept`` ``_mid`` ``_r2`` ``_std``; multi_stochastic ``_s9`` ``_s14`` ``_s40`` ``_s60``
-(0-100); slope_rule ``_slope``.
+Columns are ``{id}_{output}``, every stochastic on 0-100 (``warmup_bars`` in brackets: bars
+before the first value):
+
+- ``stochastic``: ``{id}_k``, ``{id}_d`` [k + k_smooth + d_smooth - 3];
+- ``multi_stochastic``: ``{id}_s9``, ``{id}_s14``, ``{id}_s40``, ``{id}_s60`` [68 model, 0 chart];
+- ``atr``: ``{id}_atr``, suffixed although it is the only column, so a strategy asks for
+  ``output(id, "atr")`` whatever the handler [n wilder, n - 1 sma];
+- ``linreg``: ``{id}_slope``, ``{id}_intercept``, ``{id}_r2``, ``{id}_std`` [n - 1];
+- ``slope_rule``: ``{id}_slope`` [n - 1].
+
+A handler expects each bar once, in seq order. If bars were revealed without reaching it (a
+handler started on a store that already holds history, or after ``precompute``), the next
+``on_bar_closed`` first replays the missed bars from the ``BarStore``, so the state never
+skips a bar. A bar older than the last one it processed is refused (``DataError``).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.bars import BarStore
+from engine.errors import DataError
 from engine.events import BarClosed
 from engine.features import FeatureStore
-from indicators.api import CHART_SCALES, MODEL_SCALES
-from indicators.kernels.atr import SMA, WILDER, AtrState, atr_nb, atr_update_nb
-from indicators.kernels.linreg import LinregState, linreg_nb, linreg_update_nb, slope_rule_nb
-from indicators.kernels.stoch import StochState, stoch_nb, stoch_update_nb
+from indicators.api import scale_specs
+from indicators.kernels.atr import SMA, WILDER, atr_nb, atr_state_nb, atr_update_nb
+from indicators.kernels.linreg import (
+    linreg_nb,
+    linreg_slope_nb,
+    linreg_state_nb,
+    linreg_update_nb,
+    slope_rule_nb,
+    slope_rule_state_nb,
+    slope_rule_update_nb,
+)
+from indicators.kernels.rolling import (
+    extreme_push_nb,
+    extreme_state_nb,
+    rolling_max_nb,
+    rolling_mean_nb,
+    rolling_min_nb,
+    sma_push_nb,
+    sma_state_nb,
+)
+from indicators.kernels.stoch import (
+    StochState,
+    stoch_nb,
+    stoch_raw_nb,
+    stoch_state_nb,
+    stoch_step_nb,
+    stoch_update_nb,
+)
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 
 class _Handler:
-    """Shared plumbing: column creation, batch fill, per-bar write."""
+    """Shared plumbing: columns, seq bookkeeping and catch-up, batch output views."""
 
     SUFFIXES: ClassVar[tuple[str, ...]] = ()
     Params: ClassVar[type[BaseModel]]
+    outputs: tuple[str, ...]
+    warmup_bars: int
 
-    def __init__(self, id: str, params: Any, bars: BarStore, features: FeatureStore) -> None:  # noqa: A002
+    def __init__(self, id: str, bars: BarStore, features: FeatureStore) -> None:
         self.id = id
-        self.p = params
         self.bars = bars
         self.features = features
         self.outputs = tuple(f"{id}_{s}" for s in self.SUFFIXES)
         for col in self.outputs:
             features.add(col)
+        self._next = 0  # seq of the next bar the per-bar state expects
 
-    def _batch_outputs(self) -> list[np.ndarray]:
+    # -- per-bar path --------------------------------------------------------------------------
+    def on_bar_closed(self, bar: BarClosed) -> None:
+        """Push ``bar`` into the per-bar state and write the outputs at ``bar.seq``.
+
+        Raises:
+            DataError: ``bar.seq`` is older than a bar already processed.
+        """
+        seq = bar.seq
+        if seq != self._next:
+            self._catch_up(seq)
+        self._step(seq, bar.high, bar.low, bar.close)
+        self._next = seq + 1
+
+    def _step(self, seq: int, h: float, lo: float, c: float) -> None:
+        raise NotImplementedError
+
+    def _catch_up(self, seq: int) -> None:
+        """Replay bars ``_next .. seq-1`` from the store into the state (and the columns)."""
+        if seq < self._next:
+            raise DataError(
+                f"feature {self.id!r}: bar seq {seq} arrived after seq {self._next - 1}; each "
+                "bar must reach a feature handler once, in order (check the feed for duplicates)"
+            )
+        w = self.bars.window(seq, seq - self._next + 1)  # bars _next..seq; seq is revealed
+        for j in range(seq - self._next):
+            self._step(self._next + j, float(w.high[j]), float(w.low[j]), float(w.close[j]))
+        self._next = seq
+
+    # -- batch path ----------------------------------------------------------------------------
+    def _columns(self) -> list[np.ndarray]:
+        """Writable views of the output columns over every loaded bar."""
         n = self.bars.loaded
-        return [self.features.backing(c)[:n] for c in self.outputs]
+        views = []
+        for col in self.outputs:
+            if n:
+                self.features.set(col, n - 1, np.nan)  # grows the column if the store grew
+            views.append(self.features.backing(col)[:n])
+        return views
 
-    def _write(self, seq: int, values: tuple[float, ...]) -> None:
-        for col, v in zip(self.outputs, values, strict=True):
-            self.features.set(col, seq, v)
+    def _ohlc(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        b = self.bars
+        return b.raw_column("high"), b.raw_column("low"), b.raw_column("close")
 
 
+# -- stochastic ------------------------------------------------------------------------------------
 class StochasticParams(BaseModel):
+    """Stochastic oscillator parameters (full windows, 0-100)."""
+
     model_config = _STRICT
-    k: int = Field(default=14, ge=1, le=5000)
-    k_smooth: int = Field(default=3, ge=1, le=500)
-    d_smooth: int = Field(default=3, ge=1, le=500)
+    k: int = Field(default=14, ge=1, le=5000, description="%K look-back in bars")
+    k_smooth: int = Field(default=3, ge=1, le=500, description="SMA length of %K (1 = raw)")
+    d_smooth: int = Field(default=3, ge=1, le=500, description="SMA length of %D")
 
 
 class StochasticHandler(_Handler):
-    """Stochastic %K (smoothed) and %D, 0-100, full windows."""
+    """Smoothed %K and %D, 0-100, full windows: ``{id}_k``, ``{id}_d``."""
 
     SUFFIXES = ("k", "d")
     Params = StochasticParams
 
-    def __init__(self, id: str, params: StochasticParams, bars: BarStore, features: FeatureStore) -> None:  # noqa: A002
-        super().__init__(id, params, bars, features)
+    def __init__(
+        self,
+        id: str,
+        params: StochasticParams,
+        bars: BarStore,
+        features: FeatureStore,
+    ) -> None:
+        super().__init__(id, bars, features)
+        self.params = params
         self.warmup_bars = params.k + params.k_smooth + params.d_smooth - 3
-        self._s = StochState(params.k, params.k_smooth, params.d_smooth)
+        self._ints, self._floats = stoch_state_nb(params.k, params.k_smooth, params.d_smooth,
+                                                  True)
+        self._col_k, self._col_d = self.outputs
+
+    def _step(self, seq: int, h: float, lo: float, c: float) -> None:
+        _, k, d = stoch_step_nb(self._ints, self._floats, h, lo, c)
+        self.features.set(self._col_k, seq, k)
+        self.features.set(self._col_d, seq, d)
 
     def precompute(self) -> None:
-        b, p = self.bars, self.p
-        k, d = self._batch_outputs()
-        stoch_nb(b.raw_column("high"), b.raw_column("low"), b.raw_column("close"), p.k,
-                 p.k_smooth, p.d_smooth, True, k, d)
-
-    def on_bar_closed(self, bar: BarClosed) -> None:
-        s, p = self._s, self.p
-        _, k, d = stoch_update_nb(s.hi_idx, s.hi_vals, s.hi_meta, s.lo_idx, s.lo_vals, s.lo_meta,
-                                  s.k_buf, s.k_meta, s.d_buf, s.d_meta, bar.high, bar.low,
-                                  bar.close, p.k, p.k_smooth, p.d_smooth, True)
-        self._write(bar.seq, (k, d))
+        """Fill both columns for every loaded bar with ``stoch_nb``."""
+        p = self.params
+        out_k, out_d = self._columns()
+        stoch_nb(*self._ohlc(), p.k, p.k_smooth, p.d_smooth, True, out_k, out_d)
 
 
+# -- the reference bot's four stochastics ----------------------------------------------------------
 class MultiStochasticParams(BaseModel):
+    """Which of the reference bot's two definitions of S9/S14/S40/S60 (``indicators.api``)."""
+
     model_config = _STRICT
     variant: Literal["model", "chart"] = "model"
 
 
 class MultiStochasticHandler(_Handler):
-    """The reference bot's S9/S14/S40/S60 (see ``indicators.api.multi_stochastic``)."""
+    """S9, S14, S40, S60 (0-100): ``{id}_s9`` ... ``{id}_s60``; see ``api.multi_stochastic``."""
 
     SUFFIXES = ("s9", "s14", "s40", "s60")
     Params = MultiStochasticParams
 
-    def __init__(self, id: str, params: MultiStochasticParams, bars: BarStore, features: FeatureStore) -> None:  # noqa: A002
-        super().__init__(id, params, bars, features)
+    def __init__(
+        self,
+        id: str,
+        params: MultiStochasticParams,
+        bars: BarStore,
+        features: FeatureStore,
+    ) -> None:
+        super().__init__(id, bars, features)
+        self.params = params
         self._full = params.variant == "model"
-        self._specs = [
-            (*MODEL_SCALES[s], 1) if self._full else CHART_SCALES[s] for s in self.SUFFIXES
-        ]
-        self._states = [StochState(n, ks, ds) for n, ks, ds in self._specs]
-        self.warmup_bars = 69 if self._full else 0
+        specs = scale_specs(params.variant)
+        self._specs = [specs[s][:3] for s in self.SUFFIXES]
+        self._states = [stoch_state_nb(n, ks, ds, self._full) for n, ks, ds in self._specs]
+        self._line = 1 if self._full else 2  # model: smoothed %K; chart: %D
+        # model: the %K lines start at n-1 + ks-1 (S60: bar 68); chart: from bar 0
+        self.warmup_bars = max(n + ks - 2 for n, ks, _ in self._specs) if self._full else 0
+
+    def _step(self, seq: int, h: float, lo: float, c: float) -> None:
+        line = self._line
+        for col, (ints, floats) in zip(self.outputs, self._states, strict=True):
+            self.features.set(col, seq, stoch_step_nb(ints, floats, h, lo, c)[line])
 
     def precompute(self) -> None:
-        b = self.bars
-        h, lo, c = b.raw_column("high"), b.raw_column("low"), b.raw_column("close")
-        for out, (n, ks, ds) in zip(self._batch_outputs(), self._specs, strict=True):
-            other = np.empty_like(out)
+        """Fill the four columns for every loaded bar with ``stoch_nb``."""
+        h, lo, c = self._ohlc()
+        for out, (n, ks, ds) in zip(self._columns(), self._specs, strict=True):
+            scratch = np.empty_like(out)
             if self._full:
-                stoch_nb(h, lo, c, n, ks, ds, True, out, other)
+                stoch_nb(h, lo, c, n, ks, ds, True, out, scratch)
             else:
-                stoch_nb(h, lo, c, n, ks, ds, False, other, out)
-
-    def on_bar_closed(self, bar: BarClosed) -> None:
-        vals = []
-        for s, (n, ks, ds) in zip(self._states, self._specs, strict=True):
-            _, k, d = stoch_update_nb(s.hi_idx, s.hi_vals, s.hi_meta, s.lo_idx, s.lo_vals,
-                                      s.lo_meta, s.k_buf, s.k_meta, s.d_buf, s.d_meta, bar.high,
-                                      bar.low, bar.close, n, ks, ds, self._full)
-            vals.append(k if self._full else d)
-        self._write(bar.seq, tuple(vals))
+                stoch_nb(h, lo, c, n, ks, ds, False, scratch, out)
 
 
+# -- ATR -------------------------------------------------------------------------------------------
 class AtrParams(BaseModel):
+    """Average true range parameters."""
+
     model_config = _STRICT
-    n: int = Field(default=14, ge=1, le=5000)
-    method: Literal["wilder", "sma"] = "wilder"
+    n: int = Field(default=14, ge=1, le=5000, description="averaging length in bars")
+    method: Literal["wilder", "sma"] = Field(
+        default="wilder", description="wilder: TA-Lib ATR; sma: the reference bot's mean of TR"
+    )
 
 
 class AtrHandler(_Handler):
-    """Average true range, price units."""
+    """Average true range in price units: one column, ``{id}_atr``."""
 
     SUFFIXES = ("atr",)
     Params = AtrParams
 
-    def __init__(self, id: str, params: AtrParams, bars: BarStore, features: FeatureStore) -> None:  # noqa: A002
-        super().__init__(id, params, bars, features)
-        self._m = WILDER if params.method == "wilder" else SMA
+    def __init__(
+        self,
+        id: str,
+        params: AtrParams,
+        bars: BarStore,
+        features: FeatureStore,
+    ) -> None:
+        super().__init__(id, bars, features)
+        self.params = params
+        self._method = WILDER if params.method == "wilder" else SMA
         self.warmup_bars = params.n if params.method == "wilder" else params.n - 1
-        self._s = AtrState(params.n)
+        self._state = atr_state_nb(params.n, self._method)
+        self._col = self.outputs[0]
+
+    def _step(self, seq: int, h: float, lo: float, c: float) -> None:
+        self.features.set(self._col, seq, atr_update_nb(self._state, h, lo, c))
 
     def precompute(self) -> None:
-        b = self.bars
-        (out,) = self._batch_outputs()
-        atr_nb(b.raw_column("high"), b.raw_column("low"), b.raw_column("close"), self.p.n,
-               self._m, out)
-
-    def on_bar_closed(self, bar: BarClosed) -> None:
-        s = self._s
-        v = atr_update_nb(s.f, s.buf, s.meta, bar.high, bar.low, bar.close, self.p.n, self._m)
-        self.features.set(self.outputs[0], bar.seq, v)
+        """Fill the column for every loaded bar with ``atr_nb``."""
+        (out,) = self._columns()
+        atr_nb(*self._ohlc(), self.params.n, self._method, out)
 
 
+# -- rolling regression ----------------------------------------------------------------------------
 class LinregParams(BaseModel):
+    """Rolling regression of close on bar index."""
+
     model_config = _STRICT
-    n: int = Field(default=100, ge=2, le=10000)
+    n: int = Field(default=100, ge=2, le=10_000, description="window length in bars")
 
 
 class LinregHandler(_Handler):
-    """Rolling regression of close on bar index (``mid`` = fitted value at the bar)."""
+    """Rolling regression: ``{id}_slope`` (price/bar), ``{id}_intercept`` (fitted value at the
+    current bar, the channel mid line), ``{id}_r2`` and ``{id}_std`` (residual std, ddof 0)."""
 
-    SUFFIXES = ("slope", "intercept", "mid", "r2", "std")
+    SUFFIXES = ("slope", "intercept", "r2", "std")
     Params = LinregParams
 
-    def __init__(self, id: str, params: LinregParams, bars: BarStore, features: FeatureStore) -> None:  # noqa: A002
-        super().__init__(id, params, bars, features)
+    def __init__(
+        self,
+        id: str,
+        params: LinregParams,
+        bars: BarStore,
+        features: FeatureStore,
+    ) -> None:
+        super().__init__(id, bars, features)
+        self.params = params
         self.warmup_bars = params.n - 1
-        self._s = LinregState(params.n)
+        self._state = linreg_state_nb(params.n)
+
+    def _step(self, seq: int, h: float, lo: float, c: float) -> None:
+        values = linreg_update_nb(self._state, c)
+        for col, v in zip(self.outputs, values, strict=True):
+            self.features.set(col, seq, v)
 
     def precompute(self) -> None:
-        slope, icpt, mid, r2, std = self._batch_outputs()
-        linreg_nb(self.bars.raw_column("close"), self.p.n, slope, icpt, r2, std)
-        np.add(icpt, slope * (self.p.n - 1), out=mid)
-
-    def on_bar_closed(self, bar: BarClosed) -> None:
-        s, n = self._s, self.p.n
-        slope, icpt, r2, std = linreg_update_nb(s.buf, s.f, bar.close, n)
-        self._write(bar.seq, (slope, icpt, icpt + slope * (n - 1), r2, std))
+        """Fill the four columns for every loaded bar with ``linreg_nb``."""
+        slope, intercept, r2, std = self._columns()
+        linreg_nb(self.bars.raw_column("close"), self.params.n, slope, intercept, r2, std)
 
 
+# -- the reference bot's slope rule ----------------------------------------------------------------
 class SlopeRuleParams(BaseModel):
+    """The reference bot's ``(last close - first close) / n`` over n bars."""
+
     model_config = _STRICT
-    n: int = Field(default=20, ge=2, le=10000)
+    n: int = Field(default=20, ge=2, le=10_000, description="window length in bars")
 
 
 class SlopeRuleHandler(_Handler):
-    """The reference bot's rolling ``(last - first close) / n``."""
+    """The reference bot's 20-bar slope rule, price units per bar: ``{id}_slope``."""
 
     SUFFIXES = ("slope",)
     Params = SlopeRuleParams
 
-    def __init__(self, id: str, params: SlopeRuleParams, bars: BarStore, features: FeatureStore) -> None:  # noqa: A002
-        super().__init__(id, params, bars, features)
+    def __init__(
+        self,
+        id: str,
+        params: SlopeRuleParams,
+        bars: BarStore,
+        features: FeatureStore,
+    ) -> None:
+        super().__init__(id, bars, features)
+        self.params = params
         self.warmup_bars = params.n - 1
+        self._state = slope_rule_state_nb(params.n)
+        self._col = self.outputs[0]
+
+    def _step(self, seq: int, h: float, lo: float, c: float) -> None:
+        self.features.set(self._col, seq, slope_rule_update_nb(self._state, c))
 
     def precompute(self) -> None:
-        (out,) = self._batch_outputs()
-        slope_rule_nb(self.bars.raw_column("close"), self.p.n, out)
-
-    def on_bar_closed(self, bar: BarClosed) -> None:
-        n = self.p.n
-        i = bar.seq
-        v = np.nan
-        if i >= n - 1:
-            first = float(self.bars.window(i, n).close[0])
-            v = (bar.close - first) / n
-        self.features.set(self.outputs[0], i, v)
+        """Fill the column for every loaded bar with ``slope_rule_nb``."""
+        (out,) = self._columns()
+        slope_rule_nb(self.bars.raw_column("close"), self.params.n, out)
 
 
 def warm_up_kernels() -> None:
-    """Call every kernel once on a tiny array so numba compiles (or loads its cache) up front."""
-    x = np.linspace(1.0, 2.0, 8)
-    o1, o2, o3, o4 = (np.empty(8) for _ in range(4))
-    stoch_nb(x + 0.1, x - 0.1, x, 3, 2, 2, True, o1, o2)
-    atr_nb(x + 0.1, x - 0.1, x, 3, WILDER, o1)
-    linreg_nb(x, 3, o1, o2, o3, o4)
-    slope_rule_nb(x, 3, o1)
-    s = StochState(3, 2, 2)
-    stoch_update_nb(s.hi_idx, s.hi_vals, s.hi_meta, s.lo_idx, s.lo_vals, s.lo_meta, s.k_buf,
-                    s.k_meta, s.d_buf, s.d_meta, 1.1, 0.9, 1.0, 3, 2, 2, True)
-    a = AtrState(3)
-    atr_update_nb(a.f, a.buf, a.meta, 1.1, 0.9, 1.0, 3, WILDER)
-    lr = LinregState(3)
-    linreg_update_nb(lr.buf, lr.f, 1.0, 3)
+    """Call every kernel once on a tiny array, so numba compiles them (or loads its cache).
+
+    Call it at start-up, before the run loop, so the first bar does not pay for compilation.
+    Both writable and read-only inputs are used: ``Bars`` columns are read-only, and numba
+    compiles a separate version for them.
+    """
+    x = np.linspace(100.0, 101.0, 8)
+    for inputs in (x, _read_only(x)):
+        h, lo, c = inputs + 0.5, inputs - 0.5, inputs
+        if not inputs.flags.writeable:
+            h, lo = _read_only(h), _read_only(lo)
+        o1, o2, o3, o4 = (np.empty(8) for _ in range(4))
+        stoch_nb(h, lo, c, 3, 2, 2, True, o1, o2)
+        stoch_raw_nb(h, lo, c, 3, False, o1)
+        atr_nb(h, lo, c, 3, WILDER, o1)
+        linreg_nb(c, 3, o1, o2, o3, o4)
+        linreg_slope_nb(c, 3, o1)
+        slope_rule_nb(c, 3, o1)
+        rolling_max_nb(c, 3, 3, o1)
+        rolling_min_nb(c, 3, 3, o1)
+        rolling_mean_nb(c, 3, 3, o1)
+    st = StochState(3, 2, 2)
+    stoch_step_nb(st.ints, st.floats, 1.5, 0.5, 1.0)
+    stoch_update_nb(st.hi_idx, st.hi_vals, st.hi_meta, st.lo_idx, st.lo_vals, st.lo_meta,
+                    st.k_buf, st.k_meta, st.d_buf, st.d_meta, 1.5, 0.5, 1.0, 3, 2, 2, True)
+    atr_update_nb(atr_state_nb(3, WILDER), 1.5, 0.5, 1.0)
+    linreg_update_nb(linreg_state_nb(3), 1.0)
+    slope_rule_update_nb(slope_rule_state_nb(3), 1.0)
+    idx, vals, meta = extreme_state_nb(3)
+    extreme_push_nb(idx, vals, meta, 1.0, 3, True)
+    buf, sma_meta = sma_state_nb(3)
+    sma_push_nb(buf, sma_meta, 1.0, 3, 3)
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    b = a.copy()
+    b.flags.writeable = False
+    return b

@@ -1,1 +1,13 @@
-"""indicators/kernels package."""
+"""Numba kernels: arithmetic only (STYLE section 5).
+
+Every public kernel ends in ``_nb`` and comes in two forms that agree bit for bit:
+
+- a whole-array form (``stoch_nb``, ``atr_nb``, ``linreg_nb``, ...) writing into
+  preallocated ``out`` arrays, used by ``precompute`` and the array API;
+- a per-bar form (``*_update_nb`` or ``*_push_nb``) over a small state made by ``*_state_nb``,
+  used by the bus handlers for each closed bar.
+
+Modules: ``rolling`` (max, min, mean), ``stoch`` (stochastic oscillator), ``atr`` (average
+true range), ``linreg`` (rolling regression and the reference bot's slope rule). Validation,
+dtype conversion and parameter choice live in ``indicators.api`` and ``indicators.handlers``.
+"""

@@ -1,0 +1,67 @@
+"""``tradebot indicators``: the bars plus every indicator column, as the array API computes them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import indicators
+from engine.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+SYNTH = ROOT / "data" / "SYNTH-BTCUSDT_15m_data.csv"
+
+
+@pytest.fixture
+def bar_file(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("TRADEBOT_CACHE_DIR", str(tmp_path / "cache"))
+    src = tmp_path / "BTCUSDT_15m_data.csv"
+    with SYNTH.open() as fh:
+        src.write_text("".join(line for _, line in zip(range(3001), fh, strict=False)))
+    return src
+
+
+@pytest.mark.parametrize("variant", [None, "model", "chart"])
+def test_writes_bars_and_every_indicator(bar_file, tmp_path, capsys, variant):
+    out = tmp_path / "out" / "ind.csv"
+    argv = ["indicators", "--data", str(bar_file), "--out", str(out)]
+    assert main([*argv, "--variant", variant] if variant else argv) == 0
+    assert "wrote 3,000 bars" in capsys.readouterr().out
+    df = pd.read_csv(out)
+    src = pd.read_csv(bar_file)
+    pd.testing.assert_frame_equal(df[list(src.columns)], src)  # the bars, as read
+    variants = [variant] if variant else ["model", "chart"]
+    stoch_cols = {f"s{n}_{v}" for n in (9, 14, 40, 60) for v in variants}
+    other = {f"s{n}_{v}" for n in (9, 14, 40, 60) for v in {"model", "chart"} - set(variants)}
+    assert stoch_cols <= set(df.columns) and not other & set(df.columns)
+    h, lo, c = src["high"].to_numpy(), src["low"].to_numpy(), src["close"].to_numpy()
+    k, d = indicators.stochastic(h, lo, c, 14, 3, 3)
+    r = indicators.linreg(c, 100)
+    expected = {
+        "stoch_14_3_3_k": k,
+        "stoch_14_3_3_d": d,
+        "atr_14_wilder": indicators.atr(h, lo, c, 14, "wilder"),
+        "atr_14_sma": indicators.atr(h, lo, c, 14, "sma"),
+        "linreg_100_slope": r.slope,
+        "linreg_100_intercept": r.intercept,
+        "linreg_100_r2": r.r2,
+        "linreg_100_std": r.resid_std,
+        "slope_20": indicators.slope_rule(c, 20),
+        **{f"{name}_{v}": line for v in variants
+           for name, line in indicators.multi_stochastic(h, lo, c, v).items()},
+    }
+    assert set(df.columns) == {*src.columns, *expected}
+    for name, want in expected.items():  # written with 10 significant digits
+        np.testing.assert_allclose(df[name].to_numpy(), want, rtol=1e-9, atol=1e-12,
+                                   err_msg=name)
+
+
+def test_a_bad_file_is_a_clean_error(tmp_path, capsys):
+    out = tmp_path / "ind.csv"
+    code = main(["indicators", "--data", str(tmp_path / "BTCUSDT_15m_data.csv"), "--out",
+                 str(out)])
+    assert code == 2 and not out.exists()
+    assert "error:" in capsys.readouterr().err
