@@ -91,10 +91,13 @@ def atr_update_nb(st: np.ndarray, h: float, lo: float, c: float) -> float:
 def atr_nb(
     high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, method: int, out: np.ndarray
 ) -> np.ndarray:
-    """Whole-array form: ATR(n) by ``method`` (``WILDER`` or ``SMA``) into ``out``.
+    """Whole-array form: ATR(n) by ``method`` into ``out``; returns ``out``.
 
-    Formulas, warm-up, zero range, causality and the TA-Lib / pandas equivalents: module
-    docstring. Returns ``out``; an input shorter than the warm-up gives all NaN.
+    Formula: TR as in the module docstring; ``WILDER``: mean(TR[1..n]) at bar n, then
+    ``ATR * ((n-1)/n) + TR * (1/n)``; ``SMA``: mean of the last n TRs. Units: price. Warm-up:
+    NaN for bars 0..n-1 (``WILDER``) or 0..n-2 (``SMA``); an input shorter than that is all
+    NaN. Zero range: a flat market gives 0. Causal: ``out[i]`` uses bars <= i only.
+    TA-Lib ``ATR`` (``WILDER``); pandas ``tr.rolling(n).mean()`` (``SMA``).
     """
     size = close.shape[0]
     if method == SMA:

@@ -153,9 +153,12 @@ def linreg_nb(
 ) -> None:
     """Whole-array form: rolling regression over ``n`` closes into the four ``out`` arrays.
 
-    Definitions (slope per bar; intercept = fitted value at the current bar; r2; resid_std with
-    ddof 0), warm-up (NaN for bars 0..n-2), zero-range rule, causality, numerics and TA-Lib
-    equivalents: module docstring. Same arithmetic in the same order as ``linreg_update_nb``.
+    Formula: least squares of closes i-n+1..i on x = 0..n-1. Outputs: ``slope`` (price per
+    bar, TA-Lib ``LINEARREG_SLOPE``), ``intercept`` (fitted value at the current bar, TA-Lib
+    ``LINEARREG``), ``r2`` (0..1) and ``resid_std`` (ddof 0, price units). Warm-up: NaN for bars
+    0..n-2; n < 2 gives NaN everywhere. Zero range: a flat window gives slope 0, r2 0, std 0.
+    Causal: outputs at bar i use closes <= i only. Numerics: module docstring; the same
+    arithmetic in the same order as ``linreg_update_nb``.
     """
     size = close.shape[0]
     for i in range(min(size, n - 1) if n >= 2 else size):

@@ -122,6 +122,12 @@ def test_windows_longer_than_the_data_give_nan_or_partial_values(size):
     np.testing.assert_array_equal(rolling_max_nb(x, 14, 1, out), x)  # increasing: max = last
     assert np.isnan(rolling_mean_nb(x, 14, 14, out)).all()
     assert np.isnan(linreg_slope_nb(x, 14, out)).all()
+    h, lo = x + 1, x - 1
+    assert np.isnan(indicators.stochastic(h, lo, x, 14, 3, 3)[0]).all()
+    assert np.isnan(indicators.linreg(x, 14).intercept).all()
+    assert np.isnan(indicators.slope_rule(x, 14)).all()
+    chart = indicators.multi_stochastic(h, lo, x, "chart")  # defined from bar 0 whatever n
+    assert all(not np.isnan(v).any() for v in chart.values())
 
 
 # -- stochastic ------------------------------------------------------------------------------------
