@@ -220,7 +220,7 @@ class ExitRunner:
             self._partials_filled += 1
             self._last_partial_seq = fill.seq
         if self.account.qty == 0.0 and fill.tag != "ENTRY":
-            self._reset()
+            self._reset(fill.tag)
 
     def on_bar_closed(self, bar: BarClosed) -> None:
         if self.account.qty == 0.0 or self._setup is None:
@@ -289,10 +289,10 @@ class ExitRunner:
         else:
             raise StrategyError(f"exit strategy {self.name!r} returned {intent!r}, not an intent")
 
-    def _reset(self) -> None:
+    def _reset(self, why: str) -> None:
         if self._stop_id:
             self._publish(CancelOrder(ts_event_ns=0, ts_init_ns=0, account=self.name,
-                                      order_id=self._stop_id, reason="position closed"))
+                                      order_id=self._stop_id, reason=f"position closed ({why})"))
         self._setup = None
         self._plan = None
         self._stop_id = ""

@@ -64,7 +64,7 @@ def _decision_key(e: Event) -> tuple[object, ...] | None:
     """What identifies a decision, independent of when the engine created it."""
     if not isinstance(e, _DECISIONS):
         return None
-    if "END_OF_DATA" in (getattr(e, "tag", ""), getattr(e, "reason", "")):
+    if "END_OF_DATA" in f"{getattr(e, 'tag', '')} {getattr(e, 'reason', '')}":
         return None  # the truncated run closes its position at its own end: not a decision
     fields = tuple(
         (f, ("nan" if v != v else round(v, 9)) if isinstance(v, float) else v)

@@ -123,14 +123,19 @@ class SignalRule:
             return None
         k = self.p.channel_k
         slope = self._v(f"{self._lr}_slope", i)
-        mid, std = self._v(f"{self._lr}_mid", i), self._v(f"{self._lr}_std", i)
-        mid_p, std_p = self._v(f"{self._lr}_mid", i - 1), self._v(f"{self._lr}_std", i - 1)
+        mid, std = self._mid(i), self._v(f"{self._lr}_std", i)
+        mid_p, std_p = self._mid(i - 1), self._v(f"{self._lr}_std", i - 1)
         prev_close = float(self.ctx.bars.window(i, 2).close[0])
         if slope < 0 and bar.close > mid + k * std and prev_close <= mid_p + k * std_p:
             return "long"
         if slope > 0 and bar.close < mid - k * std and prev_close >= mid_p - k * std_p:
             return "short"
         return None
+
+    def _mid(self, i: int) -> float:
+        """The channel's centre at bar i: the regression line's value at that bar."""
+        n = self.p.channel_n
+        return self._v(f"{self._lr}_intercept", i) + self._v(f"{self._lr}_slope", i) * (n - 1)
 
     def _nn_signal(self, i: int, side: Side) -> bool:
         col = self.ctx.output(self._nn, "p_buy" if side == "long" else "p_sell")
