@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _registries():
     reg = Registries()
-    feats = {n: reg.features.load(n) for n in reg.features.names()}
-    rules = {n: reg.strategies.load(n) for n in reg.strategies.names()}
+    feats = {n: reg.features.load(n) for n in ("stochastic", "atr")}
+    rules = {n: reg.strategies.load(n) for n in ("stoch_cross",)}
     reg.features = Registry.from_mapping(FEATURE_HANDLERS, {**feats, "centered": CenteredMean})
     reg.strategies = Registry.from_mapping(ENTRY_RULES, {**rules, "peeking": PeekingStrategy})
     return reg
