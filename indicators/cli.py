@@ -6,7 +6,10 @@ by the array API with its default parameters. All stochastic columns are on 0-10
 Columns: ``stoch_14_3_3_k``, ``stoch_14_3_3_d``; the reference bot's four stochastics as
 ``s9_model`` .. ``s60_model`` and / or ``s9_chart`` .. ``s60_chart`` (``--variant``; both when
 not given); ``atr_14_wilder``, ``atr_14_sma``; ``linreg_100_slope``, ``linreg_100_intercept``
-(fitted value at the bar), ``linreg_100_r2``, ``linreg_100_std``; ``slope_20``.
+(fitted value at the bar), ``linreg_100_r2``, ``linreg_100_std``; ``slope_20``; ``poc``,
+``vah``, ``val``: the volume profile of the 200 bars before each bar, 80 bins, volume placed
+by ``--profile-mode`` (``close``, the default: at each bar's close; ``range``: spread evenly over
+its low..high), NaN for the first 200 bars (docs/volume-profile.md).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pandas as pd
 
 from engine.datafile import load_bars
 from indicators.api import Variant, atr, linreg, multi_stochastic, slope_rule, stochastic
+from indicators.volume_profile import Mode, profile_columns
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -37,6 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="which definition of the reference bot's S9/S14/S40/S60 to write (default: both)",
     )
     p.add_argument(
+        "--profile-mode",
+        choices=("close", "range"),
+        default="close",
+        help="volume profile (poc, vah, val): each bar's volume at its close (default) or spread "
+        "evenly over its low..high",
+    )
+    p.add_argument(
         "--gaps",
         choices=("fail", "keep", "fill"),
         default="fail",
@@ -46,13 +57,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def indicator_table(
-    h: np.ndarray, lo: np.ndarray, c: np.ndarray, variants: tuple[Variant, ...] = ("model", "chart")
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    variants: tuple[Variant, ...] = ("model", "chart"),
+    v: np.ndarray | None = None,
+    profile_mode: Mode = "close",
 ) -> dict[str, np.ndarray]:
     """Every indicator with its default parameters, by output column name (stochastics 0-100).
 
     Args:
         h, lo, c: high, low and close columns.
         variants: which multi-stochastic definitions to include.
+        v: volume column; when given, the volume profile's ``poc``, ``vah`` and ``val``.
+        profile_mode: how the profile places a bar's volume, ``"close"`` or ``"range"``.
 
     Returns:
         Column name -> float64 array aligned with the bars.
@@ -70,6 +88,8 @@ def indicator_table(
     cols["linreg_100_r2"] = lr.r2
     cols["linreg_100_std"] = lr.resid_std
     cols["slope_20"] = slope_rule(c, 20)
+    if v is not None:
+        cols.update(profile_columns(h, lo, c, v, mode=profile_mode))
     return cols
 
 
@@ -87,7 +107,9 @@ def cmd_indicators(args: argparse.Namespace) -> int:
             "volume": bars.volume,
         }
     )
-    for name, col in indicator_table(bars.high, bars.low, bars.close, variants).items():
+    table = indicator_table(bars.high, bars.low, bars.close, variants, bars.volume,
+                            args.profile_mode)
+    for name, col in table.items():
         df[name] = col
     args.out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.out, index=False, float_format="%.10g")

@@ -8,6 +8,11 @@ Every public kernel ends in ``_nb`` and comes in two forms that agree bit for bi
   used by the bus handlers for each closed bar.
 
 Modules: ``rolling`` (max, min, mean), ``stoch`` (stochastic oscillator), ``atr`` (average
-true range), ``linreg`` (rolling regression and the reference bot's slope rule). Validation,
-dtype conversion and parameter choice live in ``indicators.api`` and ``indicators.handlers``.
+true range), ``linreg`` (rolling regression and the reference bot's slope rule),
+``volume_profile`` (histogram, POC, value area, HVNs, peaks; one window with ``profile_nb`` +
+``levels_nb``, or rolling with ``rolling_profile_nb``, whose one kernel serves the whole
+history, a single bar and a catch-up alike, its state carried between calls) and ``peaks``
+(``scipy.signal.find_peaks`` rules). Validation, dtype conversion and parameter choice live in
+``indicators.api``, ``indicators.handlers`` and ``indicators.volume_profile``; the
+Gaussian-mixture nodes (scikit-learn, not numba) in ``indicators.gmm``.
 """

@@ -24,11 +24,16 @@ def bar_file(tmp_path, monkeypatch) -> Path:
     return src
 
 
-@pytest.mark.parametrize("variant", [None, "model", "chart"])
-def test_writes_bars_and_every_indicator(bar_file, tmp_path, capsys, variant):
+@pytest.mark.parametrize(("variant", "profile_mode"),
+                         [(None, None), ("model", "range"), ("chart", "close")])
+def test_writes_bars_and_every_indicator(bar_file, tmp_path, capsys, variant, profile_mode):
     out = tmp_path / "out" / "ind.csv"
     argv = ["indicators", "--data", str(bar_file), "--out", str(out)]
-    assert main([*argv, "--variant", variant] if variant else argv) == 0
+    if variant:
+        argv += ["--variant", variant]
+    if profile_mode:
+        argv += ["--profile-mode", profile_mode]
+    assert main(argv) == 0
     assert "wrote 3,000 bars" in capsys.readouterr().out
     df = pd.read_csv(out)
     src = pd.read_csv(bar_file)
@@ -38,6 +43,8 @@ def test_writes_bars_and_every_indicator(bar_file, tmp_path, capsys, variant):
     other = {f"s{n}_{v}" for n in (9, 14, 40, 60) for v in {"model", "chart"} - set(variants)}
     assert stoch_cols <= set(df.columns) and not other & set(df.columns)
     h, lo, c = src["high"].to_numpy(), src["low"].to_numpy(), src["close"].to_numpy()
+    vp = indicators.volume_profile(h, lo, c, src["volume"].to_numpy(), 200, 80,
+                                   profile_mode or "close")
     k, d = indicators.stochastic(h, lo, c, 14, 3, 3)
     r = indicators.linreg(c, 100)
     expected = {
@@ -50,6 +57,9 @@ def test_writes_bars_and_every_indicator(bar_file, tmp_path, capsys, variant):
         "linreg_100_r2": r.r2,
         "linreg_100_std": r.resid_std,
         "slope_20": indicators.slope_rule(c, 20),
+        "poc": vp.poc,
+        "vah": vp.vah,
+        "val": vp.val,
         **{f"{name}_{v}": line for v in variants
            for name, line in indicators.multi_stochastic(h, lo, c, v).items()},
     }
@@ -57,6 +67,21 @@ def test_writes_bars_and_every_indicator(bar_file, tmp_path, capsys, variant):
     for name, want in expected.items():  # written with 10 significant digits
         np.testing.assert_allclose(df[name].to_numpy(), want, rtol=1e-9, atol=1e-12,
                                    err_msg=name)
+
+
+def test_profile_modes_differ_and_warm_up_is_empty(bar_file, tmp_path):
+    frames = {}
+    for mode in ("close", "range"):
+        out = tmp_path / f"{mode}.csv"
+        argv = ["indicators", "--data", str(bar_file), "--out", str(out), "--profile-mode", mode]
+        assert main(argv) == 0
+        frames[mode] = pd.read_csv(out)
+    for df in frames.values():
+        assert df[["poc", "vah", "val"]].iloc[:200].isna().all().all()
+        assert df[["poc", "vah", "val"]].iloc[200:].notna().all().all()
+        body = df.iloc[200:]
+        assert (body["val"] <= body["poc"]).all() and (body["poc"] <= body["vah"]).all()
+    assert not frames["close"]["poc"].equals(frames["range"]["poc"])
 
 
 def test_a_bad_file_is_a_clean_error(tmp_path, capsys):
