@@ -6,8 +6,8 @@ Like for like, the target set: stochastic(14, 3, 3) + Wilder ATR(14) + regressio
 pass, ``linreg_nb``), which TA-Lib has no single call for, and the per-bar incremental updates
 as the bus handlers call them (one numba call per indicator per bar, from Python).
 
-Method: the real data is tiled to ``repeat_to`` bars with ``bench.common.tiled``, each copy
-rescaled to start at the previous copy's last close, so there is no price jump at the seams.
+Method: the real data is tiled to ``repeat_to`` bars with ``bench.common.tiled`` (forward, then
+played backwards, and so on), so there is no price jump at the seams.
 Every whole-array timing is the best of 3 after one warm-up call (numba compiled or loaded from
 its cache); output arrays are allocated once, outside the timing.
 

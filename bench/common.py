@@ -23,20 +23,30 @@ def real_bars() -> Bars:
 
 
 def tiled(bars: Bars, n: int) -> Bars:
-    """Repeat ``bars`` to ``n`` bars. Each copy is rescaled so it starts at the previous copy's
-    last close (no price jump at the seams) and time keeps running on the bar grid."""
+    """Repeat ``bars`` to ``n`` bars: the data forward, then played backwards, then forward...
+
+    A backward copy reverses time (each bar's open and close swap, high and low stay), so it
+    starts at the forward copy's last close and ends at its first open: no price jump at the
+    seams and prices stay in the real data's range (rescaling each copy to the previous
+    close instead compounds BTC's 3x rise into absurd prices after a few copies, where a
+    peer's integer unit sizing stops matching ours). Time keeps running on the bar grid.
+    """
     reps = -(-n // len(bars))
-    cols = {k: [] for k in ("open", "high", "low", "close", "volume")}
-    scale = 1.0
-    for _ in range(reps):
-        for k in ("open", "high", "low", "close"):
-            cols[k].append(getattr(bars, k) * scale)
-        cols["volume"].append(bars.volume)
-        scale = cols["close"][-1][-1] / bars.open[0]
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("open", "high", "low", "close",
+                                                          "volume")}
+    for r in range(reps):
+        if r % 2 == 0:
+            parts = (bars.open, bars.high, bars.low, bars.close, bars.volume)
+        else:
+            parts = (bars.close[::-1], bars.high[::-1], bars.low[::-1], bars.open[::-1],
+                     bars.volume[::-1])
+        for k, a in zip(("open", "high", "low", "close", "volume"), parts, strict=True):
+            cols[k].append(a)
     ts = bars.ts_open_ns[0] + np.arange(reps * len(bars), dtype=np.int64) * bars.tf_ns
     return Bars.from_columns(
         bars.symbol, bars.timeframe, bars.tf_ns, ts[:n],
-        *(np.concatenate(cols[k])[:n] for k in ("open", "high", "low", "close", "volume")),
+        *(np.ascontiguousarray(np.concatenate(cols[k])[:n])
+          for k in ("open", "high", "low", "close", "volume")),
     )
 
 
