@@ -54,6 +54,12 @@ class ExecutionConfig(BaseModel):
     close_at_end: bool = Field(
         default=True, description="close open positions at the last bar's close (END_OF_DATA)"
     )
+    workers: int = Field(
+        default=0, ge=0, le=256,
+        description="backtests with several strategies: processes that run them side by side "
+        "after the shared features and signals (0 = auto: one per core, when it pays; 1 = all "
+        "in this process). Same trades either way.",
+    )
 
 
 class FeatureConfig(BaseModel):
@@ -89,6 +95,8 @@ class OutputConfig(BaseModel):
     model_config = _STRICT
     dir: Path = Path("runs/latest")
     progress: bool = True
+    report: bool = Field(default=True, description="write comparison.csv/txt, report.html "
+                         "(interactive equity curves) and equity.png into dir")
 
 
 class RunConfig(BaseModel):

@@ -42,7 +42,8 @@ def write_results(
     out_dir: Path, config: RunConfig, accounts: dict[str, Account], store: BarStore,
     metrics: dict[str, dict[str, Any]],
 ) -> list[Path]:
-    """Write config.resolved.yaml, metrics.json, trades.csv and equity.csv; return the paths.
+    """Write config.resolved.yaml, metrics.json, trades.csv and equity.csv, and with
+    ``output.report`` the comparison (CSV, text), report.html and equity.png; return the paths.
 
     Times are bar **open** times (UTC) of the bar in which the fill happened, the CSV convention.
     """
@@ -76,7 +77,15 @@ def write_results(
         w.writerow(["timestamp", *cols])
         for i in range(n):
             w.writerow([_iso(ts_open[i]), *(f"{c[i]:.4f}" for c in cols.values())])
-    return [p_cfg, p_met, p_tr, p_eq]
+    paths = [p_cfg, p_met, p_tr, p_eq]
+    if config.output.report:
+        from engine.report import write_comparison, write_report
+
+        paths += write_comparison(out_dir, metrics)
+        title = f"{config.name}: {store.symbol} {store.timeframe}, {n:,} bars"
+        paths += write_report(out_dir, title, ts_open[:n].astype("datetime64[ns]"), cols,
+                              metrics)
+    return paths
 
 
 def table(metrics: dict[str, dict[str, Any]]) -> str:

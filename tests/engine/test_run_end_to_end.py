@@ -16,10 +16,10 @@ from engine.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_default_config_runs_and_writes_results(tmp_path, capsys, monkeypatch):
+def test_benchmark_config_runs_and_writes_results(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     out = tmp_path / "run"
-    assert main(["run", "configs/default.yaml", "--out", str(out), "--no-progress"]) == 0
+    assert main(["run", "configs/benchmark.yaml", "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "stoch_cross" in printed and "return %" in printed and "20,000 bars" in printed
     metrics = json.loads((out / "metrics.json").read_text())["stoch_cross"]
@@ -40,6 +40,14 @@ def test_default_config_runs_and_writes_results(tmp_path, capsys, monkeypatch):
     assert float(eq[-1]["stoch_cross"]) == pytest.approx(metrics["final_equity"])
     resolved = yaml.safe_load((out / "config.resolved.yaml").read_text())
     assert len(resolved["config_hash"]) == 16 and resolved["costs"]["taker_fee_bps"] == 5
+    # the report: the comparison as CSV with the same numbers, the charts
+    comp = list(csv.DictReader((out / "comparison.csv").open()))
+    assert [r["strategy"] for r in comp] == ["stoch_cross"]
+    assert float(comp[0]["total_return_pct"]) == pytest.approx(metrics["total_return_pct"])
+    page = (out / "report.html").read_text()
+    assert "stoch_cross" in page and 'src="plotly.min.js"' in page
+    assert (out / "plotly.min.js").stat().st_size > 1_000_000
+    assert (out / "equity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_bad_config_is_refused_with_the_key_path(tmp_path, capsys):
