@@ -22,6 +22,7 @@ SECTIONS = [
     ("indicators", "bench.bench_indicators", {}),
     ("engine", "bench.bench_engine", {}),
     ("volume_profile", "bench.bench_volume_profile", {}),
+    ("strategies", "bench.bench_strategies", {}),
     ("models", "bench.bench_models", {}),
 ]
 

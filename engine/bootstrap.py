@@ -176,11 +176,6 @@ def build_engine(
             bus.subscribe(BarClosed, h.on_bar_closed, priority=PRIORITY_FEATURES, name=f"feature:{f.id}")
 
     broker_cls = reg.brokers.load(broker_kind)
-    costs = Costs.from_bps(config.costs.taker_fee_bps, config.costs.maker_fee_bps,
-                           config.costs.slippage_bps)
-    accounts: dict[str, Account] = {}
-    brokers: dict[str, Any] = {}
-    strategies: dict[str, Any] = {}
     signal_rule = None
     if config.signals is not None:
         rule_cls = reg.strategies.load(config.signals.kind)
@@ -190,34 +185,17 @@ def build_engine(
         signal_rule = rule_cls(sig_ctx, rule_params)
         bus.subscribe(BarClosed, signal_rule.on_bar_closed, priority=PRIORITY_SIGNALS,
                       name="signals")
-    for s in config.strategies:
-        acct = Account(s.name, store.symbol, config.account.initial_cash, publish)
-        broker = broker_cls(acct, publish, costs, config.execution.intrabar,
-                            config.execution.market_fill)
-        tag = f"{s.name}"
-        bus.subscribe(BarClosed, broker.on_bar_closed, priority=PRIORITY_BROKER, name=f"broker:{tag}")
-        bus.subscribe(SubmitOrder, broker.on_submit_order, priority=PRIORITY_BROKER, name=f"broker:{tag}")
-        bus.subscribe(CancelOrder, broker.on_cancel_order, priority=PRIORITY_BROKER, name=f"broker:{tag}")
-        bus.subscribe(ModifyOrder, broker.on_modify_order, priority=PRIORITY_BROKER, name=f"broker:{tag}")
-        bus.subscribe(OrderFilled, acct.on_order_filled, priority=PRIORITY_PORTFOLIO, name=f"account:{tag}")
-        if s.kind in reg.exits.names():
-            strat = _exit_runner(s, reg, acct, store, features, handlers, signal_rule, publish,
-                                 config.account.position_size_frac)
-            bus.subscribe(SignalRaised, strat.on_signal_raised, priority=PRIORITY_STRATEGY,
-                          name=f"strategy:{tag}")
-            bus.subscribe(OrderFilled, strat.on_order_filled, priority=PRIORITY_PORTFOLIO + 1,
-                          name=f"strategy:{tag}")
-        else:
-            cls = reg.strategies.load(s.kind)
-            params = validate_params(cls.Params, s.params, f"strategies[{s.name}]")
-            ctx = StrategyContext(s.name, store.symbol, store, features, acct, publish,
-                                  config.account.position_size_frac, outputs, handlers)
-            strat = cls(ctx, params)
-        bus.subscribe(BarClosed, strat.on_bar_closed, priority=PRIORITY_STRATEGY, name=f"strategy:{tag}")
-        accounts[s.name] = acct
-        brokers[s.name] = broker
-        strategies[s.name] = strat
-
+    kit = _StrategyKit(config, reg, broker_cls, store, features, handlers, outputs, signal_rule)
+    workers = _workers(config, replay)
+    accounts: dict[str, Account] = {}
+    brokers: dict[str, Any] = {}
+    strategies: dict[str, Any] = {}
+    parallel: _Parallel | None = None
+    if workers > 1:
+        # the strategies run in worker processes after the shared pass (engine.parallel)
+        parallel = _Parallel(kit, workers, bus)
+    else:
+        kit.wire(config.strategies, bus, accounts, brokers, strategies)
     journal = None
     if config.journal.enabled:
         journal = Journal(config.journal.path, f"{config.name}-{config.config_hash()}",
@@ -227,15 +205,116 @@ def build_engine(
     def finish(last: BarClosed) -> None:
         if journal is not None:
             journal.flush()
-        if not config.execution.close_at_end:
+        if parallel is not None:
+            accounts.update(parallel.run(feed, store))
             return
-        closer = getattr(broker_cls, "close_at_end", None)
-        for b in brokers.values():
-            if closer is not None:
-                closer(b, last, "END_OF_DATA")
+        if config.execution.close_at_end:
+            kit.close_at_end(brokers, last)
 
     return Engine(config, feed, store, features, bus, clock, accounts, brokers, strategies,
                   handlers, replay, finish)
+
+
+def _workers(config: RunConfig, replay: bool) -> int:
+    """Processes for the strategies: 1 unless it is a replay with several strategies, no
+    journal (it records one bus) and fork is available; ``execution.workers`` 0 means one per
+    core, at most one per strategy, and only when the run is long enough to pay for the fork."""
+    import multiprocessing
+    import os
+
+    n = len(config.strategies)
+    asked = config.execution.workers
+    if (not replay or n < 2 or asked == 1 or config.journal.enabled
+            or "fork" not in multiprocessing.get_all_start_methods()):
+        return 1
+    if asked == 0:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+        return max(1, min(cores, n))
+    return min(asked, n)
+
+
+@dataclass
+class _StrategyKit:
+    """Everything needed to wire strategies (broker, account, runner) onto a bus: used once in
+    this process, or in each worker process for its share of the strategies."""
+
+    config: RunConfig
+    reg: Registries
+    broker_cls: Any
+    store: BarStore
+    features: FeatureStore
+    handlers: dict[str, Any]
+    outputs: dict[str, tuple[str, ...]]
+    signal_rule: Any
+
+    def wire(self, which: Any, bus: Bus, accounts: dict[str, Account],
+             brokers: dict[str, Any], strategies: dict[str, Any]) -> None:
+        config, reg = self.config, self.reg
+        publish = bus.publish
+        costs = Costs.from_bps(config.costs.taker_fee_bps, config.costs.maker_fee_bps,
+                               config.costs.slippage_bps)
+        for s in which:
+            acct = Account(s.name, self.store.symbol, config.account.initial_cash, publish)
+            broker = self.broker_cls(acct, publish, costs, config.execution.intrabar,
+                                     config.execution.market_fill)
+            tag = f"{s.name}"
+            bus.subscribe(BarClosed, broker.on_bar_closed, priority=PRIORITY_BROKER, name=f"broker:{tag}")
+            bus.subscribe(SubmitOrder, broker.on_submit_order, priority=PRIORITY_BROKER, name=f"broker:{tag}")
+            bus.subscribe(CancelOrder, broker.on_cancel_order, priority=PRIORITY_BROKER, name=f"broker:{tag}")
+            bus.subscribe(ModifyOrder, broker.on_modify_order, priority=PRIORITY_BROKER, name=f"broker:{tag}")
+            bus.subscribe(OrderFilled, acct.on_order_filled, priority=PRIORITY_PORTFOLIO, name=f"account:{tag}")
+            if s.kind in reg.exits.names():
+                strat = _exit_runner(s, reg, acct, self.store, self.features, self.handlers,
+                                     self.signal_rule, publish, config.account.position_size_frac)
+                bus.subscribe(SignalRaised, strat.on_signal_raised, priority=PRIORITY_STRATEGY,
+                              name=f"strategy:{tag}")
+                bus.subscribe(OrderFilled, strat.on_order_filled, priority=PRIORITY_PORTFOLIO + 1,
+                              name=f"strategy:{tag}")
+            else:
+                cls = reg.strategies.load(s.kind)
+                params = validate_params(cls.Params, s.params, f"strategies[{s.name}]")
+                ctx = StrategyContext(s.name, self.store.symbol, self.store, self.features, acct,
+                                      publish, config.account.position_size_frac, self.outputs,
+                                      self.handlers)
+                strat = cls(ctx, params)
+            bus.subscribe(BarClosed, strat.on_bar_closed, priority=PRIORITY_STRATEGY, name=f"strategy:{tag}")
+            accounts[s.name] = acct
+            brokers[s.name] = broker
+            strategies[s.name] = strat
+
+    def close_at_end(self, brokers: dict[str, Any], last: BarClosed) -> None:
+        closer = getattr(self.broker_cls, "close_at_end", None)
+        if closer is not None:
+            for b in brokers.values():
+                closer(b, last, "END_OF_DATA")
+
+
+class _Parallel:
+    """The strategies of a replay in worker processes (``engine.parallel``).
+
+    The main process runs the shared part (feature handlers, the signal rule) and records every
+    ``SignalRaised``; then each worker, forked with that state, replays the bars through its own
+    bus carrying only its strategies' brokers, accounts and runners, re-publishing the recorded
+    signals at the signal rule's priority, so every handler sees the same events in the same
+    order as in one process.
+    """
+
+    def __init__(self, kit: _StrategyKit, workers: int, bus: Bus) -> None:
+        self.kit = kit
+        self.workers = workers
+        self.signals: dict[int, list[SignalRaised]] = {}
+        bus.subscribe(SignalRaised, self._record, priority=PRIORITY_STRATEGY, name="record-signals")
+        # the strategies are validated (and their plugins imported) now, not in the workers
+        kit.wire(kit.config.strategies, Bus(), {}, {}, {})
+
+    def _record(self, sig: SignalRaised) -> None:
+        self.signals.setdefault(sig.seq, []).append(sig)
+
+    def run(self, feed: BarFeed, store: BarStore) -> dict[str, Account]:
+        from engine.parallel import run_groups
+
+        return run_groups(self.kit, self.workers, self.signals, feed, store)
 
 
 def _exit_runner(

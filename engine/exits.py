@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+import msgspec
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -104,9 +105,9 @@ class ExitPlan:
     max_hold_bars: int = DEFAULT_MAX_HOLD_BARS
 
 
-@dataclass(frozen=True, slots=True)
-class PositionView:
-    """Read-only view of the open position handed to ``on_bar``."""
+class PositionView(msgspec.Struct, frozen=True):
+    """Read-only view of the open position handed to ``on_bar`` (a msgspec struct: made once
+    per bar per open position, so it must be cheap to build)."""
 
     side: Side
     entry_price: float  # average fill price

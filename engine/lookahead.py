@@ -107,6 +107,9 @@ def check_lookahead(
         build: ``(config, bars) -> Engine`` (the composition root with a replay feed of
             ``bars``); injected so that tests can use in-memory registries.
     """
+    # one process: the recorder listens on the engine's bus, which worker processes do not share
+    config = config.model_copy(update={
+        "execution": config.execution.model_copy(update={"workers": 1})})
     n = len(bars)
     if cuts is None:
         cuts = sorted({int(n * f) for f in (0.2, 0.35, 0.5, 0.65, 0.8, 0.95)} - {0})

@@ -95,6 +95,12 @@ class SignalRule:
         self._slope = ctx.output(f"slope_{params.slope_n}", "slope")
         self.atr_column = ctx.output(f"atr_{params.atr_n}_{params.atr_method}", "atr")
         self._lr = f"linreg_{params.channel_n}"
+        # the linreg handler's intercept is the fitted value at the current bar: the channel mid
+        self._lr_mid = f"{self._lr}_intercept"
+        self._lr_slope = f"{self._lr}_slope"
+        self._lr_std = f"{self._lr}_std"
+        self._prev_close = math.nan
+        self._prev_seq = -2
         self._nn = params.nn_feature
         self._last_nn: dict[str, int] = {"long": -(10**9), "short": -(10**9)}
         self._f = f
@@ -104,38 +110,53 @@ class SignalRule:
         return float(self._f.backing(col)[seq])
 
     def _quad(self, i: int, close: float) -> Side | None:
+        # cheapest test first: on most bars S9 is not extreme and nothing else is read
         if i < 1:
             return None
-        s9, s9p = self._v(self._col["s9"], i), self._v(self._col["s9"], i - 1)
-        others = [self._v(self._col[s], i) for s in ("s14", "s40", "s60")]
-        slope_pct = 100.0 * self._v(self._slope, i) / close
-        lo, hi, o_lo, o_hi = (self.p.s9_extreme_pct, 100 - self.p.s9_extreme_pct,
-                              self.p.others_extreme_pct, 100 - self.p.others_extreme_pct)
+        v = self._v
+        s9 = v(self._col["s9"], i)
+        lo, hi = self.p.s9_extreme_pct, 100 - self.p.s9_extreme_pct
+        if lo <= s9 <= hi or s9 != s9:
+            return None
+        s9p = v(self._col["s9"], i - 1)
+        o_lo, o_hi = self.p.others_extreme_pct, 100 - self.p.others_extreme_pct
         thr = self.p.slope_threshold_pct
-        if slope_pct < -thr and s9 < lo and all(o < o_lo for o in others) and s9 > s9p:
-            return "long"
-        if slope_pct > thr and s9 > hi and all(o > o_hi for o in others) and s9 < s9p:
-            return "short"
-        return None
+        if s9 < lo:
+            if not s9 > s9p:
+                return None
+            if not all(v(self._col[s], i) < o_lo for s in ("s14", "s40", "s60")):
+                return None
+            return "long" if 100.0 * v(self._slope, i) / close < -thr else None
+        if not s9 < s9p:
+            return None
+        if not all(v(self._col[s], i) > o_hi for s in ("s14", "s40", "s60")):
+            return None
+        return "short" if 100.0 * v(self._slope, i) / close > thr else None
 
     def _breakout(self, i: int, bar: BarClosed) -> Side | None:
         if not self.p.channel_breakout or i < 1:
             return None
+        v = self._v
         k = self.p.channel_k
-        slope = self._v(f"{self._lr}_slope", i)
-        mid, std = self._mid(i), self._v(f"{self._lr}_std", i)
-        mid_p, std_p = self._mid(i - 1), self._v(f"{self._lr}_std", i - 1)
-        prev_close = float(self.ctx.bars.window(i, 2).close[0])
-        if slope < 0 and bar.close > mid + k * std and prev_close <= mid_p + k * std_p:
-            return "long"
-        if slope > 0 and bar.close < mid - k * std and prev_close >= mid_p - k * std_p:
-            return "short"
-        return None
+        slope = v(self._lr_slope, i)
+        if not slope != 0.0 or slope != slope:
+            return None
+        mid, std = v(self._lr_mid, i), v(self._lr_std, i)
+        if slope < 0:
+            if not bar.close > mid + k * std:
+                return None
+            prev = self._prev(i)
+            return "long" if prev <= v(self._lr_mid, i - 1) + k * v(self._lr_std, i - 1) else None
+        if not bar.close < mid - k * std:
+            return None
+        prev = self._prev(i)
+        return "short" if prev >= v(self._lr_mid, i - 1) - k * v(self._lr_std, i - 1) else None
 
-    def _mid(self, i: int) -> float:
-        """The channel's centre at bar i: the regression line's value at that bar."""
-        n = self.p.channel_n
-        return self._v(f"{self._lr}_intercept", i) + self._v(f"{self._lr}_slope", i) * (n - 1)
+    def _prev(self, i: int) -> float:
+        """Bar i-1's close: remembered from the previous bar, else read from the store."""
+        if self._prev_seq == i - 1:
+            return self._prev_close
+        return float(self.ctx.bars.window(i, 2).close[0])
 
     def _nn_signal(self, i: int, side: Side) -> bool:
         col = self.ctx.output(self._nn, "p_buy" if side == "long" else "p_sell")
@@ -161,6 +182,7 @@ class SignalRule:
                     if self.p.mode == "nn":
                         col = self.ctx.output(self._nn, "p_buy" if side == "long" else "p_sell")
                         fired.append(("nn", side, self._v(col, i)))
+        self._prev_close, self._prev_seq = bar.close, i
         for rule, side, conf in fired:
             self._raise(bar, rule, side, conf)
 
