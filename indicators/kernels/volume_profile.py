@@ -239,9 +239,14 @@ def hvn_threshold_nb(vols: np.ndarray, hvn_pct: float, work: np.ndarray) -> floa
     """
     m = 0
     for j in range(vols.shape[0]):
-        if vols[j] > 0.0:
-            work[m] = vols[j]
-            m += 1
+        work[m] = vols[j]  # branch-free compaction: kept only when non-empty
+        m += vols[j] > 0.0
+    return _percentile_nb(work, m, hvn_pct)
+
+
+@njit(cache=True, nogil=True)
+def _percentile_nb(work: np.ndarray, m: int, hvn_pct: float) -> float:
+    """``numpy.percentile(work[:m], hvn_pct)`` (linear); reorders ``work[:m]``; NaN if m == 0."""
     if m == 0:
         return np.nan
     vi = (m - 1) * (hvn_pct / 100.0)
@@ -324,9 +329,13 @@ def levels_nb(vols: np.ndarray, lo: float, hi: float, ref: float, va_frac: float
     poc = 0
     top = vols[0]
     total = vols[0]
-    for j in range(1, bins):
+    work[0] = vols[0]
+    m = int(vols[0] > 0.0)
+    for j in range(1, bins):  # POC, total and the non-empty bins (for the HVN percentile)
         v = vols[j]
         total += v
+        work[m] = v
+        m += v > 0.0
         if v > top:
             poc = j
             top = v
@@ -347,7 +356,7 @@ def levels_nb(vols: np.ndarray, lo: float, hi: float, ref: float, va_frac: float
     va_lo, va_hi = value_area_nb(vols, poc, va_frac, total)
     out[2] = (edge_nb(lo, hi, step, bins, va_hi) + edge_nb(lo, hi, step, bins, va_hi + 1)) / 2
     out[3] = (edge_nb(lo, hi, step, bins, va_lo) + edge_nb(lo, hi, step, bins, va_lo + 1)) / 2
-    thr = hvn_threshold_nb(vols, hvn_pct, work)
+    thr = _percentile_nb(work, m, hvn_pct)
     n_hvn = 0
     below = np.nan
     above = np.nan
