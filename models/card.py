@@ -95,8 +95,11 @@ class TrainingInfo(BaseModel):
     seed: int
     device: str
     threads: int
+    max_epochs: int
+    patience: int
     epochs_run: int
     best_epoch: int
+    sample_step: int
     batch_size: int
     lr: float
     weight_decay: float

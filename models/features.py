@@ -44,7 +44,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.bars import Bars, BarStore
-from indicators.api import MODEL_SCALES
+from indicators.api import MODEL_SCALES, pct_to_unit
 from indicators.kernels.stoch import StochState, stoch_nb, stoch_update_nb
 from indicators.kernels.volume_profile import CLOSE, RANGE, profile_nb
 
@@ -130,8 +130,9 @@ class FeatureSet:
 
 
 def s60_frac(s60_pct: F64) -> F64:
-    """The one 0-100 -> 0-1 conversion of the stochastic the model reads."""
-    return s60_pct / 100.0
+    """The stochastic the model reads on its 0-1 scale: ``indicators.pct_to_unit``, the engine's
+    one 0-100 -> 0-1 conversion."""
+    return pct_to_unit(s60_pct)
 
 
 def s60_series(high: F64, low: F64, close: F64, spec: FeatureSpec) -> F64:

@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.bars import BarStore
+from engine.errors import DataError
 from engine.events import BarClosed
 from engine.features import FeatureStore
 from models.card import ModelCard, ModelMismatchError, card_path, check_card, load_card
@@ -158,6 +159,7 @@ class CnnHandler:
             features.add(col)
         self.warmup_bars = self.spec.first_valid_bar
         self._stream = FeatureStream(self.spec)
+        self._next = 0  # seq of the next bar the per-bar path expects
         warm_up()
 
     def _run(self, s60: NDArray[np.float32], vp: NDArray[np.float32]) -> NDArray[np.float64]:
@@ -166,14 +168,35 @@ class CnnHandler:
                              dtype=m.dtype)
 
     def on_bar_closed(self, bar: BarClosed) -> None:
-        """Score ``bar.seq`` from bars up to it (the live path)."""
-        self._stream.push(bar.high, bar.low, bar.close)
-        x = self._stream.current(self.bars, bar.seq)
+        """Score ``bar.seq`` from bars up to it (the live path).
+
+        Bars revealed without reaching this handler (it started on a store that already held
+        history) are replayed from the store first, as the indicator handlers do.
+
+        Raises:
+            DataError: ``bar.seq`` is older than a bar already scored.
+        """
+        seq = bar.seq
+        if seq != self._next:
+            if seq < self._next:
+                raise DataError(
+                    f"feature {self.id!r}: bar seq {seq} arrived after seq {self._next - 1}; "
+                    "each bar must reach a feature handler once, in order")
+            w = self.bars.window(seq, seq - self._next + 1)
+            for j in range(seq - self._next):
+                self._score(self._next + j, float(w.high[j]), float(w.low[j]),
+                            float(w.close[j]))
+        self._score(seq, bar.high, bar.low, bar.close)
+
+    def _score(self, seq: int, high: float, low: float, close: float) -> None:
+        self._stream.push(high, low, close)
+        self._next = seq + 1
+        x = self._stream.current(self.bars, seq)
         if x is None:
             return  # columns stay NaN: warm-up or an empty profile
         probs = self._run(x[0][None, :], x[1][None, :])[0]
         for col, v in zip(self.outputs, probs, strict=True):
-            self.features.set(col, bar.seq, float(v))
+            self.features.set(col, seq, float(v))
 
     def precompute(self) -> None:
         """Score every preloaded bar in fixed, aligned, padded chunks (backtest path)."""

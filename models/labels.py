@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.bars import Bars
-from indicators.api import atr, linreg, multi_stochastic
+from indicators.api import atr, linreg, multi_stochastic, pct_to_unit
 from models.features import FeatureSpec, spec_digest
 
 I8 = NDArray[np.int8]
@@ -103,7 +103,7 @@ def setup_masks(bars: Bars, setup: QuadSetup, shift: int) -> tuple[NDArray[np.bo
         shift: 1 for the reference layout (indicators at ``i - 1``), 0 to read them at ``i``.
     """
     stoch = multi_stochastic(bars.high, bars.low, bars.close, variant="model")
-    s = np.vstack([stoch[k] for k in ("s9", "s14", "s40", "s60")]) / 100.0
+    s = pct_to_unit(np.vstack([stoch[k] for k in ("s9", "s14", "s40", "s60")]))
     reg = linreg(bars.close, setup.regression_bars)
     with np.errstate(invalid="ignore"):
         hi, lo = s.max(axis=0), s.min(axis=0)

@@ -65,6 +65,7 @@ def class_weights(counts: Sequence[int] | NDArray[np.int64],
     """
     c = np.asarray(counts, dtype=np.float64)
     total, k = c.sum(), c.shape[0]
-    w = np.where(c > 0, total / (k * np.maximum(c, 1.0)), 1.0)
+    w = total / (k * np.maximum(c, 1.0))
     w[1:] *= signal_boost  # classes 1 (BUY) and 2 (SELL)
+    w[c == 0] = 1.0
     return [float(x) for x in w]

@@ -131,6 +131,7 @@ class TrainConfig(BaseModel):
     training: OptimConfig = OptimConfig()
     evaluation: EvalConfig = EvalConfig()
     output: TrainOutputConfig = TrainOutputConfig()
+    notes: str = Field(default="", description="free text copied into the model card")
 
     @model_validator(mode="before")
     @classmethod
@@ -464,8 +465,10 @@ def _write(cfg: TrainConfig, ds: Dataset, split: Split, seqs: dict[str, NDArray[
         purge_bars=split.purge_bars, parts=parts,
         training=TrainingInfo(
             seed=cfg.training.seed, device=str(device), threads=cfg.training.threads,
+            max_epochs=cfg.training.epochs, patience=cfg.training.patience,
             epochs_run=fitted.epochs_run, best_epoch=fitted.best_epoch,
-            batch_size=cfg.training.batch_size, lr=cfg.training.lr,
+            sample_step=cfg.training.sample_step, batch_size=cfg.training.batch_size,
+            lr=cfg.training.lr,
             weight_decay=cfg.training.weight_decay, focal_gamma=cfg.training.focal_gamma,
             alpha=fitted.alpha, seconds=round(fitted.seconds, 2),
             build_seconds=round(ds.build_seconds, 3), history=fitted.history),
@@ -474,6 +477,7 @@ def _write(cfg: TrainConfig, ds: Dataset, split: Split, seqs: dict[str, NDArray[
                             bytes=weights.stat().st_size,
                             n_parameters=n_parameters(fitted.model)),
         versions=library_versions(),
+        notes=cfg.notes,
     )
     card_file = weights.with_suffix(".json")
     tmp = card_file.with_suffix(".json.tmp")
