@@ -27,10 +27,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import REAL_DATA, REPO  # noqa: E402
-from engine.bootstrap import build_engine  # noqa: E402
-from engine.config import RunConfig  # noqa: E402
-from engine.events import SignalRaised  # noqa: E402
+from bench.common import REAL_DATA, REPO
+from engine.bootstrap import build_engine
+from engine.config import RunConfig
+from engine.events import SignalRaised
 
 
 def _config(workers: int, only: str | None = None) -> RunConfig:
@@ -140,7 +140,7 @@ def run(ref_signals: int = 300) -> dict[str, object]:
     if not REAL_DATA.is_file():
         raise SystemExit(f"needs the real data at {REAL_DATA}")
     _timed(_config(1, "poc_target"))  # warm caches (numba, data)
-    t_one, eng1, signals = _timed(_config(1, "poc_target"), record=True)
+    t_one, _, signals = _timed(_config(1, "poc_target"), record=True)
     t_six1, eng6, _ = _timed(_config(1))
     t_six, engp, _ = _timed(_config(0))
     n = eng6.store.count

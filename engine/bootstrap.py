@@ -40,8 +40,8 @@ from engine.events import (
 )
 from engine.exits import ExitContext, ExitRunner, check_exit_contract
 from engine.features import FeatureStore
-from engine.journal import Journal
 from engine.fills import Costs
+from engine.journal import Journal
 from engine.loop import run_loop
 from engine.portfolio import Account
 from engine.ports import BarFeed
@@ -173,7 +173,8 @@ def build_engine(
         if replay and precompute:
             h.precompute()
         else:
-            bus.subscribe(BarClosed, h.on_bar_closed, priority=PRIORITY_FEATURES, name=f"feature:{f.id}")
+            bus.subscribe(BarClosed, h.on_bar_closed, priority=PRIORITY_FEATURES,
+                          name=f"feature:{f.id}")
 
     broker_cls = reg.brokers.load(broker_kind)
     signal_rule = None
@@ -259,11 +260,13 @@ class _StrategyKit:
             broker = self.broker_cls(acct, publish, costs, config.execution.intrabar,
                                      config.execution.market_fill)
             tag = f"{s.name}"
-            bus.subscribe(BarClosed, broker.on_bar_closed, priority=PRIORITY_BROKER, name=f"broker:{tag}")
-            bus.subscribe(SubmitOrder, broker.on_submit_order, priority=PRIORITY_BROKER, name=f"broker:{tag}")
-            bus.subscribe(CancelOrder, broker.on_cancel_order, priority=PRIORITY_BROKER, name=f"broker:{tag}")
-            bus.subscribe(ModifyOrder, broker.on_modify_order, priority=PRIORITY_BROKER, name=f"broker:{tag}")
-            bus.subscribe(OrderFilled, acct.on_order_filled, priority=PRIORITY_PORTFOLIO, name=f"account:{tag}")
+            for ev, fn in ((BarClosed, broker.on_bar_closed),
+                           (SubmitOrder, broker.on_submit_order),
+                           (CancelOrder, broker.on_cancel_order),
+                           (ModifyOrder, broker.on_modify_order)):
+                bus.subscribe(ev, fn, priority=PRIORITY_BROKER, name=f"broker:{tag}")
+            bus.subscribe(OrderFilled, acct.on_order_filled, priority=PRIORITY_PORTFOLIO,
+                          name=f"account:{tag}")
             if s.kind in reg.exits.names():
                 strat = _exit_runner(s, reg, acct, self.store, self.features, self.handlers,
                                      self.signal_rule, publish, config.account.position_size_frac)
@@ -278,7 +281,8 @@ class _StrategyKit:
                                       publish, config.account.position_size_frac, self.outputs,
                                       self.handlers)
                 strat = cls(ctx, params)
-            bus.subscribe(BarClosed, strat.on_bar_closed, priority=PRIORITY_STRATEGY, name=f"strategy:{tag}")
+            bus.subscribe(BarClosed, strat.on_bar_closed, priority=PRIORITY_STRATEGY,
+                          name=f"strategy:{tag}")
             accounts[s.name] = acct
             brokers[s.name] = broker
             strategies[s.name] = strat

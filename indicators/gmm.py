@@ -1,62 +1,68 @@
-"""Gaussian-mixture nodes of a volume profile (scikit-learn), fitted only when asked for.
+"""Gaussian-mixture nodes of a volume profile, fitted only when asked for.
 
-The reference bot's recipe, seeded, so the same profile always gives the same nodes:
+The reference bot's recipe (scikit-learn's ``GaussianMixture`` on a synthetic sample), fitted
+by the same EM in numba on the binned sample (``indicators.kernels.gmm``):
 
 - **samples**: every non-empty bin contributes ``max(1, int(volume / total * 1000))`` copies of
   its price (about 1000 samples); at least 10 samples and 2 distinct prices are needed, else
-  the result is empty (``GmmNodes.empty``);
-- **mixture**: ``GaussianMixture(n, random_state=42, max_iter=100)`` for n = 2..5 (never more
-  components than distinct prices), keeping the lowest BIC. The reference bot asked for
-  ``covariance_type="full"``; on 1-D data a full, a diagonal and a spherical covariance are the
-  same model (one variance per component, the same parameter count for the BIC), so
-  ``"diag"`` is used, whose code path in scikit-learn is about a third faster;
+  the result is empty (``GmmNodes.empty``). EM on ``c`` copies of a price is EM on that price
+  with weight ``c``, so the fit runs on the bins with their counts;
+- **mixture**: n = 2..5 components (never more than distinct prices), one variance each (in 1-D
+  the reference's ``covariance_type="full"``), ``reg_covar`` 1e-6, ``tol`` 1e-3, at most 100
+  EM iterations as scikit-learn's defaults, keeping the lowest BIC (``-2 log L + (3n - 1) log
+  N``);
 - **LVNs**: between each pair of adjacent component means (sorted), the minimum of the mixture
-  density (bounded scalar minimisation). A candidate is kept only where the profile is
-  genuinely thin: the volume of the bin nearest to it, or of the nearest non-empty bin on its
-  left or on its right, is <= the 25th percentile of the non-empty bins; and non-empty bins
-  exist on both sides of that nearest bin;
+  density (on a 1024-point grid between the means, far finer than a bin). A candidate is kept
+  only where the profile is genuinely thin: the volume of the bin nearest to it, or of the
+  nearest non-empty bin on its left or on its right, is <= the 25th percentile of the
+  non-empty bins; and non-empty bins exist on both sides of that nearest bin;
 - **two-component peaks** (trade targets): the sorted means of a 2-component fit on
   ``int(volume / total * 1000)`` copies per bin (bins that round to 0 left out), as the
   reference bot's ``find_dual_distribution_peaks``; when no bin rounds to 0 that sample is the
-  one above, and the n = 2 fit already made is reused (same data, same seed: the same fit);
+  one above, and the n = 2 fit already made is reused;
 - **curves** for the UI on the bin prices, each scaled so its maximum equals the largest bin:
   ``curve`` (the two-component density, the reference bot's orange line) and
   ``mixture_curve`` (the BIC-chosen mixture).
 
-Determinism: every fit uses ``random_state=42`` and runs with BLAS/OpenMP limited to one thread
-(``threadpoolctl``). One thread also matters for speed: on a busy 2-core machine scikit-learn's
-k-means initialisation with its default threads took ~0.5-1 s per profile instead of ~0.1 s.
+**Why not scikit-learn at run time.** Its fit costs ~20-60 ms here, almost all per-call
+overhead; a backtest asks for a trade setup on every signal (thousands on the real data) and the
+exit plugins for LVNs on every trade, so the fits dominated a six-strategy run. The numba fit is
+the same model and the same E and M steps (tested against scikit-learn step by step), from
+deterministic k-means starts instead of seeded random ones: ~0.5 ms for all five fits, and on
+real windows at least as likely as scikit-learn's fit in most cases
+(``tests/indicators/test_gmm_kernel.py``). scikit-learn stays the test oracle. (Its ``diag``
+path also fails on some real windows: a component on a single price gets a negative variance
+from ``E[x^2] - E[x]^2`` at prices near 1e5.)
 
-scikit-learn and scipy are imported on the first fit, not with the module, so importing
-``indicators`` stays cheap (scikit-learn alone takes seconds to import).
+Determinism: no randomness at all, so the same profile always gives the same nodes.
 
-Cost: about five small EM fits, tens of milliseconds (``bench/bench_volume_profile.py``). So
-nodes are never computed per bar: ``GmmCache`` keeps them per window (start seq, stop seq, mode,
-bins), and only a trade setup, the UI or an exit plugin asking for LVNs triggers a fit.
+Cost: well under a millisecond per window (``bench/bench_volume_profile.py``). Nodes are still
+never computed per bar: ``GmmCache`` keeps them per window (start seq, stop seq, mode, bins),
+and only a trade setup, the UI or an exit plugin asking for LVNs triggers a fit.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
-if TYPE_CHECKING:
-    from sklearn.mixture import GaussianMixture
+from indicators.kernels.gmm import gmm_fit_nb
 
 F64 = NDArray[np.float64]
-SEED = 42
 SAMPLES = 1000
 MIN_SAMPLES = 10
 MIN_COMPONENTS = 2
 MAX_COMPONENTS = 5
+MAX_ITER = 100
+TOL = 1e-3
+REG_COVAR = 1e-6
+LVN_GRID = 1024
 THIN_PCT = 25.0
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 
@@ -92,50 +98,46 @@ class GmmNodes:
         return cls(0, (), (), (), math.nan, (), (), z, z.copy())
 
 
-def samples(prices: F64, volumes: F64, at_least_one: bool) -> F64:
-    """The reference bot's synthetic sample: ``int(volume / total * 1000)`` copies of each bin's
-    price (at least one per non-empty bin when ``at_least_one``)."""
+def counts(volumes: F64, at_least_one: bool) -> F64:
+    """The reference bot's synthetic sample as copies per bin: ``int(volume / total * 1000)``
+    (at least one per non-empty bin when ``at_least_one``), as float64."""
     total = volumes.sum()
     if not total > 0:
-        return np.empty(0)
-    counts = (volumes / total * SAMPLES).astype(np.int64)
+        return np.zeros_like(volumes)
+    c = (volumes / total * SAMPLES).astype(np.int64)
     if at_least_one:
-        counts = np.where(volumes > 0, np.maximum(counts, 1), 0)
-    return np.repeat(prices, counts)
+        c = np.where(volumes > 0, np.maximum(c, 1), 0)
+    return c.astype(np.float64)
 
 
-_CONTROLLER: list[object] = []
+def samples(prices: F64, volumes: F64, at_least_one: bool) -> F64:
+    """The synthetic sample itself, ``counts`` copies of each bin's price (for scikit-learn)."""
+    return np.repeat(prices, counts(volumes, at_least_one).astype(np.int64))
 
 
-def _one_thread():  # type: ignore[no-untyped-def]
-    """Limit BLAS/OpenMP to one thread for the fits. The ``ThreadpoolController`` is made once,
-    after scikit-learn is imported (a fresh ``threadpool_limits`` rescans every loaded library,
-    ~6 ms a call here, a fifth of a fit)."""
-    if not _CONTROLLER:
-        import sklearn.mixture  # noqa: F401 - load its native libraries before the scan
-        from threadpoolctl import ThreadpoolController
+@dataclass(frozen=True)
+class Mixture:
+    """One fitted mixture, components sorted by mean."""
 
-        _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0].limit(limits=1)  # type: ignore[attr-defined]
+    means: F64
+    stds: F64
+    weights: F64
+    bic: float
 
 
-def _fit(x: F64, n: int) -> GaussianMixture:
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.mixture import GaussianMixture
+def fit_mixture(prices: F64, weights: F64, n: int) -> Mixture:
+    """``n``-component mixture of ``prices`` with integer sample ``weights`` (``gmm_fit_nb``).
 
-    with warnings.catch_warnings():
-        # max_iter=100 as the reference; a fit stopping there is still a usable mixture
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        gm = GaussianMixture(n, covariance_type="diag", random_state=SEED, max_iter=100)
-        return gm.fit(x.reshape(-1, 1))
-
-
-def _components(gm: GaussianMixture) -> tuple[F64, F64, F64]:
-    """(means, stds, weights) sorted by mean."""
-    mu = gm.means_[:, 0]
-    order = np.argsort(mu, kind="stable")
-    sd = np.sqrt(gm.covariances_.reshape(-1))
-    return mu[order], sd[order], gm.weights_[order]
+    Args:
+        prices: ascending; weights: copies of each (only those > 0 are used).
+        n: components, at most the number of prices with weight > 0.
+    """
+    keep = weights > 0
+    x = np.ascontiguousarray(prices[keep], dtype=np.float64)
+    w = np.ascontiguousarray(weights[keep], dtype=np.float64)
+    mu, var, wt = np.empty(n), np.empty(n), np.empty(n)
+    bic, _ = gmm_fit_nb(x, w, n, MAX_ITER, TOL, REG_COVAR, mu, var, wt)
+    return Mixture(mu, np.sqrt(var), wt, float(bic))
 
 
 def mixture_pdf(x: F64, means: F64, stds: F64, weights: F64) -> F64:
@@ -161,18 +163,15 @@ def _is_thin(prices: F64, volumes: F64, price: float, thr: float) -> bool:
 
 
 def _lvns(prices: F64, volumes: F64, means: F64, stds: F64, weights: F64) -> tuple[float, ...]:
-    from scipy.optimize import minimize_scalar
-
     thr = float(np.percentile(volumes[volumes > 0], THIN_PCT))
     found = []
     for a, b in itertools.pairwise(means):
         if not b > a:
             continue
-        res = minimize_scalar(
-            lambda p: float(mixture_pdf(np.array([p]), means, stds, weights)[0]),
-            bounds=(float(a), float(b)), method="bounded")
-        if _is_thin(prices, volumes, float(res.x), thr):
-            found.append(float(res.x))
+        grid = np.linspace(float(a), float(b), LVN_GRID)
+        p = float(grid[int(np.argmin(mixture_pdf(grid, means, stds, weights)))])
+        if _is_thin(prices, volumes, p, thr):
+            found.append(p)
     return tuple(found)
 
 
@@ -193,35 +192,27 @@ def fit_nodes(prices: F64, volumes: F64) -> GmmNodes:
         raise ValueError(f"prices and volumes must be 1-D of one length, got {prices.shape} and "
                          f"{volumes.shape}")
     empty = GmmNodes.empty(prices.shape[0])
-    x = samples(prices, volumes, at_least_one=True)
-    distinct = np.unique(x).size
-    if x.size < MIN_SAMPLES or distinct < MIN_COMPONENTS:
+    c1 = counts(volumes, at_least_one=True)
+    distinct = np.unique(prices[c1 > 0]).size
+    if c1.sum() < MIN_SAMPLES or distinct < MIN_COMPONENTS:
         return empty
-    with _one_thread():
-        best: GaussianMixture | None = None
-        best_bic = math.inf
-        fits: dict[int, GaussianMixture] = {}
-        for n in range(MIN_COMPONENTS, min(MAX_COMPONENTS, distinct) + 1):
-            gm = fits[n] = _fit(x, n)
-            bic = float(gm.bic(x.reshape(-1, 1)))
-            if bic < best_bic:
-                best, best_bic = gm, bic
-        assert best is not None
-        mu, sd, w = _components(best)
-        x2 = samples(prices, volumes, at_least_one=False)
-        two: tuple[float, ...] = ()
-        curve = np.zeros_like(prices)
-        if x2.size >= MIN_SAMPLES and np.unique(x2).size >= 2:
-            same = x2.shape == x.shape and bool(np.array_equal(x2, x))
-            mu2, sd2, w2 = _components(fits[2] if same else _fit(x2, 2))
-            two = (float(mu2[0]), float(mu2[1]))
-            curve = _scaled(mixture_pdf(prices, mu2, sd2, w2), volumes)
+    fits = {n: fit_mixture(prices, c1, n)
+            for n in range(MIN_COMPONENTS, min(MAX_COMPONENTS, distinct) + 1)}
+    best = min(fits.values(), key=lambda m: m.bic)  # the first (fewest components) on a tie
+    c2 = counts(volumes, at_least_one=False)
+    two: tuple[float, ...] = ()
+    curve = np.zeros_like(prices)
+    if c2.sum() >= MIN_SAMPLES and np.unique(prices[c2 > 0]).size >= 2:
+        m2 = fits[2] if np.array_equal(c1, c2) else fit_mixture(prices, c2, 2)
+        two = (float(m2.means[0]), float(m2.means[1]))
+        curve = _scaled(mixture_pdf(prices, m2.means, m2.stds, m2.weights), volumes)
+    mu, sd, w = best.means, best.stds, best.weights
     return GmmNodes(
-        n_components=int(best.n_components),
+        n_components=int(mu.shape[0]),
         means=tuple(float(m) for m in mu),
         stds=tuple(float(s) for s in sd),
         weights=tuple(float(v) for v in w),
-        bic=best_bic,
+        bic=best.bic,
         lvns=_lvns(prices, volumes, mu, sd, w),
         two_peak_means=two,
         curve=curve,

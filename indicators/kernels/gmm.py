@@ -33,48 +33,59 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 @njit(cache=True, nogil=True)
-def _start_nb(x: np.ndarray, w: np.ndarray, n: int, how: int, centres: np.ndarray) -> None:
-    """k-means starting centres: 0 = weighted (k + 0.5) / n quantiles; 1 = evenly spaced over
-    the price range; 2 = greedy farthest-point from the heaviest bin, each next centre the
-    bin maximising weight x squared distance to the nearest centre (a deterministic
-    k-means++)."""
+def _quantile_start_nb(x: np.ndarray, w: np.ndarray, n: int, centres: np.ndarray) -> None:
+    """Centres at the weighted (k + 0.5) / n quantiles."""
     m = x.shape[0]
-    if how == 0:
-        total = 0.0
-        for j in range(m):
-            total += w[j]
-        k = 0
-        acc = 0.0
-        for j in range(m):
-            acc += w[j]
-            while k < n and acc >= (k + 0.5) / n * total:
-                centres[k] = x[j]
-                k += 1
-        while k < n:
-            centres[k] = x[m - 1]
+    total = 0.0
+    for j in range(m):
+        total += w[j]
+    k = 0
+    acc = 0.0
+    for j in range(m):
+        acc += w[j]
+        while k < n and acc >= (k + 0.5) / n * total:
+            centres[k] = x[j]
             k += 1
+    while k < n:
+        centres[k] = x[m - 1]
+        k += 1
+
+
+@njit(cache=True, nogil=True)
+def _farthest_start_nb(x: np.ndarray, w: np.ndarray, n: int, centres: np.ndarray) -> None:
+    """A deterministic k-means++: the heaviest bin first, then each time the bin maximising
+    weight x squared distance to its nearest centre."""
+    m = x.shape[0]
+    best = 0
+    for j in range(1, m):
+        if w[j] > w[best]:
+            best = j
+    centres[0] = x[best]
+    for k in range(1, n):
+        best = 0
+        score = -1.0
+        for j in range(m):
+            d = np.inf
+            for c in range(k):
+                d = min(d, (x[j] - centres[c]) ** 2)
+            if w[j] * d > score:
+                score = w[j] * d
+                best = j
+        centres[k] = x[best]
+
+
+@njit(cache=True, nogil=True)
+def _start_nb(x: np.ndarray, w: np.ndarray, n: int, how: int, centres: np.ndarray) -> None:
+    """k-means starting centres: 0 = weighted quantiles; 1 = evenly spaced over the price
+    range; 2 = deterministic k-means++ (``_farthest_start_nb``)."""
+    if how == 0:
+        _quantile_start_nb(x, w, n, centres)
     elif how == 1:
+        m = x.shape[0]
         for k in range(n):
             centres[k] = x[0] + (x[m - 1] - x[0]) * (k + 0.5) / n
     else:
-        best = 0
-        for j in range(1, m):
-            if w[j] > w[best]:
-                best = j
-        centres[0] = x[best]
-        for k in range(1, n):
-            best = 0
-            score = -1.0
-            for j in range(m):
-                d = np.inf
-                for c in range(k):
-                    e = (x[j] - centres[c]) ** 2
-                    if e < d:
-                        d = e
-                if w[j] * d > score:
-                    score = w[j] * d
-                    best = j
-            centres[k] = x[best]
+        _farthest_start_nb(x, w, n, centres)
 
 
 @njit(cache=True, nogil=True)
@@ -185,7 +196,8 @@ def _fit_once_nb(x: np.ndarray, w: np.ndarray, n: int, how: int, max_iter: int, 
     _m_step_nb(x, w, resp, reg, means, var, weights)
     lower = -np.inf
     it = 0
-    for it in range(1, max_iter + 1):
+    while it < max_iter:
+        it += 1
         prev = lower
         ll = _e_step_nb(x, w, means, var, weights, resp)
         _m_step_nb(x, w, resp, reg, means, var, weights)
