@@ -45,14 +45,20 @@ def test_six_strategies_in_two_workers_trade_as_in_one_process():
         assert a.fill_seqs == serial.accounts[n].fill_seqs
 
 
-def test_worker_failure_names_the_strategy_and_the_cause():
-    cfg = _config(2, [{"name": "a", "kind": "poc_target"},
-                      {"name": "b", "kind": "trailing_stop", "params": {"lookback": 10}}])
+def test_worker_failure_names_the_strategy_and_the_cause(monkeypatch):
+    from engine.registry import EXIT_STRATEGIES, Registry
+
+    cls = Registry.installed(EXIT_STRATEGIES).load("trailing_stop")
+
+    def broken(self, pos, bar, ctx):
+        raise RuntimeError("boom in on_bar")
+
+    monkeypatch.setattr(cls, "on_bar", broken)  # the forked workers inherit the patch
+    cfg = _config(2, [{"name": "a", "kind": "poc_target"}, {"name": "b", "kind": "trailing_stop"}])
     eng = build_engine(cfg)
-    # sabotage the shared handler the exit plugins read: the workers inherit it
-    vp = eng.handlers["vp"]
-    vp.window_profile = lambda start, stop: (_ for _ in ()).throw(RuntimeError("boom in vp"))
-    with pytest.raises(StrategyError, match=r"(?s)failed in their worker process.*boom in vp"):
+    with pytest.raises(StrategyError,
+                       match=r"(?s)strategies \['b'\] failed in their worker process.*"
+                             r"exit strategy 'b' raised in on_bar.*boom in on_bar"):
         eng.run()
 
 
