@@ -62,7 +62,7 @@ def _worker(conn: Any, kit: Any, names: list[str], signals: dict[int, list[Signa
             feed: BarFeed, store: BarStore) -> None:
     try:
         conn.send(("ok", _replay_group(kit, names, signals, feed, store)))
-    except BaseException:  # noqa: BLE001 - the parent re-raises it with the traceback
+    except BaseException:
         conn.send(("error", traceback.format_exc()))
     finally:
         conn.close()
