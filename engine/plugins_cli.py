@@ -17,7 +17,8 @@ def register_list(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     p = sub.add_parser("strategies", help="list installed strategies and plugins")
     ssub = p.add_subparsers(dest="strategies_command", metavar="ACTION")
     ssub.required = True
-    lst = ssub.add_parser("list", help="name, module, version and status of every plugin")
+    lst = ssub.add_parser("list", help="name, module, exit-plugin API version, package "
+                                          "and status (or import error) of every plugin")
     lst.set_defaults(func=cmd_list)
 
 
@@ -29,28 +30,32 @@ def cmd_list(args: argparse.Namespace) -> int:
         for ep in sorted(entry_points(group=group), key=lambda e: e.name):
             version = ep.dist.version if ep.dist is not None else "?"
             dist = ep.dist.name if ep.dist is not None else "?"
+            # the exit-plugin API version the plugin declares ("-": not an exit plugin,
+            # "?": it did not load)
+            api = "-" if group != EXIT_STRATEGIES else "?"
             try:
                 obj = ep.load()
                 if group == EXIT_STRATEGIES:
+                    api = str(getattr(obj, "API_VERSION", "?"))
                     check_exit_contract(ep.name, obj)
                 status = "ok"
             except PluginLoadError as exc:
                 status, bad = f"error: {exc}", bad + 1
             except Exception as exc:  # the plugin boundary: show the real cause
                 status, bad = f"error: {type(exc).__name__}: {exc}", bad + 1
-            rows.append((word, ep.name, ep.value, f"{dist} {version}", status))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)] if rows else [0] * 4
-    print("  ".join(h.ljust(w) for h, w in zip(("kind", "name", "target", "package"), widths,
-                                               strict=True)) + "  status")
+            rows.append((word, ep.name, ep.value, api, f"{dist} {version}", status))
+    head = ("kind", "name", "target", "api", "package")
+    widths = [max([len(head[i])] + [len(r[i]) for r in rows]) for i in range(len(head))]
+    print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + "  status")
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
+        print("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1])
     return 1 if bad else 0
 
 
 def register_new(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("new-strategy", help="create an installable exit-strategy plugin package")
     p.add_argument("name", help="snake_case name, e.g. my_exit")
-    p.add_argument("--dir", type=Path, default=Path("."), help="where to create the package")
+    p.add_argument("--dir", type=Path, default=Path(), help="where to create the package")
     p.set_defaults(func=cmd_new)
 
 
@@ -60,7 +65,7 @@ def cmd_new(args: argparse.Namespace) -> int:
         raise ConfigError(f"strategy name {name!r} must be snake_case (letters, digits, _)")
     cls = "".join(part.title() for part in name.split("_"))
     pkg = f"tradebot_{name}"
-    root = args.dir / f"tradebot-{name.replace('_', '-')}"
+    root = args.dir / f"tradebot-{name.replace('_', '-')}"  # = the distribution name
     if root.exists():
         raise ConfigError(f"{root} already exists; choose another name or --dir")
     files = {
@@ -74,7 +79,8 @@ def cmd_new(args: argparse.Namespace) -> int:
     for rel, text in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).format(name=name, cls=cls, pkg=pkg))
+        path.write_text(textwrap.dedent(text).format(name=name, cls=cls, pkg=pkg,
+                                                      dist=name.replace("_", "-")))
     print(f"created {root}/ with exit strategy {name!r} ({pkg}.strategy:{cls})")
     print(f"next: pip install -e {root}   then   tradebot strategies list")
     return 0
@@ -88,7 +94,7 @@ build-backend = "setuptools.build_meta"
 
 _SETUP_CFG = """\
 [metadata]
-name = tradebot-{name}
+name = tradebot-{dist}
 version = 0.1.0
 description = The {name} exit strategy for tradebot
 
