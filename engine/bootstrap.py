@@ -29,7 +29,7 @@ from engine.bus import (
 )
 from engine.clock import Clock, SimClock, WallClock
 from engine.config import FeatureConfig, RunConfig, validate_params
-from engine.errors import ConfigError
+from engine.errors import ConfigError, PluginLoadError
 from engine.events import (
     BarClosed,
     CancelOrder,
@@ -99,6 +99,31 @@ class Engine:
         return last
 
 
+def strategy_class(reg: Registries, kind: str, name: str) -> Any:
+    """The class of a configured strategy: an exit plugin (traded on the shared signals) or an
+    entry rule that trades by itself.
+
+    Raises:
+        PluginLoadError: ``kind`` is neither; the message suggests the closest names of both
+            kinds and lists what is installed (or the plugin's real import error).
+    """
+    if kind in reg.exits.names():
+        return reg.exits.load(kind)
+    if kind in reg.strategies.names():
+        return reg.strategies.load(kind)
+    from difflib import get_close_matches
+
+    exits, rules = reg.exits.names(), reg.strategies.names()
+    hint = get_close_matches(kind, exits + rules, n=3)
+    raise PluginLoadError(
+        f"strategies[{name}]: kind {kind!r} is not installed"
+        + (f"; did you mean {' or '.join(repr(h) for h in hint)}?" if hint else "")
+        + f" Exit strategies: {exits}; entry rules: {rules}"
+        " (`tradebot strategies list` shows them; a plugin added to setup.cfg needs"
+        " `pip install -e .` again)"
+    )
+
+
 def collect_features(config: RunConfig, reg: Registries) -> list[FeatureConfig]:
     """Configured features plus those the signal rule and strategies require, by id."""
     feats: dict[str, FeatureConfig] = {f.id: f for f in config.features}
@@ -106,10 +131,7 @@ def collect_features(config: RunConfig, reg: Registries) -> list[FeatureConfig]:
     if config.signals is not None:
         wanted.append(("signals", reg.strategies.load(config.signals.kind), config.signals.params))
     for s in config.strategies:
-        if s.kind in reg.exits.names():
-            wanted.append((f"strategies[{s.name}]", reg.exits.load(s.kind), s.params))
-        else:
-            wanted.append((f"strategies[{s.name}]", reg.strategies.load(s.kind), s.params))
+        wanted.append((f"strategies[{s.name}]", strategy_class(reg, s.kind, s.name), s.params))
     for where, cls, raw in wanted:
         req = getattr(cls, "required_features", None)
         if req is None:

@@ -24,6 +24,7 @@ rules, exit plugins, the UI sidebar, alerts all ask the handler), through ``trad
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
@@ -279,9 +280,9 @@ def _window(h: F64, lo: F64, c: F64, v: F64, s: _Settings, offset: int,
         start=offset, stop=offset + c.shape[0], mode=s.mode, low=float(glo), high=float(ghi),
         prices=prices, volumes=vols, poc=float(out[0]), poc_volume=float(out[1]),
         vah=float(out[2]), val=float(out[3]), hvn_threshold=float(thr),
-        hvns=tuple(float(p) for p in prices[hvn_mask]),
-        peaks=tuple(float(prices[j]) for j in peaks[:n_peaks]),
-        peak_bins=tuple(int(j) for j in peaks[:n_peaks]), _cache=cache)
+        hvns=tuple(prices[hvn_mask].tolist()),
+        peaks=tuple(prices[peaks[:n_peaks]].tolist()),
+        peak_bins=tuple(peaks[:n_peaks].tolist()), _cache=cache)
 
 
 def window_profile(high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: ArrayLike,
@@ -475,6 +476,7 @@ class VolumeProfileParams(BaseModel):
 
 
 _COLUMNS = ("high", "low", "close", "volume")
+_PROFILE_CACHE = 64
 
 
 class VolumeProfileHandler:
@@ -513,6 +515,9 @@ class VolumeProfileHandler:
         self._out1 = np.empty((1, N_OUT))
         self._next = 0
         self.gmm = GmmCache(params.gmm_cache_size)
+        # recent window profiles: the exit strategies of one run ask for the same windows (a
+        # trade opened on a shared signal ticks on the same bars in every strategy)
+        self._profiles: OrderedDict[tuple[int, int], WindowProfile] = OrderedDict()
 
     # -- per bar -------------------------------------------------------------------------------
     def _run(self, cols: Sequence[np.ndarray], first: int, stop: int, out: np.ndarray) -> None:
@@ -580,8 +585,17 @@ class VolumeProfileHandler:
         if stop - start < 1 or start < 0:
             raise ValueError(f"feature {self.id!r}: profile window [{start}, {stop}) is empty "
                              "or starts before bar 0")
-        w = self.bars.window(stop - 1, stop - start)
-        return _window(w.high, w.low, w.close, w.volume, self._settings, w.start_seq, self.gmm)
+        key = (start, stop)
+        hit = self._profiles.get(key)
+        if hit is not None and stop <= self.bars.count:  # a closed bar never changes
+            self._profiles.move_to_end(key)
+            return hit
+        w = self.bars.window(stop - 1, stop - start)  # refuses bars not revealed yet
+        prof = _window(w.high, w.low, w.close, w.volume, self._settings, w.start_seq, self.gmm)
+        self._profiles[key] = prof
+        if len(self._profiles) > _PROFILE_CACHE:
+            self._profiles.popitem(last=False)
+        return prof
 
     def profile_at(self, seq: int) -> WindowProfile:
         """The profile bar ``seq``'s columns summarise (fewer bars during warm-up)."""
