@@ -220,6 +220,20 @@ def fit_nodes(prices: F64, volumes: F64) -> GmmNodes:
     )
 
 
+def two_peak_means(prices: F64, volumes: F64) -> tuple[float, ...]:
+    """Just the two-component means of ``fit_nodes`` (the same fit, the same numbers): what a
+    trade setup needs, at a fifth of the cost of all the nodes. Empty when not fittable."""
+    prices = np.ascontiguousarray(prices, dtype=np.float64)
+    c2 = counts(np.ascontiguousarray(volumes, dtype=np.float64), at_least_one=False)
+    if c2.sum() < MIN_SAMPLES or np.unique(prices[c2 > 0]).size < 2:
+        return ()
+    c1 = counts(np.ascontiguousarray(volumes, dtype=np.float64), at_least_one=True)
+    if np.unique(prices[c1 > 0]).size < MIN_COMPONENTS:
+        return ()
+    m2 = fit_mixture(prices, c2, 2)
+    return (float(m2.means[0]), float(m2.means[1]))
+
+
 class GmmCache:
     """Least-recently-used cache of ``fit_nodes`` results, keyed by window.
 
@@ -228,6 +242,7 @@ class GmmCache:
 
     def __init__(self, maxsize: int = 256) -> None:
         self._d: OrderedDict[Hashable, GmmNodes] = OrderedDict()
+        self._two: OrderedDict[Hashable, tuple[float, ...]] = OrderedDict()
         self.maxsize = maxsize
         self.fits = 0
 
@@ -246,3 +261,20 @@ class GmmCache:
         if len(self._d) > self.maxsize:
             self._d.popitem(last=False)
         return nodes
+
+    def two_peak_means(self, key: Hashable, prices: F64, volumes: F64) -> tuple[float, ...]:
+        """The two-component means of the profile known by ``key`` (from its nodes when they
+        are cached, else from the one fit they need, cached too)."""
+        nodes = self._d.get(key)
+        if nodes is not None:
+            return nodes.two_peak_means
+        hit = self._two.get(key)
+        if hit is not None:
+            self._two.move_to_end(key)
+            return hit
+        two = two_peak_means(prices, volumes)
+        self.fits += 1
+        self._two[key] = two
+        if len(self._two) > self.maxsize:
+            self._two.popitem(last=False)
+        return two

@@ -38,6 +38,7 @@ from engine.errors import DataError
 from engine.events import BarClosed, Side
 from engine.features import FeatureStore
 from indicators.gmm import GmmCache, GmmNodes, fit_nodes
+from indicators.gmm import two_peak_means as gmm_two_peak_means
 from indicators.kernels.volume_profile import (
     CLOSE,
     N_OUT,
@@ -243,8 +244,14 @@ class WindowProfile:
         return self.nodes().lvns
 
     def two_peak_means(self) -> tuple[float, ...]:
-        """The two-component GMM means, ascending (the reference bot's targets)."""
-        return self.nodes().two_peak_means
+        """The two-component GMM means, ascending (the reference bot's targets); fits only
+        the two-component mixture unless the nodes are already known."""
+        if "nodes" in self._memo:
+            return self._memo["nodes"].two_peak_means
+        if self._cache is not None:
+            key = (self.start, self.stop, self.mode, self.bins)
+            return self._cache.two_peak_means(key, self.prices, self.volumes)
+        return gmm_two_peak_means(self.prices, self.volumes)
 
     def curve(self) -> F64:
         """The two-component GMM density on ``prices``, scaled to the largest bin (UI)."""

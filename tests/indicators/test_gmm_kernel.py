@@ -94,3 +94,18 @@ def test_against_sklearn_on_real_profiles(real_bars):
                 close2.append(np.max(np.abs(np.sort(gm.means_[:, 0]) - mu)) < step)
     assert np.mean(close2) >= 0.7, np.mean(close2)
     assert np.mean(better) >= 0.6, np.mean(better)
+
+
+def test_two_peak_shortcut_equals_the_full_nodes(real_bars):
+    from indicators.gmm import GmmCache, fit_nodes, two_peak_means
+
+    b = real_bars
+    for i in (1_000, 20_000, 45_000, 69_000):
+        for mode in ("close", "range"):
+            p = window_profile(b.high, b.low, b.close, b.volume, i - 200, i, mode=mode)
+            full = fit_nodes(p.prices, p.volumes).two_peak_means
+            assert len(full) == 2 and two_peak_means(p.prices, p.volumes) == full
+            cache = GmmCache()
+            assert cache.two_peak_means("w", p.prices, p.volumes) == full and cache.fits == 1
+            cache.get("w", p.prices, p.volumes)  # the nodes now answer for the same window
+            assert cache.two_peak_means("w", p.prices, p.volumes) == full and cache.fits == 2
