@@ -16,11 +16,18 @@ per-bar probabilities then agree to ~1e-16. The batch pass also runs fixed, alig
 (rows ``[c * batch_size, (c + 1) * batch_size)``, the last one padded), so a bar's probabilities
 never depend on how much data follows it: the prefix (lookahead) check compares them exactly.
 ``precision: float32`` is faster and agrees to ~1e-8.
+
+**Latency.** The per-bar pass runs on ``threads`` torch threads (default 1): a batch of one gains
+little from more, and a second thread waiting on a core that other work holds turned a ~1 ms
+forward pass into ~50-100 ms spikes. The reference-size network needs ``precision: float32`` for
+a per-bar p99 under 5 ms on two cores (``bench/bench_models.py``, ``docs/model.md``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -137,6 +144,27 @@ class CnnParams(BaseModel):
     device: Device = "auto"
     precision: Precision = "float64"
     batch_size: int = Field(default=1024, ge=1, le=65_536, description="batch (backtest) pass")
+    threads: int = Field(
+        default=1, ge=1, le=256, description="torch CPU threads of the per-bar pass: one keeps "
+        "the latency steady when other work shares the cores (a batch of one gains little from "
+        "more)")
+    batch_threads: int | None = Field(
+        default=None, ge=1, le=256, description="torch CPU threads of the backtest pass; "
+        "None = torch's default (one per core)")
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run a block with ``n`` torch CPU threads (None: unchanged), then restore the setting."""
+    prev = torch.get_num_threads()
+    if n is None or n == prev:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
 
 
 class CnnHandler:
@@ -182,10 +210,10 @@ class CnnHandler:
                 raise DataError(
                     f"feature {self.id!r}: bar seq {seq} arrived after seq {self._next - 1}; "
                     "each bar must reach a feature handler once, in order")
-            w = self.bars.window(seq, seq - self._next + 1)
-            for j in range(seq - self._next):
-                self._score(self._next + j, float(w.high[j]), float(w.low[j]),
-                            float(w.close[j]))
+            start = self._next
+            w = self.bars.window(seq, seq - start + 1)  # bars start..seq; seq is revealed
+            for j in range(seq - start):
+                self._score(start + j, float(w.high[j]), float(w.low[j]), float(w.close[j]))
         self._score(seq, bar.high, bar.low, bar.close)
 
     def _score(self, seq: int, high: float, low: float, close: float) -> None:
@@ -194,7 +222,8 @@ class CnnHandler:
         x = self._stream.current(self.bars, seq)
         if x is None:
             return  # columns stay NaN: warm-up or an empty profile
-        probs = self._run(x[0][None, :], x[1][None, :])[0]
+        with torch_threads(self.p.threads):
+            probs = self._run(x[0][None, :], x[1][None, :])[0]
         for col, v in zip(self.outputs, probs, strict=True):
             self.features.set(col, seq, float(v))
 
@@ -219,7 +248,8 @@ class CnnHandler:
             vp[:] = 0.0
             s60[: stop - start][ok] = fs.s60[start:stop][ok]
             vp[: stop - start][ok] = fs.vp[start:stop][ok]
-            probs = self._run(s60, vp)[: stop - start]
+            with torch_threads(self.p.batch_threads):
+                probs = self._run(s60, vp)[: stop - start]
             for c, col in enumerate(cols):
                 seg = col[start:stop]
                 seg[ok] = probs[ok, c]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -96,13 +94,12 @@ def test_features_never_read_the_sample_bar_in_the_reference_layout(real_slice):
     np.testing.assert_array_equal(base.vp[i], other.vp[i])
 
 
-def test_whole_real_history_builds_in_seconds(real_bars):
-    build_features(real_bars.slice(0, 1000), FeatureSpec())  # compile / load the numba cache
-    t0 = time.perf_counter()
-    fs = build_features(real_bars, FeatureSpec())
-    took = time.perf_counter() - t0
+def test_whole_real_history_builds(real_bars):
+    """Every bar of the real history from the first valid one (``make bench`` times it)."""
+    spec = FeatureSpec()
+    fs = build_features(real_bars, spec)
     assert fs.valid.sum() > 68_000
-    assert took < 5.0, f"building 69k samples took {took:.1f} s"
+    assert fs.valid[spec.first_valid_bar:].mean() > 0.999
 
 
 def test_stream_refuses_skipped_bars(real_slice):

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from engine.bars import BarStore
+from engine.errors import DataError
 from engine.events import BarClosed
 from engine.features import FeatureStore
 from models.card import ModelMismatchError, load_card
@@ -17,6 +18,7 @@ from models.features import FeatureSpec
 from models.inference import DEFAULT_MODEL, CnnHandler, CnnParams, load_model
 
 CUTS = (260, 611, 1299)
+PER_BAR_BARS = 800  # bars run through the (slower) per-bar path: 600 scored samples
 
 
 def _events(bars):
@@ -57,7 +59,8 @@ def _same_nan(a, b):
 @pytest.mark.parametrize(("precision", "atol"), [("float64", 1e-12), ("float32", 1e-6)])
 def test_batch_equals_per_bar(tiny_model, real_slice, precision, atol):
     params = CnnParams(model=str(tiny_model), precision=precision, device="cpu", batch_size=256)
-    a, b = per_bar(real_slice, params), batch(real_slice, params)
+    cut = real_slice.slice(0, PER_BAR_BARS)
+    a, b = per_bar(cut, params), batch(cut, params)
     _same_nan(a, b)
     ok = ~np.isnan(a[:, 0])
     first = FeatureSpec().first_valid_bar
@@ -72,14 +75,15 @@ def test_prefix_causality(tiny_model, real_slice):
     The batch path must match exactly (not just closely): fixed aligned chunks make a bar's
     probabilities independent of how many bars follow it."""
     params = CnnParams(model=str(tiny_model), device="cpu", batch_size=256)
-    full_b, full_p = batch(real_slice, params), per_bar(real_slice, params)
+    full_b = batch(real_slice, params)
+    full_p = per_bar(real_slice.slice(0, PER_BAR_BARS), params)
     for k in CUTS:
         cut = real_slice.slice(0, k + 1)
         got_b = batch(cut, params)
         _same_nan(got_b, full_b[: k + 1])
         np.testing.assert_array_equal(got_b[~np.isnan(got_b)],
                                       full_b[: k + 1][~np.isnan(got_b)])
-        if k < 700:  # the per-bar path is incremental by construction; one cut suffices
+        if k < PER_BAR_BARS:  # the per-bar path is incremental by construction
             got_p = per_bar(cut, params)
             np.testing.assert_array_equal(np.nan_to_num(got_p, nan=-1.0),
                                           np.nan_to_num(full_p[: k + 1], nan=-1.0))
@@ -103,6 +107,25 @@ def test_future_bars_do_not_move_past_outputs(tiny_model, real_slice):
     got = batch(other, params)
     np.testing.assert_array_equal(np.nan_to_num(got[: k + 1], nan=-1),
                                   np.nan_to_num(base[: k + 1], nan=-1))
+
+
+def test_handler_started_late_replays_missed_bars(tiny_model, real_slice):
+    """A handler that first sees bar 500 of a store already holding bars 0..499 scores those
+    too (as the indicator handlers replay); an old bar is refused."""
+    params = CnnParams(model=str(tiny_model), device="cpu")
+    cut = real_slice.slice(0, 520)
+    store = BarStore(cut.symbol, cut.timeframe, cut.tf_ns, capacity=64)
+    feats = FeatureStore(store)
+    h = CnnHandler("cnn", params, store, feats)
+    for ev in _events(cut):
+        store.append(int(cut.ts_open_ns[ev.seq]), ev.open, ev.high, ev.low, ev.close, ev.volume)
+        if ev.seq >= 500:
+            h.on_bar_closed(ev)
+    got = np.column_stack([feats.column(c) for c in h.outputs])
+    np.testing.assert_array_equal(np.nan_to_num(got, nan=-1.0),
+                                  np.nan_to_num(per_bar(cut, params), nan=-1.0))
+    with pytest.raises(DataError, match="once, in order"):
+        h.on_bar_closed(next(_events(cut)))
 
 
 def test_weights_load_with_weights_only(tiny_model):
