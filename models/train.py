@@ -387,6 +387,8 @@ def train(cfg: TrainConfig, *, data_label: str | None = None, progress: bool = F
 
     o = cfg.training
     prev_threads = torch.get_num_threads()
+    prev_det = (torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled())
     torch.set_num_threads(o.threads)
     try:
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -423,6 +425,7 @@ def train(cfg: TrainConfig, *, data_label: str | None = None, progress: bool = F
                       data_label or str(cfg.data.file))
     finally:
         torch.set_num_threads(prev_threads)
+        torch.use_deterministic_algorithms(prev_det[0], warn_only=prev_det[1])
 
 
 def _walk_forward(cfg: TrainConfig, ds: Dataset, split: Split, device: torch.device,
