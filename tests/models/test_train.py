@@ -110,3 +110,16 @@ def test_model_presets():
     from models.train import TrainConfig
 
     assert TrainConfig.model_validate(raw).model == CnnSpec.small()
+
+
+def test_walk_forward_folds_are_scored_in_the_card(tmp_path):
+    from models.train import train
+
+    cfg = load_train_config(TINY, {"training.epochs": 1, "split.walk_forward_folds": 2,
+                                   "data.file": str(SYNTH)})
+    card = train(cfg, out_dir=tmp_path).card
+    assert len(card.folds) == 2
+    for f in card.folds:
+        assert f["train"]["stop_seq"] + card.purge_bars == f["val"]["start_seq"]
+        assert f["val"]["stop_seq"] <= card.parts["val"].stop_seq  # never into the test part
+        assert sum(map(sum, f["report"]["confusion"])) == f["val"]["n_samples"]
