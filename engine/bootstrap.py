@@ -209,7 +209,7 @@ def build_engine(
         bus.subscribe(BarClosed, signal_rule.on_bar_closed, priority=PRIORITY_SIGNALS,
                       name="signals")
     kit = _StrategyKit(config, reg, broker_cls, store, features, handlers, outputs, signal_rule)
-    workers = _workers(config, replay)
+    workers = _workers(config, replay, store.loaded)
     accounts: dict[str, Account] = {}
     brokers: dict[str, Any] = {}
     strategies: dict[str, Any] = {}
@@ -238,10 +238,14 @@ def build_engine(
                   handlers, replay, finish)
 
 
-def _workers(config: RunConfig, replay: bool) -> int:
-    """Processes for the strategies: 1 unless it is a replay with several strategies, no
-    journal (it records one bus) and fork is available; ``execution.workers`` 0 means one per
-    core, at most one per strategy, and only when the run is long enough to pay for the fork."""
+MIN_BARS_FOR_WORKERS = 10_000  # below this a fork costs more than it saves (auto mode)
+
+
+def _workers(config: RunConfig, replay: bool, bars: int = MIN_BARS_FOR_WORKERS) -> int:
+    """Processes for the strategies: 1 unless it is a replay of ``bars`` bars with several
+    strategies, no journal (it records one bus) and fork is available; ``execution.workers`` 0
+    means one per core, at most one per strategy, and only from ``MIN_BARS_FOR_WORKERS`` bars
+    (a short run does not pay for the fork)."""
     import multiprocessing
     import os
 
@@ -251,6 +255,8 @@ def _workers(config: RunConfig, replay: bool) -> int:
             or "fork" not in multiprocessing.get_all_start_methods()):
         return 1
     if asked == 0:
+        if bars < MIN_BARS_FOR_WORKERS:
+            return 1
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
             os.cpu_count() or 1)
         return max(1, min(cores, n))

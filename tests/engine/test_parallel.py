@@ -66,6 +66,9 @@ def test_worker_count_rules():
     assert _workers(_config(1), replay=True) == 1
     assert _workers(_config(3), replay=True) == 3
     assert _workers(_config(64), replay=True) == 6  # never more than strategies
+    assert _workers(_config(0), replay=True, bars=100_000) >= 1
+    assert _workers(_config(0), replay=True, bars=2_000) == 1  # auto: too short to fork
+    assert _workers(_config(2), replay=True, bars=2_000) == 2  # asked for: done
     assert _workers(_config(4), replay=False) == 1  # live and paper: one process
     one = _config(0, [{"name": "a", "kind": "poc_target"}])
     assert _workers(one, replay=True) == 1
