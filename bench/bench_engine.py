@@ -6,8 +6,9 @@ of equity per trade, 0.05 % fee per side, market orders filled at the next bar's
 
 Ours runs through everything: feed -> bus -> bar store -> indicator handlers -> strategy ->
 simulated broker -> portfolio. backtesting.py gets the same indicator arrays (the comparison is
-of engines, not indicators) and runs as ``FractionalBacktest`` (whole units of ``UNIT`` BTC; its own integer
-sizing), so quantities differ by its unit rounding while entries, exits and prices must agree.
+of engines, not indicators) and runs as ``FractionalBacktest`` (whole units of ``UNIT`` BTC; its
+own integer sizing), so quantities differ by its unit rounding while entries, exits and prices
+must agree.
 
 Run alone: ``python bench/bench_engine.py [--bars N] [--skip-peer]``.
 """
@@ -17,20 +18,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
 import subprocess
 import sys
 import time
 import warnings
 
-import numpy as np
-
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
 
-from bench.common import REPO, real_bars, tiled  # noqa: E402
-from engine.bars import Bars  # noqa: E402
-from engine.bootstrap import build_engine  # noqa: E402
-from engine.config import RunConfig  # noqa: E402
+from bench.common import REPO, real_bars, tiled
+from engine.bars import Bars
+from engine.bootstrap import build_engine
+from engine.config import RunConfig
 
 FEE_BPS = 5.0
 # The workload pays 0.1 % of half its equity in fees on each of ~60k trades over 1M bars, so
@@ -141,7 +139,7 @@ def compare_trades(eng, peer_trades, bars: Bars) -> dict[str, object]:
                           "peer": [float(p["Size"]), int(idx[0][i]), int(idx[1][i]),
                                    float(p["EntryPrice"]), float(p["ExitPrice"])]}
             break
-    return {"ours_trades": len(ours), "peer_trades": int(len(peer_trades)),
+    return {"ours_trades": len(ours), "peer_trades": len(peer_trades),
             "identical": first_diff is None and len(ours) == len(peer_trades),
             "first_difference": first_diff}
 
@@ -149,11 +147,12 @@ def compare_trades(eng, peer_trades, bars: Bars) -> dict[str, object]:
 def child_memory(n: int) -> dict[str, float]:
     """Peak RSS of a fresh process that loads the data and runs our engine on n bars."""
     code = (
-        "import sys,json,resource;sys.path.insert(0,%r);"
+        f"import sys,json,resource;sys.path.insert(0,{str(REPO)!r});"
         "from bench.bench_engine import *;from bench.common import *;"
-        "b=tiled(real_bars(),%d);dt,e=run_ours(b);"
-        "print(json.dumps({'seconds':dt,'peak_rss_mb':resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024}))"
-    ) % (str(REPO), n)
+        f"b=tiled(real_bars(),{n:d});dt,e=run_ours(b);"
+        "print(json.dumps({'seconds':dt,"
+        "'peak_rss_mb':resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -55,7 +55,9 @@ class Bars:
         for name in PRICE_COLUMNS:
             col = getattr(self, name)
             if col.shape != (n,) or col.dtype != np.float64:
-                raise DataError(f"Bars.{name}: expected float64 array of length {n}, got {col.dtype}{col.shape}")
+                raise DataError(
+                    f"Bars.{name}: expected float64 array of length {n}, got {col.dtype}{col.shape}"
+                )
         for name in ("ts_open_ns", *PRICE_COLUMNS):
             getattr(self, name).flags.writeable = False
 
@@ -66,7 +68,7 @@ class Bars:
         timeframe: str,
         tf_ns: int,
         ts_open_ns: NDArray[np.integer],
-        open: NDArray[np.floating],  # noqa: A002 - the market's own word
+        open: NDArray[np.floating],  # shadows the builtin: the market's own word
         high: NDArray[np.floating],
         low: NDArray[np.floating],
         close: NDArray[np.floating],
@@ -207,7 +209,8 @@ class BarStore:
     def _grow(self) -> None:
         self._cap *= 2
         for name, col in self._cols.items():
-            new = np.full(self._cap, np.nan) if col.dtype == np.float64 else np.zeros(self._cap, col.dtype)
+            new = (np.full(self._cap, np.nan) if col.dtype == np.float64
+                   else np.zeros(self._cap, col.dtype))
             new[: self.count] = col[: self.count]
             self._cols[name] = new
 

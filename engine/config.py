@@ -156,7 +156,8 @@ def _load_dotenv(path: Path) -> dict[str, str]:
 
 def _interpolate(node: Any, where: str, env: dict[str, str], src: str) -> Any:
     if isinstance(node, dict):
-        return {k: _interpolate(v, f"{where}.{k}" if where else str(k), env, src) for k, v in node.items()}
+        return {k: _interpolate(v, f"{where}.{k}" if where else str(k), env, src)
+                for k, v in node.items()}
     if isinstance(node, list):
         return [_interpolate(v, f"{where}[{i}]", env, src) for i, v in enumerate(node)]
     if isinstance(node, str):

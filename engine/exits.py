@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-import msgspec
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+import msgspec
 from pydantic import BaseModel
 
 from engine.bars import BarStore
@@ -127,7 +127,9 @@ class PositionView(msgspec.Struct, frozen=True):
 
 @dataclass(frozen=True, slots=True)
 class ExitContext:
-    """Read-only access to bars, features and handlers up to the current bar. No clock, no broker."""
+    """Read-only access to bars, features and handlers up to the current bar.
+
+    No clock, no broker."""
 
     bars: BarStore
     features: FeatureStore

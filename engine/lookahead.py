@@ -145,5 +145,6 @@ def check_lookahead(
                 v.ok, v.first_bad_seq, v.cut = False, bad[0], k
                 got_cut = mine_cut[i][1][1] if i < len(mine_cut) else "nothing"
                 got_full = mine_full[i][1][1] if i < len(mine_full) else "nothing"
-                v.detail = f"decision #{i}: {got_cut} with data ending at {k}, {got_full} with all data"
+                v.detail = (f"decision #{i}: {got_cut} with data ending at {k}, "
+                            f"{got_full} with all data")
     return report

@@ -34,7 +34,8 @@ def compute_metrics(
     total_return = final / initial_cash - 1.0
     years = n * tf_ns / NS_PER_YEAR
     # CAGR over less than 30 days is an extrapolation nobody should read: NaN.
-    cagr = (final / initial_cash) ** (1.0 / years) - 1.0 if years >= 30 / 365 and final > 0 else math.nan
+    cagr = ((final / initial_cash) ** (1.0 / years) - 1.0 if years >= 30 / 365 and final > 0
+            else math.nan)
     bars_per_year = NS_PER_YEAR / tf_ns
     prev = np.concatenate(([initial_cash], eq[:-1])) if n else eq
     rets = eq / prev - 1.0 if n else eq
@@ -102,8 +103,10 @@ def format_table(rows: dict[str, dict[str, float | int]]) -> str:
         body.append(cells)
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     line = "  ".join
-    out = [line(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True)))]
+    out = [line(h.ljust(w) if i == 0 else h.rjust(w)
+                for i, (h, w) in enumerate(zip(header, widths, strict=True)))]
     out.append(line("-" * w for w in widths))
     for r in body:
-        out.append(line(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+        out.append(line(c.ljust(w) if i == 0 else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(r, widths, strict=True))))
     return "\n".join(out)

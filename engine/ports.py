@@ -68,5 +68,5 @@ class FeatureHandlerFactory(Protocol):
     Params: ClassVar[type[BaseModel]]
 
     def __call__(
-        self, id: str, params: BaseModel, bars: BarStore, features: FeatureStore  # noqa: A002
+        self, id: str, params: BaseModel, bars: BarStore, features: FeatureStore
     ) -> FeatureHandler: ...

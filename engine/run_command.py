@@ -33,7 +33,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     total = engine.store.loaded if engine.replay else None
     bar = None
     progress = None
-    if cfg.output.progress and not args.no_progress and (total or 0) > 20_000 and sys.stderr.isatty():
+    if (cfg.output.progress and not args.no_progress and (total or 0) > 20_000
+            and sys.stderr.isatty()):
         from tqdm import tqdm
 
         bar = tqdm(total=total, unit="bar", unit_scale=True, desc=cfg.name, leave=False)

@@ -36,7 +36,9 @@ class StrategyContext:
         """Column name of output ``suffix`` of feature ``feature_id`` (``stoch_14_3_3``, ``k``)."""
         cols = self.feature_outputs.get(feature_id)
         if cols is None:
-            raise ConfigError(f"strategy {self.name!r} needs feature {feature_id!r}, which is not set up")
+            raise ConfigError(
+                f"strategy {self.name!r} needs feature {feature_id!r}, which is not set up"
+            )
         for c in cols:
             if c == f"{feature_id}_{suffix}" or (c == feature_id and len(cols) == 1):
                 return c

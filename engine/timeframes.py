@@ -20,7 +20,7 @@ def timeframe_ns(timeframe: str) -> int:
     m = _TF_RE.match(timeframe)
     if m is None or int(m.group(1)) <= 0:
         raise ConfigError(
-            f"timeframe {timeframe!r} is not valid; write a positive number and a unit m, h, d or w "
-            "(e.g. '15m', '1h')"
+            f"timeframe {timeframe!r} is not valid; write a positive number and a unit m, h, d "
+            "or w (e.g. '15m', '1h')"
         )
     return int(m.group(1)) * _UNIT_SECONDS[m.group(2)] * NS_PER_SECOND

@@ -40,7 +40,7 @@ def test_backtest_policy_reraises_with_handler_name_and_cause():
         raise ZeroDivisionError("division by zero in my rule")
 
     bus.subscribe(BarClosed, boom, priority=0, name="my_rule")
-    with pytest.raises(StrategyError, match="my_rule.*ZeroDivisionError.*my rule") as ei:
+    with pytest.raises(StrategyError, match=r"my_rule.*ZeroDivisionError.*my rule") as ei:
         bus.publish(_bar())
     assert isinstance(ei.value.__cause__, ZeroDivisionError)
 

@@ -49,7 +49,7 @@ def test_out_of_range_is_refused(tmp_path):
 
 def test_duplicate_strategy_names_are_refused(tmp_path):
     p = _write(tmp_path, BASE + "  - {name: s1, kind: stoch_cross}\n")
-    with pytest.raises(ConfigError, match="unique.*s1"):
+    with pytest.raises(ConfigError, match=r"unique.*s1"):
         load_config(p)
 
 

@@ -32,7 +32,9 @@ def test_catches_a_leaky_handler_and_a_peeking_strategy(real_bars):
     cfg = _config([{"name": "peek", "kind": "peeking"}, {"name": "good", "kind": "stoch_cross"}],
                   [{"id": "smooth", "kind": "centered"}])
     bars = real_bars.slice(0, 3000)
-    report = check_lookahead(cfg, bars, lambda c, b: build_engine(c, reg, feed=CsvFeed.from_bars(b)))
+    report = check_lookahead(
+        cfg, bars, lambda c, b: build_engine(c, reg, feed=CsvFeed.from_bars(b))
+    )
     v = report.verdicts
     assert not v["feature:smooth_mean"].ok
     assert not v["strategy:peek"].ok

@@ -27,6 +27,8 @@ def test_broken_plugin_reports_the_real_cause():
 
     ep = EntryPoint(name="broken", value="tests.fixtures.no_such_module:X", group=ENTRY_RULES)
     reg = Registry(ENTRY_RULES, {"broken": ep})
-    with pytest.raises(PluginLoadError, match="broken.*failed to import.*ModuleNotFoundError") as ei:
+    with pytest.raises(
+        PluginLoadError, match=r"broken.*failed to import.*ModuleNotFoundError"
+    ) as ei:
         reg.load("broken")
     assert isinstance(ei.value.__cause__, ModuleNotFoundError)

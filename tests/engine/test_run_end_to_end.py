@@ -1,4 +1,7 @@
-"""The whole path: config -> feed -> bus -> handlers -> strategy -> broker -> results, via the CLI."""
+"""The whole path, via the CLI.
+
+config -> feed -> bus -> handlers -> strategy -> broker -> results.
+"""
 
 from __future__ import annotations
 

@@ -119,7 +119,7 @@ def test_attached_stop_fills_at_stop_and_trade_pnl_is_net_of_both_fees():
     r.bar(100, 103, 96, 101)  # entry at 100, low 96 stays above the stop
     assert len(r.fills()) == 1
     r.bar(97, 98, 94, 96)  # low 94 crosses 95
-    entry, stop = r.fills()
+    _entry, stop = r.fills()
     assert (stop.price, stop.side, stop.tag, stop.gap) == (95.0, "sell", "STOP_LOSS", False)
     (t,) = r.acct.trades
     fees = 100 * FEE + 95 * FEE

@@ -92,7 +92,7 @@ def test_sides_restricts_and_parameters_are_validated(real_bars):
             SignalParams.model_validate(bad)
 
 
-# -- nn and hybrid, with hand-placed probabilities ---------------------------------------------------
+# -- nn and hybrid, with hand-placed probabilities -------------------------------------------------
 class _ProbParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     p_buy: dict[int, float] = {}

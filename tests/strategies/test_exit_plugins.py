@@ -15,7 +15,14 @@ from adapters.sim_broker import SimBroker
 from engine.bars import BarStore
 from engine.bus import PRIORITY_BROKER, PRIORITY_PORTFOLIO, PRIORITY_STRATEGY, Bus
 from engine.errors import PluginLoadError
-from engine.events import BarClosed, CancelOrder, ModifyOrder, OrderFilled, SignalRaised, SubmitOrder
+from engine.events import (
+    BarClosed,
+    CancelOrder,
+    ModifyOrder,
+    OrderFilled,
+    SignalRaised,
+    SubmitOrder,
+)
 from engine.exits import API_VERSION, ExitContext, ExitRunner, check_exit_contract
 from engine.features import FeatureStore
 from engine.fills import Costs
@@ -82,7 +89,8 @@ class Rig:
                                       side=side, entry_price=entry, stop_price=stop, atr=atr))
 
     def trades(self):
-        return [(t.exit_reason, round(t.qty / self.qty0, 6), t.exit_price) for t in self.acct.trades]
+        return [(t.exit_reason, round(t.qty / self.qty0, 6), t.exit_price)
+                for t in self.acct.trades]
 
     @property
     def qty0(self):
@@ -235,5 +243,5 @@ def test_a_plugin_with_another_api_version_is_refused_with_the_reason():
         API_VERSION = 0
         Params = dict
 
-    with pytest.raises(PluginLoadError, match="API_VERSION is 0, the engine needs 1.*Params"):
+    with pytest.raises(PluginLoadError, match=r"API_VERSION is 0, the engine needs 1.*Params"):
         check_exit_contract("old", Old)
