@@ -361,6 +361,14 @@ def _exit_runner(
     cls = reg.exits.load(s.kind)
     check_exit_contract(s.kind, cls)
     params = validate_params(cls.Params, s.params, f"strategies[{s.name}]")
+    for need in getattr(cls, "NEEDS_HANDLERS", ()):
+        # fail before the run, not at the first bar that asks
+        if not any(callable(getattr(h, need, None)) for h in handlers.values()):
+            raise ConfigError(
+                f"strategy {s.name!r} (exit plugin {s.kind!r}) reads a feature handler offering "
+                f"{need}(), which the config does not set up; for the volume profile add "
+                "features: [{id: vp, kind: volume_profile}] (configs/default.yaml has it)"
+            )
     ctx = ExitContext(store, features, signal_rule.atr_column, handlers)
     sides = getattr(signal_rule, "sides", ("long", "short"))
     return ExitRunner(s.name, cls(params), acct, ctx, publish, frac, sides)

@@ -34,6 +34,6 @@ def window(ctx: ExitContext, start: int, stop: int) -> WindowProfile:
     if h is None:
         raise ConfigError(
             "this exit strategy needs the volume profile: add a feature "
-            "{id: vp, kind: volume_profile} (the default signals config does)"
+            "{id: vp, kind: volume_profile} (configs/default.yaml has one)"
         )
     return h.window_profile(max(0, start), stop)

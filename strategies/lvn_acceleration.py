@@ -45,6 +45,7 @@ class LvnAccelerationParams(ExitParams):
 
 class LvnAcceleration:
     API_VERSION: ClassVar[int] = API_VERSION
+    NEEDS_HANDLERS: ClassVar[tuple[str, ...]] = ("window_profile",)  # the volume profile
     Params = LvnAccelerationParams
 
     def __init__(self, params: LvnAccelerationParams) -> None:

@@ -38,6 +38,7 @@ class MultiTierParams(ExitParams):
 
 class MultiTier:
     API_VERSION: ClassVar[int] = API_VERSION
+    NEEDS_HANDLERS: ClassVar[tuple[str, ...]] = ("window_profile",)  # the volume profile
     Params = MultiTierParams
 
     def __init__(self, params: MultiTierParams) -> None:

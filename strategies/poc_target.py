@@ -39,6 +39,7 @@ class PocTargetParams(ExitParams):
 
 class PocTarget:
     API_VERSION: ClassVar[int] = API_VERSION
+    NEEDS_HANDLERS: ClassVar[tuple[str, ...]] = ("window_profile",)  # the volume profile
     Params = PocTargetParams
     ORDER: ClassVar[tuple[str, str]] = ("poc", "va")  # which level is tried first
 

@@ -25,6 +25,7 @@ class TrailingStopParams(ExitParams):
 
 class TrailingStop:
     API_VERSION: ClassVar[int] = API_VERSION
+    NEEDS_HANDLERS: ClassVar[tuple[str, ...]] = ("window_profile",)  # the volume profile
     Params = TrailingStopParams
 
     def __init__(self, params: TrailingStopParams) -> None:

@@ -43,6 +43,7 @@ class VolumeDivergenceParams(ExitParams):
 
 class VolumeDivergence:
     API_VERSION: ClassVar[int] = API_VERSION
+    NEEDS_HANDLERS: ClassVar[tuple[str, ...]] = ("window_profile",)  # the volume profile
     Params = VolumeDivergenceParams
 
     def __init__(self, params: VolumeDivergenceParams) -> None:

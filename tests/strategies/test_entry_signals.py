@@ -164,3 +164,16 @@ def test_hybrid_needs_a_model_signal_of_the_same_side_in_the_window(real_bars):
     probs = {key: {first.seq - 25: 0.8}}  # outside the 20-bar window: no confirmation
     _, got = _run(bars, {**params, "nn_handler_params": probs}, _reg())
     assert [s for s in got if s.seq == first.seq] == []
+
+
+def test_an_exit_plugin_without_its_volume_profile_is_refused_before_the_run(real_bars):
+    from engine.errors import ConfigError
+
+    cfg = RunConfig.model_validate({
+        "data": {"file": "unused.csv"},
+        "signals": {"kind": "signals", "params": {"mode": "rules"}},
+        "strategies": [{"name": "t", "kind": "trailing_stop"}],
+    })
+    with pytest.raises(ConfigError, match=r"'t' \(exit plugin 'trailing_stop'\) reads a feature "
+                                          r"handler offering window_profile\(\).*kind: volume_pro"):
+        build_engine(cfg, feed=CsvFeed.from_bars(real_bars.slice(0, 500)))
