@@ -154,7 +154,7 @@ class BarStore:
     the future impossible rather than merely discouraged.
     """
 
-    __slots__ = ("_cap", "_cols", "_loaded", "count", "symbol", "tf_ns", "timeframe")
+    __slots__ = ("_cap", "_cols", "_loaded", "_ro", "count", "symbol", "tf_ns", "timeframe")
 
     def __init__(self, symbol: str, timeframe: str, tf_ns: int, capacity: int = 1024) -> None:
         self.symbol = symbol
@@ -166,6 +166,18 @@ class BarStore:
             self._cols[name] = np.full(self._cap, np.nan)
         self._loaded = 0  # bars physically present (>= count in a backtest)
         self.count = 0
+        self._ro: tuple[np.ndarray, ...] = ()
+        self._read_only_views()
+
+    def _read_only_views(self) -> None:
+        """Read-only views of the whole columns, in ``BarWindow`` order: a window slices them,
+        and a slice of a read-only view is read-only (no per-call flag setting)."""
+        views = []
+        for name in ("ts_open_ns", *PRICE_COLUMNS):
+            v = self._cols[name][:]
+            v.flags.writeable = False
+            views.append(v)
+        self._ro = tuple(views)
 
     @classmethod
     def preloaded(cls, bars: Bars) -> BarStore:
@@ -213,6 +225,7 @@ class BarStore:
                    else np.zeros(self._cap, col.dtype))
             new[: self.count] = col[: self.count]
             self._cols[name] = new
+        self._read_only_views()
 
     # -- reading -------------------------------------------------------------------------------
     @property
@@ -237,12 +250,9 @@ class BarStore:
             )
         start = max(0, upto_seq - length + 1)
         stop = upto_seq + 1
-        views = {}
-        for name, col in self._cols.items():
-            v = col[start:stop]
-            v.flags.writeable = False
-            views[name] = v
-        return BarWindow(start_seq=start, **views)
+        t, o, h, lo, c, v = self._ro
+        return BarWindow(start, t[start:stop], o[start:stop], h[start:stop], lo[start:stop],
+                         c[start:stop], v[start:stop])
 
     def column(self, name: str) -> np.ndarray:
         """Read-only view of one column over the revealed bars ``[0, count)``."""
