@@ -44,11 +44,9 @@ from indicators.kernels.volume_profile import (
     N_OUT,
     RANGE,
     SUMMARY,
-    bin_prices_nb,
-    levels_nb,
-    profile_nb,
     rolling_profile_nb,
     rolling_state_nb,
+    window_nb,
 )
 
 F64 = NDArray[np.float64]
@@ -271,25 +269,16 @@ class _Settings:
 def _window(h: F64, lo: F64, c: F64, v: F64, s: _Settings, offset: int,
             cache: GmmCache | None) -> WindowProfile:
     """Profile of all of the given bars, labelled ``[offset, offset + len)``."""
-    bins = s.bins
-    vols = np.zeros(bins)
-    glo, ghi = profile_nb(h, lo, c, v, 0, c.shape[0], bins, _mode_code(s.mode), vols)
-    prices = np.empty(bins)
-    bin_prices_nb(glo, ghi, bins, prices)
-    out = np.empty(N_OUT)
-    peaks = np.empty(bins, np.int64)
-    thr = levels_nb(vols, glo, ghi, math.nan, s.value_area, s.hvn_pct, s.prominence,
-                    s.distance, out, np.empty(2 * bins), peaks, np.empty(bins, np.bool_),
-                    np.empty(bins, np.int64))
-    n_peaks = int(out[7])
+    vols, prices, out, thr, peak_bins, glo, ghi = window_nb(
+        h, lo, c, v, s.bins, _MODES[s.mode], s.value_area, s.hvn_pct, s.prominence, s.distance)
     hvn_mask = (vols > 0) & (vols >= thr)
     return WindowProfile(
         start=offset, stop=offset + c.shape[0], mode=s.mode, low=float(glo), high=float(ghi),
         prices=prices, volumes=vols, poc=float(out[0]), poc_volume=float(out[1]),
         vah=float(out[2]), val=float(out[3]), hvn_threshold=float(thr),
         hvns=tuple(prices[hvn_mask].tolist()),
-        peaks=tuple(prices[peaks[:n_peaks]].tolist()),
-        peak_bins=tuple(peaks[:n_peaks].tolist()), _cache=cache)
+        peaks=tuple(prices[peak_bins].tolist()),
+        peak_bins=tuple(peak_bins.tolist()), _cache=cache)
 
 
 def window_profile(high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: ArrayLike,

@@ -391,6 +391,26 @@ def levels_nb(vols: np.ndarray, lo: float, hi: float, ref: float, va_frac: float
     return thr
 
 
+@njit(cache=True, nogil=True)
+def window_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray,
+              bins: int, mode: int, va_frac: float, hvn_pct: float, prominence: float,
+              distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray,
+                                      float, float]:
+    """One window's full profile in one call (``profile_nb``, ``bin_prices_nb``,
+    ``levels_nb``): ``(vols, prices, summary, hvn_threshold, peak_bins, lo, hi)`` for all the
+    given bars; the summary's nearest-level entries are NaN (no reference price)."""
+    vols = np.zeros(bins)
+    lo, hi = profile_nb(high, low, close, volume, 0, close.shape[0], bins, mode, vols)
+    prices = np.empty(bins)
+    bin_prices_nb(lo, hi, bins, prices)
+    out = np.empty(N_OUT)
+    peaks = np.empty(bins, np.int64)
+    thr = levels_nb(vols, lo, hi, np.nan, va_frac, hvn_pct, prominence, distance, out,
+                    np.empty(2 * bins), peaks, np.empty(bins, np.bool_),
+                    np.empty(bins, np.int64))
+    return vols, prices, out, thr, peaks[:int(out[7])].copy(), lo, hi
+
+
 # -- rolling ---------------------------------------------------------------------------------------
 @njit(cache=True, nogil=True, inline="always")
 def _push_max_nb(q: np.ndarray, head: int, tail: int, x: np.ndarray, j: int) -> int:
