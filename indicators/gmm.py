@@ -12,10 +12,12 @@ by the same EM in numba on the binned sample (``indicators.kernels.gmm``):
   EM iterations as scikit-learn's defaults, keeping the lowest BIC (``-2 log L + (3n - 1) log
   N``);
 - **LVNs**: between each pair of adjacent component means (sorted), the minimum of the mixture
-  density (on a 1024-point grid between the means, far finer than a bin). A candidate is kept
-  only where the profile is genuinely thin: the volume of the bin nearest to it, or of the
-  nearest non-empty bin on its left or on its right, is <= the 25th percentile of the
-  non-empty bins; and non-empty bins exist on both sides of that nearest bin;
+  density (a 65-point grid between the means, refined by a second 65-point grid around the
+  best point: a resolution of 1/2048 of the gap between the means, far finer than a bin;
+  ``indicators.kernels.gmm.lvns_nb``). A candidate is kept only where the profile is
+  genuinely thin: the volume of the bin nearest to it, or of the nearest non-empty bin on its
+  left or on its right, is <= the 25th percentile of the non-empty bins; and non-empty bins
+  exist on both sides of that nearest bin;
 - **two-component peaks** (trade targets): the sorted means of a 2-component fit on
   ``int(volume / total * 1000)`` copies per bin (bins that round to 0 left out), as the
   reference bot's ``find_dual_distribution_peaks``; when no bin rounds to 0 that sample is the
@@ -43,7 +45,6 @@ and only a trade setup, the UI or an exit plugin asking for LVNs triggers a fit.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -52,7 +53,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from indicators.kernels.gmm import gmm_fit_nb
+from indicators.kernels.gmm import gmm_fit_nb, lvns_nb
+from indicators.kernels.volume_profile import hvn_threshold_nb
 
 F64 = NDArray[np.float64]
 SAMPLES = 1000
@@ -62,7 +64,7 @@ MAX_COMPONENTS = 5
 MAX_ITER = 100
 TOL = 1e-3
 REG_COVAR = 1e-6
-LVN_GRID = 1024
+LVN_GRID = 65
 THIN_PCT = 25.0
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 
@@ -151,28 +153,12 @@ def _scaled(dens: F64, volumes: F64) -> F64:
     return dens / top * volumes.max() if top > 0 else np.zeros_like(dens)
 
 
-def _is_thin(prices: F64, volumes: F64, price: float, thr: float) -> bool:
-    """The reference bot's LVN test around ``price`` (module docstring)."""
-    j = int(np.argmin(np.abs(prices - price)))
-    nonempty = np.flatnonzero(volumes > 0)
-    left = nonempty[nonempty < j]
-    right = nonempty[nonempty > j]
-    if left.size == 0 or right.size == 0:
-        return False
-    return bool(volumes[j] <= thr or volumes[left[-1]] <= thr or volumes[right[0]] <= thr)
-
-
 def _lvns(prices: F64, volumes: F64, means: F64, stds: F64, weights: F64) -> tuple[float, ...]:
-    thr = float(np.percentile(volumes[volumes > 0], THIN_PCT))
-    found = []
-    for a, b in itertools.pairwise(means):
-        if not b > a:
-            continue
-        grid = np.linspace(float(a), float(b), LVN_GRID)
-        p = float(grid[int(np.argmin(mixture_pdf(grid, means, stds, weights)))])
-        if _is_thin(prices, volumes, p, thr):
-            found.append(p)
-    return tuple(found)
+    thr = hvn_threshold_nb(volumes, THIN_PCT, np.empty(volumes.shape[0]))  # numpy.percentile
+    out = np.empty(max(1, means.shape[0] - 1))
+    n = lvns_nb(prices, volumes, np.ascontiguousarray(means), np.ascontiguousarray(stds),
+                np.ascontiguousarray(weights), float(thr), LVN_GRID, out)
+    return tuple(out[:n].tolist())
 
 
 def fit_nodes(prices: F64, volumes: F64) -> GmmNodes:

@@ -248,3 +248,88 @@ def gmm_fit_nb(x: np.ndarray, w: np.ndarray, n: int, max_iter: int, tol: float, 
     var[:] = var[order]
     weights[:] = weights[order]
     return -2.0 * best + (3 * n - 1) * math.log(total), best_it
+
+
+# -- low-volume nodes ------------------------------------------------------------------------------
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pdf_nb(x: float, means: np.ndarray, stds: np.ndarray, weights: np.ndarray) -> float:
+    d = 0.0
+    for c in range(means.shape[0]):
+        z = (x - means[c]) / stds[c]
+        d += weights[c] * math.exp(-0.5 * z * z) / stds[c]
+    return d * _INV_SQRT_2PI
+
+
+@njit(cache=True, nogil=True)
+def density_minimum_nb(a: float, b: float, means: np.ndarray, stds: np.ndarray,
+                       weights: np.ndarray, grid: int) -> float:
+    """Where the mixture density is lowest on [a, b]: ``grid`` evenly spaced points, then as
+    many across the two cells around the best one (the first best on ties)."""
+    step = (b - a) / (grid - 1)
+    best_k = 0
+    best = np.inf
+    for k in range(grid):
+        d = _pdf_nb(a + step * k, means, stds, weights)
+        if d < best:
+            best = d
+            best_k = k
+    lo = a + step * max(0, best_k - 1)
+    hi = a + step * min(grid - 1, best_k + 1)
+    fine = (hi - lo) / (grid - 1)
+    best = np.inf
+    x_best = lo
+    for k in range(grid):
+        x = lo + fine * k
+        d = _pdf_nb(x, means, stds, weights)
+        if d < best:
+            best = d
+            x_best = x
+    return x_best
+
+
+@njit(cache=True, nogil=True)
+def is_thin_nb(prices: np.ndarray, volumes: np.ndarray, price: float, thr: float) -> bool:
+    """The LVN test around ``price``: the nearest bin (the first on ties) has traded bins on both
+    sides, and it or the nearest traded bin on either side holds <= ``thr``."""
+    m = prices.shape[0]
+    j = 0
+    bd = abs(prices[0] - price)
+    for i in range(1, m):
+        d = abs(prices[i] - price)
+        if d < bd:
+            bd = d
+            j = i
+    left = -1
+    for i in range(j - 1, -1, -1):
+        if volumes[i] > 0:
+            left = i
+            break
+    right = -1
+    for i in range(j + 1, m):
+        if volumes[i] > 0:
+            right = i
+            break
+    if left < 0 or right < 0:
+        return False
+    return volumes[j] <= thr or volumes[left] <= thr or volumes[right] <= thr
+
+
+@njit(cache=True, nogil=True)
+def lvns_nb(prices: np.ndarray, volumes: np.ndarray, means: np.ndarray, stds: np.ndarray,
+            weights: np.ndarray, thr: float, grid: int, out: np.ndarray) -> int:
+    """Low-volume nodes into ``out`` (ascending; returns how many): between each pair of
+    adjacent means (sorted), the density minimum (``density_minimum_nb``) where the profile is
+    thin (``is_thin_nb`` with the volume threshold ``thr``)."""
+    n = 0
+    for c in range(means.shape[0] - 1):
+        a, b = means[c], means[c + 1]
+        if not b > a:
+            continue
+        p = density_minimum_nb(a, b, means, stds, weights, grid)
+        if is_thin_nb(prices, volumes, p, thr):
+            out[n] = p
+            n += 1
+    return n
