@@ -13,7 +13,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -138,6 +138,7 @@ class RunConfig(BaseModel):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
+M = TypeVar("M", bound=BaseModel)
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -175,21 +176,19 @@ def _interpolate(node: Any, where: str, env: dict[str, str], src: str) -> Any:
     return node
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Read, interpolate and validate a YAML run config.
-
-    Args:
-        overrides: dotted keys to set after reading (e.g. ``{"data.file": "x.csv"}``).
+def read_yaml(path: str | Path, what: str = "config",
+              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read a YAML mapping, replace ``${NAME}`` from the environment or ``.env``, and set the
+    dotted ``overrides``; the first phase of every config loader (run and training configs).
 
     Raises:
-        ConfigError: unreadable file, bad YAML, unknown keys, wrong types, missing env vars;
-            the message names the file and every offending key path.
+        ConfigError: missing file, bad YAML, not a mapping, missing environment variable.
     """
     p = Path(path)
     try:
         raw = yaml.safe_load(p.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"config file {p} does not exist") from None
+        raise ConfigError(f"{what} file {p} does not exist") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
@@ -202,10 +201,33 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
         for key in parents:
             node = node.setdefault(key, {})
         node[last] = value
+    return raw
+
+
+def validate_config(model: type[M], raw: dict[str, Any], path: str | Path,
+                    what: str = "config") -> M:
+    """The second phase: validate ``raw`` with ``model``, every problem named by key path.
+
+    Raises:
+        ConfigError: unknown keys, wrong types or values.
+    """
     try:
-        return RunConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{p}: invalid config:\n{format_validation_error(exc)}") from None
+        raise ConfigError(f"{path}: invalid {what}:\n{format_validation_error(exc)}") from None
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read, interpolate and validate a YAML run config.
+
+    Args:
+        overrides: dotted keys to set after reading (e.g. ``{"data.file": "x.csv"}``).
+
+    Raises:
+        ConfigError: unreadable file, bad YAML, unknown keys, wrong types, missing env vars;
+            the message names the file and every offending key path.
+    """
+    return validate_config(RunConfig, read_yaml(path, "config", overrides), path)
 
 
 def format_validation_error(exc: ValidationError) -> str:

@@ -32,12 +32,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import yaml
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine.bars import Bars
-from engine.config import format_validation_error
+from engine.config import read_yaml, validate_config
 from engine.datafile import load_bars
 from engine.errors import ConfigError, DataError
 from models.card import (
@@ -159,26 +158,8 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
     Raises:
         ConfigError: missing file, bad YAML, unknown keys or wrong values (each key path named).
     """
-    p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"training config {p} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: the top level must be a mapping, got {type(raw).__name__}")
-    for dotted, value in (overrides or {}).items():
-        node = raw
-        *parents, last = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[last] = value
-    try:
-        return TrainConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(
-            f"{p}: invalid training config:\n{format_validation_error(exc)}") from None
+    raw = read_yaml(path, "training config", overrides)
+    return validate_config(TrainConfig, raw, path, "training config")
 
 
 # -- data -----------------------------------------------------------------------------------------
