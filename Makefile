@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
+# apexomni hard-pins packages that conflict with torch: installed without its pins (docs/apex.md)
+APEX_PIN := apexomni==3.4.2
 CONFIG ?= configs/default.yaml
 
 # Numba compiles once and caches to disk here (kernels use cache=True).
@@ -23,6 +25,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PIP) install --upgrade pip setuptools wheel
 	$(PIP) install $(TORCH_PIN)
 	$(PIP) install -e '.[test,bench]'
+	$(PIP) install --no-deps $(APEX_PIN)
 	touch $@
 
 run: $(STAMP)
