@@ -1,0 +1,1 @@
+"""ApeX Omni: the client set-up, the local venue, the market-data feed and candle download (docs/apex.md)."""

@@ -1,0 +1,1 @@
+"""Parameter sweeps, optimisation and walk-forward, locally and on a Dask cluster (docs/sweeps.md)."""
