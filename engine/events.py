@@ -12,7 +12,7 @@ time; CSV timestamps are open times and are converted at the feed.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -180,3 +180,18 @@ class HandlerFailed(Event, frozen=True, kw_only=True, gc=False):
 
     handler: str
     error: str
+
+
+class CommandApplied(Event, frozen=True, kw_only=True, gc=False):
+    """Fact: an operator command (UI, Telegram: ``engine/wire.py``) reached the engine thread.
+
+    ``ok`` when it was applied; refused with ``error`` otherwise. Published on the bus so the
+    journal records every command and the bridge shows it to every front end.
+    """
+
+    request_id: str
+    op: str  # "pause", "resume", "close", "flatten", "buy", "sell"
+    args: dict[str, Any] = msgspec.field(default_factory=dict)
+    ok: bool = True
+    error: str = ""
+    source: str = ""  # who sent it (the client's ZeroMQ identity, hex)
