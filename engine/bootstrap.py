@@ -39,7 +39,7 @@ from engine.events import (
     SubmitOrder,
 )
 from engine.exits import ExitContext, ExitRunner, check_exit_contract
-from engine.features import FeatureStore
+from engine.features import FeatureStore, FeatureView
 from engine.fills import Costs
 from engine.journal import Journal
 from engine.loop import run_loop
@@ -203,12 +203,13 @@ def build_engine(
     if config.signals is not None:
         rule_cls = reg.strategies.load(config.signals.kind)
         rule_params = validate_params(rule_cls.Params, config.signals.params, "signals")
-        sig_ctx = StrategyContext("signals", store.symbol, store, features, None, publish,
+        sig_ctx = StrategyContext("signals", store.symbol, store, features.view(), None, publish,
                                   config.account.position_size_frac, outputs, handlers)
         signal_rule = rule_cls(sig_ctx, rule_params)
         bus.subscribe(BarClosed, signal_rule.on_bar_closed, priority=PRIORITY_SIGNALS,
                       name="signals")
-    kit = _StrategyKit(config, reg, broker_cls, store, features, handlers, outputs, signal_rule)
+    kit = _StrategyKit(config, reg, broker_cls, store, features.view(), handlers, outputs,
+                       signal_rule)  # strategies read through the view: bounded by the bar
     workers = _workers(config, replay, store.loaded)
     accounts: dict[str, Account] = {}
     brokers: dict[str, Any] = {}
@@ -272,7 +273,7 @@ class _StrategyKit:
     reg: Registries
     broker_cls: Any
     store: BarStore
-    features: FeatureStore
+    features: FeatureView  # the read-only face: strategies cannot reach backing()
     handlers: dict[str, Any]
     outputs: dict[str, tuple[str, ...]]
     signal_rule: Any
@@ -350,7 +351,7 @@ class _Parallel:
 
 
 def _exit_runner(
-    s: Any, reg: Registries, acct: Account, store: BarStore, features: FeatureStore,
+    s: Any, reg: Registries, acct: Account, store: BarStore, features: FeatureView,
     handlers: dict[str, Any], signal_rule: Any, publish: Callable[[Any], None], frac: float,
 ) -> ExitRunner:
     if signal_rule is None:

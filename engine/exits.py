@@ -40,7 +40,7 @@ from engine.events import (
     SignalRaised,
     SubmitOrder,
 )
-from engine.features import FeatureStore
+from engine.features import FeatureView
 from engine.portfolio import Account
 
 API_VERSION = 1
@@ -132,7 +132,7 @@ class ExitContext:
     No clock, no broker."""
 
     bars: BarStore
-    features: FeatureStore
+    features: FeatureView
     atr_column: str
     handlers: Mapping[str, Any] = field(default_factory=dict)
 

@@ -4,6 +4,15 @@ Handlers write the value for bar ``seq`` when that bar closes; readers can only 
 revealed bar of the ``BarStore``. A handler may instead fill a whole column at once before a
 backtest starts (``precompute``) where a prefix test proves the batch result equal to the per-bar
 one; the column is then still revealed one bar at a time through this API.
+
+Two faces of one store:
+
+- ``FeatureView``: what strategies and exit plugins get (``StrategyContext.features``,
+  ``ExitContext.features``). Every read is bounded by the current bar: ``value``, ``window``,
+  ``column`` and the fast per-column ``reader(name).at(seq)`` raise ``LookaheadError`` past it.
+  It has no ``backing()``.
+- ``FeatureStore``: a ``FeatureView`` that handlers also write through (``add``, ``set``, and
+  ``backing()``, the whole writable column, for a handler's batch precompute only).
 """
 
 from __future__ import annotations
@@ -15,14 +24,115 @@ from engine.bars import BarStore, LookaheadError
 from engine.errors import ConfigError
 
 
-class FeatureStore:
-    """Named float64 columns, one value per bar seq, NaN where not (yet) computed."""
+def _lookahead(name: str, seq: int, count: int, what: str = "") -> LookaheadError:
+    return LookaheadError(
+        f"feature {name!r} {what}at seq {seq} requested but only bars 0..{count - 1} are revealed"
+    )
+
+
+class FeatureReader:
+    """Fast reads of one column, bounded by the current bar: ``reader.at(seq)``.
+
+    Made once per column (``FeatureView.reader``) by a strategy's ``__init__``; ``at`` costs a
+    bound check and a memoryview index (a memoryview returns Python floats about twice as fast
+    as numpy scalar indexing, and sees the handler's writes: same buffer). A live store that
+    grows the column is followed (the reader fetches the new buffer when ``seq`` passes the old).
+    """
+
+    __slots__ = ("_bars", "_cols", "_mv", "name")
+
+    def __init__(self, bars: BarStore, cols: dict[str, NDArray[np.float64]], name: str) -> None:
+        if name not in cols:
+            raise ConfigError(f"feature column {name!r} does not exist; columns: {list(cols)}")
+        self._bars = bars
+        self._cols = cols
+        self.name = name
+        self._mv = memoryview(cols[name])
+
+    def at(self, seq: int) -> float:
+        """Value at bar ``seq`` (NaN if not computed).
+
+        Raises:
+            LookaheadError: ``seq`` is after the last revealed bar.
+        """
+        if seq >= self._bars.count:
+            raise _lookahead(self.name, seq, self._bars.count)
+        mv = self._mv
+        if seq >= len(mv):
+            mv = self._mv = memoryview(self._cols[self.name])
+            if seq >= len(mv):
+                return float("nan")
+        return mv[seq]  # type: ignore[no-any-return]
+
+
+class FeatureView:
+    """Read-only access to named float64 columns up to the current bar (see the module doc)."""
 
     __slots__ = ("_bars", "_cols")
 
-    def __init__(self, bars: BarStore) -> None:
+    def __init__(self, bars: BarStore, cols: dict[str, NDArray[np.float64]]) -> None:
         self._bars = bars
-        self._cols: dict[str, NDArray[np.float64]] = {}
+        self._cols = cols  # shared with the store: new and grown columns show at once
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._cols
+
+    def names(self) -> list[str]:
+        return list(self._cols)
+
+    def reader(self, name: str) -> FeatureReader:
+        """A fast reader of column ``name`` bounded by the current bar (make it once)."""
+        return FeatureReader(self._bars, self._cols, name)
+
+    def value(self, name: str, seq: int) -> float:
+        """Value of ``name`` at bar ``seq`` (NaN if not computed).
+
+        Raises:
+            LookaheadError: ``seq`` is after the last revealed bar.
+        """
+        if seq >= self._bars.count:
+            raise _lookahead(name, seq, self._bars.count)
+        col = self._cols[name]
+        return float(col[seq]) if seq < col.shape[0] else float("nan")
+
+    def column(self, name: str) -> NDArray[np.float64]:
+        """Read-only view of ``name`` over the revealed bars."""
+        n = self._bars.count
+        col = self._cols[name]
+        if col.shape[0] < n:
+            col = self._grow(name, n)
+        v = col[:n]
+        v.flags.writeable = False
+        return v
+
+    def window(self, name: str, upto_seq: int, length: int) -> NDArray[np.float64]:
+        """Read-only view of ``name`` over bars ``(upto_seq - length, upto_seq]``."""
+        if upto_seq >= self._bars.count:
+            raise _lookahead(name, upto_seq, self._bars.count, "window ")
+        return self.column(name)[max(0, upto_seq - length + 1) : upto_seq + 1]
+
+    def _grow(self, name: str, need: int) -> NDArray[np.float64]:
+        old = self._cols[name]
+        new = np.full(max(need, 2 * old.shape[0], self._bars.capacity), np.nan)
+        new[: old.shape[0]] = old
+        self._cols[name] = new
+        return new
+
+
+class FeatureStore(FeatureView):
+    """Named float64 columns, one value per bar seq, NaN where not (yet) computed.
+
+    Handlers write through it; strategies get ``view()`` (no ``backing()``).
+    """
+
+    __slots__ = ()
+
+    def __init__(self, bars: BarStore) -> None:
+        super().__init__(bars, {})
+
+    def view(self) -> FeatureView:
+        """The read-only face of this store, for strategies and exit plugins."""
+        return FeatureView(self._bars, self._cols)
 
     # -- writing -------------------------------------------------------------------------------
     def add(self, name: str) -> NDArray[np.float64]:
@@ -46,53 +156,7 @@ class FeatureStore:
             col = self._grow(name, seq + 1)
         col[seq] = value
 
-    def _grow(self, name: str, need: int) -> NDArray[np.float64]:
-        old = self._cols[name]
-        new = np.full(max(need, 2 * old.shape[0], self._bars.capacity), np.nan)
-        new[: old.shape[0]] = old
-        self._cols[name] = new
-        return new
-
     def backing(self, name: str) -> NDArray[np.float64]:
-        """The whole writable column, for a handler's batch precomputation only."""
+        """The whole writable column, for a handler's batch precomputation only: it is not
+        bounded by the current bar (strategies read through ``FeatureView``)."""
         return self._cols[name]
-
-    # -- reading -------------------------------------------------------------------------------
-    def __contains__(self, name: object) -> bool:
-        return name in self._cols
-
-    def names(self) -> list[str]:
-        return list(self._cols)
-
-    def value(self, name: str, seq: int) -> float:
-        """Value of ``name`` at bar ``seq`` (NaN if not computed).
-
-        Raises:
-            LookaheadError: ``seq`` is after the last revealed bar.
-        """
-        if seq >= self._bars.count:
-            raise LookaheadError(
-                f"feature {name!r} at seq {seq} requested but only bars 0..{self._bars.count - 1} "
-                "are revealed"
-            )
-        col = self._cols[name]
-        return float(col[seq]) if seq < col.shape[0] else float("nan")
-
-    def column(self, name: str) -> NDArray[np.float64]:
-        """Read-only view of ``name`` over the revealed bars."""
-        n = self._bars.count
-        col = self._cols[name]
-        if col.shape[0] < n:
-            col = self._grow(name, n)
-        v = col[:n]
-        v.flags.writeable = False
-        return v
-
-    def window(self, name: str, upto_seq: int, length: int) -> NDArray[np.float64]:
-        """Read-only view of ``name`` over bars ``(upto_seq - length, upto_seq]``."""
-        if upto_seq >= self._bars.count:
-            raise LookaheadError(
-                f"feature {name!r} window up to seq {upto_seq} requested but only bars "
-                f"0..{self._bars.count - 1} are revealed"
-            )
-        return self.column(name)[max(0, upto_seq - length + 1) : upto_seq + 1]

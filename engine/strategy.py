@@ -16,7 +16,7 @@ from typing import Any
 from engine.bars import BarStore
 from engine.errors import ConfigError
 from engine.events import Event
-from engine.features import FeatureStore
+from engine.features import FeatureView
 from engine.portfolio import Account
 
 
@@ -25,7 +25,7 @@ class StrategyContext:
     name: str
     symbol: str
     bars: BarStore
-    features: FeatureStore
+    features: FeatureView  # reads bounded by the current bar; no backing()
     account: Account | None  # None for the shared signal rule, which trades no account
     publish: Callable[[Event], None]
     position_size_frac: float

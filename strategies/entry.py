@@ -23,6 +23,7 @@ rule and side, so a BUY and a SELL on one bar never collide.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -104,10 +105,15 @@ class SignalRule:
         self._nn = params.nn_feature
         self._last_nn: dict[str, int] = {"long": -(10**9), "short": -(10**9)}
         self._f = f
+        self._readers: dict[str, Callable[[int], float]] = {}
 
     # -- rules ---------------------------------------------------------------------------------
     def _v(self, col: str, seq: int) -> float:
-        return float(self._f.backing(col)[seq])
+        # one reader per column, made on first use; bounded by the current bar
+        r = self._readers.get(col)
+        if r is None:
+            r = self._readers[col] = self._f.reader(col).at
+        return r(seq)  # type: ignore[no-any-return]
 
     def _quad(self, i: int, close: float) -> Side | None:
         # cheapest test first: on most bars S9 is not extreme and nothing else is read

@@ -64,19 +64,17 @@ class StochCross:
         self._k_col = ctx.output(feats[0].id, "k")
         self._atr_col = ctx.output(feats[1].id, "atr")
         self._n = 0
-        # A memoryview reads Python floats about twice as fast as numpy scalar indexing, and
-        # sees the handler's writes (same buffer).
-        self._k = memoryview(ctx.features.backing(self._k_col))
+        # fast reads bounded by the current bar (a read past it raises LookaheadError)
+        self._k = ctx.features.reader(self._k_col).at
+        self._atr = ctx.features.reader(self._atr_col).at
 
     def on_bar_closed(self, bar: BarClosed) -> None:
         i = bar.seq
         if i == 0:
             return
         k = self._k
-        if i >= len(k):  # the live store grew: fetch the new backing array
-            k = self._k = memoryview(self.ctx.features.backing(self._k_col))
-        k0 = k[i - 1]
-        k1 = k[i]
+        k0 = k(i - 1)
+        k1 = k(i)
         lo = self.p.lower_pct
         hi = self.p.upper_pct
         if k0 <= lo < k1:
@@ -94,7 +92,7 @@ class StochCross:
                          tag="SIGNAL_EXIT")
         if not is_long and not self.p.allow_short:
             return
-        atr = float(ctx.features.backing(self._atr_col)[bar.seq])
+        atr = self._atr(bar.seq)
         if not atr > 0.0:
             return  # ATR still warming up: no stop can be placed, so no entry
         dist = self.p.stop_atr_mult * atr
