@@ -10,9 +10,9 @@ TORCH_PIN := torch==2.13.0
 APEX_PIN := apexomni==3.4.2
 CONFIG ?= configs/default.yaml
 
-# Numba compiles once and caches to disk here (kernels use cache=True).
-export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
-export TRADEBOT_CACHE_DIR := $(CURDIR)/.cache/tradebot
+# Numba's compiled kernels (kernels use cache=True) and the parsed-bar cache go to .cache/numba
+# and .cache/tradebot in this checkout: the default is defined once, in engine/cache.py, so
+# `make run`, a direct `tradebot ...` and the tests share one cache. Nothing is exported here.
 
 .PHONY: run test bench venv lint clean
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from engine.bars import Bars
 from engine.config import RunConfig
+from engine.errors import DataError
 from engine.events import (
     CancelOrder,
     Event,
@@ -78,10 +79,18 @@ def _decision_key(e: Event) -> tuple[object, ...] | None:
 Decisions = list[tuple[int, tuple[object, ...]]]
 
 
+def _warmup(engine: Any) -> int:
+    return max((int(getattr(h, "warmup_bars", 0) or 0)
+                for h in getattr(engine, "handlers", {}).values()), default=0)
+
+
 def _run(
-    config: RunConfig, bars: Bars, build: Callable[[RunConfig, Bars], Any]
+    config: RunConfig, bars: Bars, build: Callable[[RunConfig, Bars], Any],
+    warmup: list[int] | None = None,
 ) -> tuple[dict[str, np.ndarray], Decisions]:
     engine = build(config, bars)
+    if warmup is not None:
+        warmup.append(_warmup(engine))
     log: Decisions = []
 
     def record(e: Event) -> None:
@@ -106,6 +115,11 @@ def check_lookahead(
     Args:
         build: ``(config, bars) -> Engine`` (the composition root with a replay feed of
             ``bars``); injected so that tests can use in-memory registries.
+        cuts: the cut bars; by default six between 20 % and 95 % of the bars. Cuts inside the
+            features' warm-up test nothing and are dropped.
+
+    Raises:
+        DataError: too few bars for any cut past the warm-up: the check would test nothing.
     """
     # one process: the recorder listens on the engine's bus, which worker processes do not share
     config = config.model_copy(update={
@@ -113,7 +127,18 @@ def check_lookahead(
     n = len(bars)
     if cuts is None:
         cuts = sorted({int(n * f) for f in (0.2, 0.35, 0.5, 0.65, 0.8, 0.95)} - {0})
-    full_feats, full_log = _run(config, bars, build)
+    cuts = [k for k in cuts if 0 < k < n - 1]
+    if not cuts:
+        raise DataError(f"{n} bar{'s' * (n != 1)}: too few to check for lookahead (the check "
+                        "compares runs cut at several bars); use more bars (--bars 0 = all)")
+    warmup: list[int] = []
+    full_feats, full_log = _run(config, bars, build, warmup)
+    if max(cuts) <= warmup[0] + 1:
+        raise DataError(
+            f"{n:,} bars: too few to check for lookahead: the config's features have a warm-up "
+            f"of {warmup[0]:,} bars, so every cut (bars {cuts}) falls inside it and nothing "
+            f"would be tested; use at least {2 * (warmup[0] + 2):,} bars (--bars, 0 = all)")
+    cuts = [k for k in cuts if k > warmup[0] + 1]
     report = LookaheadReport(cuts=cuts)
     for col in full_feats:
         report.verdicts[f"feature:{col}"] = ComponentVerdict(f"feature:{col}")

@@ -2,7 +2,11 @@
 
 Units are in the names: ``_pct`` is 0-100, ``_hours`` hours. Sharpe and Sortino are annualised
 from bar returns (crypto trades every day: ``bars_per_year = 365 * 24 h / timeframe``), risk-free
-rate 0. Max drawdown is measured on the bar-level equity marked at every close, not on trade
+rate 0. CAGR is annualised only for a run of at least ``MIN_CAGR_DAYS`` (365) days: a shorter
+run's growth raised to the power 365/days is an extrapolation (31 days of +7.7 % would read as
++140 % a year), so CAGR is NaN there, ``null`` in metrics.json and ``n/a`` in the table, with a
+note pointing at the total return; ``days`` (the run's length) is in every metrics dict. Max
+drawdown is measured on the bar-level equity marked at every close, not on trade
 exits, so it includes open-trade drawdowns (the reference bot measured trade closes only).
 """
 
@@ -16,6 +20,8 @@ import numpy as np
 from engine.events import TradeClosed
 
 NS_PER_YEAR = 365 * 24 * 3600 * 1_000_000_000
+NS_PER_DAY = 24 * 3600 * 1_000_000_000
+MIN_CAGR_DAYS = 365  # shorter runs are not annualised (see the module docstring)
 
 
 def compute_metrics(
@@ -33,9 +39,10 @@ def compute_metrics(
     final = float(eq[-1]) if n else initial_cash
     total_return = final / initial_cash - 1.0
     years = n * tf_ns / NS_PER_YEAR
-    # CAGR over less than 30 days is an extrapolation nobody should read: NaN.
-    cagr = ((final / initial_cash) ** (1.0 / years) - 1.0 if years >= 30 / 365 and final > 0
-            else math.nan)
+    days = n * tf_ns / NS_PER_DAY
+    # below a year CAGR is an extrapolation nobody should read: NaN (module docstring)
+    cagr = ((final / initial_cash) ** (1.0 / years) - 1.0
+            if days >= MIN_CAGR_DAYS and final > 0 else math.nan)
     bars_per_year = NS_PER_YEAR / tf_ns
     prev = np.concatenate(([initial_cash], eq[:-1])) if n else eq
     rets = eq / prev - 1.0 if n else eq
@@ -72,6 +79,7 @@ def compute_metrics(
         "fees_paid": fees_paid,
         "ambiguous_trades": sum(1 for t in trades if t.ambiguous),
         "bars": n,
+        "days": days,
     }
 
 
@@ -91,6 +99,22 @@ TABLE_COLUMNS = (
 )
 
 
+def cell_text(key: str, v: float | int | None, fmt: str) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a" if key == "cagr_pct" else "nan"
+    return fmt.format(v)
+
+
+def cagr_note(rows: dict[str, dict[str, float | int]]) -> str:
+    """The note printed under the table when CAGR is not shown for a short run ("" otherwise)."""
+    short = [m for m in rows.values() if m.get("days", 0) < MIN_CAGR_DAYS]
+    if not short:
+        return ""
+    days = float(short[0].get("days", 0.0))
+    return (f"CAGR n/a: the run covers {days:.1f} days; growth over less than {MIN_CAGR_DAYS} "
+            "days is not annualised (read the total return instead)")
+
+
 def format_table(rows: dict[str, dict[str, float | int]]) -> str:
     """A plain-text comparison table, one row per strategy."""
     header = ["strategy", *[h for _, h, _ in TABLE_COLUMNS]]
@@ -99,7 +123,7 @@ def format_table(rows: dict[str, dict[str, float | int]]) -> str:
         cells = [name]
         for key, _, fmt in TABLE_COLUMNS:
             v = m[key]
-            cells.append("nan" if isinstance(v, float) and math.isnan(v) else fmt.format(v))
+            cells.append(cell_text(key, v, fmt))
         body.append(cells)
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     line = "  ".join

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.metrics import TABLE_COLUMNS, format_table
+from engine.metrics import TABLE_COLUMNS, cagr_note, cell_text, format_table
 
 # a chart with more points than this is thinned (every k-th bar, the last one always kept): a
 # 69k-bar backtest stays a fast page; the metrics are computed on every bar regardless
@@ -46,7 +46,8 @@ def write_comparison(out_dir: Path, metrics: Mapping[str, Mapping[str, Any]]) ->
         for name, m in metrics.items():
             w.writerow([name, *(_cell(m[k]) for k in keys)])
     p_txt = out_dir / "comparison.txt"
-    p_txt.write_text(format_table(dict(metrics)) + "\n")
+    note = cagr_note(dict(metrics))
+    p_txt.write_text(format_table(dict(metrics)) + "\n" + (note + "\n" if note else ""))
     return [p_csv, p_txt]
 
 
@@ -103,10 +104,13 @@ def _html(out_dir: Path, title: str, t: NDArray[np.datetime64], idx: NDArray[np.
         cells = [html.escape(name)]
         for key, _, fmt in TABLE_COLUMNS:
             v = m[key]
-            cells.append("nan" if isinstance(v, float) and math.isnan(v) else fmt.format(v))
+            cells.append(cell_text(key, v, fmt))
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     table = ("<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in heads)
              + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+    note = cagr_note(dict(metrics))
+    if note:
+        table += f"<p>{html.escape(note)}</p>"
     chart = fig.to_html(full_html=False, include_plotlyjs="directory")
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>

@@ -1,4 +1,8 @@
-"""``tradebot run CONFIG [--data FILE] [--out DIR]``: run a config and write its results."""
+"""``tradebot run CONFIG [--data FILE] [--out DIR] ...``: run a config and write its results.
+
+Also ``tradebot check-lookahead``. Heavy modules (the engine, numba kernels, pandas) are imported
+inside the commands, so that building the command line stays fast (``engine/cli.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,30 +10,183 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from engine.bootstrap import build_engine
-from engine.config import load_config
-from engine.results import all_metrics, table, write_results
+from engine.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from engine.bootstrap import Engine
+    from engine.config import RunConfig
+
+GAP_CHOICES = ("fail", "keep", "fill")
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (all bars) or a positive number of bars, "
+                                         f"got {value}")
+    return value
+
+
+def _data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, help="bar CSV to use instead of data.file")
+    p.add_argument("--symbol", help="symbol instead of data.symbol / the file name (BTCUSDT)")
+    p.add_argument("--timeframe", help="timeframe instead of data.timeframe / the file name (15m)")
+    p.add_argument("--gaps", choices=GAP_CHOICES,
+                   help="missing bars in the file instead of data.gaps: fail, keep or fill "
+                        "(docs/data.md)")
+
+
+def _data_overrides(args: argparse.Namespace) -> dict[str, object]:
+    overrides: dict[str, object] = {}
+    for flag, key in (("data", "data.file"), ("symbol", "data.symbol"),
+                      ("timeframe", "data.timeframe"), ("gaps", "data.gaps")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[key] = str(value)
+    return overrides
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("run", help="run a YAML config (backtest, paper or live)")
     p.add_argument("config", type=Path, help="YAML run config, e.g. configs/default.yaml")
-    p.add_argument("--data", type=Path, help="bar CSV to use instead of data.file")
-    p.add_argument("--out", type=Path, help="output folder instead of output.dir")
+    _data_flags(p)
+    p.add_argument("--out", type=Path,
+                   help="output folder instead of output.dir (replaced as a whole when the run "
+                        "completes; see README 'Results')")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
 
 
+# -- checks before a run -----------------------------------------------------------------------
+
+
+def mode_unavailable(mode: str) -> str | None:
+    """Why ``mode`` cannot run with what is installed (None when it can): what each mode needs.
+
+    backtest needs the ``csv`` feed and ``sim`` broker; paper the Apex market-data feed (``apex``
+    in ``tradebot.feeds``) with the ``sim`` broker; live the Apex feed and the Apex broker
+    (``apex`` in ``tradebot.brokers``). Checked from the installed entry points, so a mode works
+    as soon as its adapters are installed.
+    """
+    from engine.registry import BROKERS, FEEDS, Registry
+
+    feeds, brokers = Registry.installed(FEEDS).names(), Registry.installed(BROKERS).names()
+    if mode == "paper" and "apex" not in feeds:
+        return ("mode: paper trades simulated orders on live market data, which needs the Apex "
+                "market-data feed ('apex' in the tradebot.feeds entry points); it is being "
+                "built and is not installed yet. Use mode: backtest for now")
+    if mode == "live":
+        missing = [what for what, ok in (
+            ("the Apex market-data feed ('apex' in tradebot.feeds)", "apex" in feeds),
+            ("the Apex broker ('apex' in tradebot.brokers), coming with the live-trading issue",
+             "apex" in brokers)) if not ok]
+        if missing:
+            return (f"mode: live needs {' and '.join(missing)}; not installed yet. Use "
+                    "mode: backtest (or mode: paper once its feed is installed)")
+    return None
+
+
+def warmup_needed(engine: Engine) -> tuple[int, str]:
+    """(bars a replay needs, what needs them): the longest feature warm-up plus two bars (one
+    bar to decide on after the warm-up, one to fill the order at)."""
+    worst, who = 0, "the strategies"
+    for fid, h in engine.handlers.items():
+        w = int(getattr(h, "warmup_bars", 0) or 0)
+        if w > worst:
+            kind = next((f.kind for f in engine.config.features if f.id == fid), None)
+            worst, who = w, f"feature {fid!r}" + (f" ({kind})" if kind else "")
+    return worst + 2, (f"{who} has a warm-up of {worst} bars" if worst else
+                       "a strategy needs a bar to decide on and one to fill at")
+
+
+def check_enough_bars(engine: Engine, source: str) -> None:
+    """Refuse a replay too short for the config's warm-up (it would only print zeros).
+
+    Raises:
+        DataError: naming the bars needed, the bars present and the feature that needs them.
+    """
+    if not engine.replay:
+        return
+    need, why = warmup_needed(engine)
+    have = engine.store.loaded
+    if have < need:
+        raise DataError(
+            f"{source}: {have:,} bar{'s' * (have != 1)}, but this config needs at least "
+            f"{need:,} ({why}, plus one bar to decide and one to fill); use a longer file or "
+            "a wider data.start .. data.end")
+
+
+def check_features_have_values(engine: Engine, source: str) -> None:
+    """Refuse a replay on which a feature yields no value at all after its warm-up (e.g. a volume
+    profile on a file whose volume is zero everywhere): every decision would read NaN.
+
+    Only columns filled up front (a replay's precompute) are checked.
+
+    Raises:
+        DataError: naming the feature and, for zero volume, the cause.
+    """
+    import numpy as np
+
+    if not engine.replay:
+        return
+    n = engine.store.loaded
+    no_volume = not np.any(engine.store.column("volume")[:n] > 0)
+    for fid, h in engine.handlers.items():
+        cols = [f"{fid}_{o}" for o in getattr(h, "outputs", ())]
+        cols = [c for c in cols if c in engine.features.names()]
+        if not cols:
+            continue
+        start = min(int(getattr(h, "warmup_bars", 0) or 0), max(n - 1, 0))
+        filled = [engine.features.column(c)[start:n] for c in cols]
+        if any(col.size and np.isfinite(col).any() for col in filled):
+            continue
+        if not any(col.size for col in filled):
+            continue
+        kind = next((f.kind for f in engine.config.features if f.id == fid), "?")
+        cause = (" The volume is zero on every bar of the file, and this feature is computed "
+                 "from volume: use a file with traded volume." if no_volume else "")
+        raise DataError(f"{source}: feature {fid!r} ({kind}) has no value on any of the "
+                        f"{n - start:,} bars after its warm-up (all NaN), so no strategy could "
+                        f"use it.{cause}")
+
+
+def _source(cfg: RunConfig) -> str:
+    return str(cfg.data.file)
+
+
+# -- run ---------------------------------------------------------------------------------------
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    overrides: dict[str, object] = {}
-    if args.data is not None:
-        overrides["data.file"] = str(args.data)
+    from engine.config import load_config
+
+    overrides = _data_overrides(args)
     if args.out is not None:
         overrides["output.dir"] = str(args.out)
     cfg = load_config(args.config, overrides)
+    why = mode_unavailable(cfg.mode)
+    if why:
+        raise ConfigError(f"{args.config}: {why}")
+
+    from engine.results import claim_output
+
+    with claim_output(cfg.output.dir) as out:  # refused now, not after the run
+        return _run(cfg, out, args)
+
+
+def _run(cfg: RunConfig, out: Any, args: argparse.Namespace) -> int:
+    from engine.bootstrap import build_engine
+    from engine.results import all_metrics, table, write_results
+
     t0 = time.perf_counter()
     engine = build_engine(cfg)
+    check_enough_bars(engine, _source(cfg))
+    check_features_have_values(engine, _source(cfg))
     total = engine.store.loaded if engine.replay else None
     bar = None
     progress = None
@@ -44,19 +201,30 @@ def cmd_run(args: argparse.Namespace) -> int:
             bar.update(n - done[0])
             done[0] = n
 
-    engine.run(on_progress=progress)
-    if bar is not None:
-        bar.close()
+    try:
+        engine.run(on_progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
     elapsed = time.perf_counter() - t0
     metrics = all_metrics(engine.accounts, engine.store)
-    paths = write_results(cfg.output.dir, cfg, engine.accounts, engine.store, metrics)
+    paths = write_results(out.path, cfg, engine.accounts, engine.store, metrics)
+    target = out.commit()
     n = engine.store.count
     print(f"{cfg.name}: {engine.store.symbol} {engine.store.timeframe}, {n:,} bars, "
           f"{len(engine.accounts)} strateg{'y' if len(engine.accounts) == 1 else 'ies'}, "
           f"{elapsed:.2f} s")
     print(table(metrics))
-    print(f"results: {', '.join(str(p) for p in paths)}")
+    from engine.metrics import cagr_note
+
+    note = cagr_note(metrics)
+    if note:
+        print(note)
+    print(f"results in {target}/: {', '.join(p.name for p in paths)}")
     return 0
+
+
+# -- lookahead ---------------------------------------------------------------------------------
 
 
 def register_lookahead(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -66,19 +234,19 @@ def register_lookahead(sub: argparse._SubParsersAction) -> None:  # type: ignore
              "output at a bar changes when later bars exist",
     )
     p.add_argument("config", type=Path)
-    p.add_argument("--data", type=Path, help="bar CSV to use instead of data.file")
-    p.add_argument("--bars", type=int, default=0,
+    _data_flags(p)
+    p.add_argument("--bars", type=_non_negative_int, default=0,
                    help="use only the first N bars (faster; 0 = all)")
     p.set_defaults(func=cmd_check_lookahead)
 
 
 def cmd_check_lookahead(args: argparse.Namespace) -> int:
+    from engine.bootstrap import build_engine
+    from engine.config import load_config
     from engine.lookahead import check_lookahead
     from engine.registry import FEEDS, Registry
 
-    overrides: dict[str, object] = {"execution.close_at_end": True}
-    if args.data is not None:
-        overrides["data.file"] = str(args.data)
+    overrides: dict[str, object] = {"execution.close_at_end": True, **_data_overrides(args)}
     cfg = load_config(args.config, overrides)
     feed_cls = Registry.installed(FEEDS).load("csv")
     bars = feed_cls.from_config(cfg.data).history()
@@ -86,7 +254,8 @@ def cmd_check_lookahead(args: argparse.Namespace) -> int:
         bars = bars.slice(0, min(args.bars, len(bars)))
 
     def build(c, b):  # type: ignore[no-untyped-def]
-        return build_engine(c, feed=feed_cls.from_bars(b))
+        engine = build_engine(c, feed=feed_cls.from_bars(b))
+        return engine
 
     report = check_lookahead(cfg, bars, build)
     print(report.summary())

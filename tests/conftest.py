@@ -17,7 +17,8 @@ from engine.bars import Bars
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "data" / "BTCUSDT_15m_data.csv"
 
-os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
+# The caches' default locations (NUMBA_CACHE_DIR, TRADEBOT_CACHE_DIR) are set by importing
+# engine (engine/cache.py, above), the same as for the CLI and `make`.
 
 
 def need(condition: bool, reason: str) -> None:

@@ -16,3 +16,6 @@ history, a single bar and a catch-up alike, its state carried between calls) and
 ``indicators.api``, ``indicators.handlers`` and ``indicators.volume_profile``; the
 Gaussian-mixture nodes (scikit-learn, not numba) in ``indicators.gmm``.
 """
+
+# engine sets NUMBA_CACHE_DIR's default before numba is first imported (engine/cache.py)
+import engine as _engine  # noqa: E402, F401
