@@ -25,6 +25,8 @@ from engine.errors import ConfigError
 
 
 def _lookahead(name: str, seq: int, count: int, what: str = "") -> LookaheadError:
+    if seq < 0:  # a negative index would count back from the end of the column: the future
+        return LookaheadError(f"feature {name!r} {what}at negative seq {seq} requested")
     return LookaheadError(
         f"feature {name!r} {what}at seq {seq} requested but only bars 0..{count - 1} are revealed"
     )
@@ -36,7 +38,8 @@ class FeatureReader:
     Made once per column (``FeatureView.reader``) by a strategy's ``__init__``; ``at`` costs a
     bound check and a memoryview index (a memoryview returns Python floats about twice as fast
     as numpy scalar indexing, and sees the handler's writes: same buffer). A live store that
-    grows the column is followed (the reader fetches the new buffer when ``seq`` passes the old).
+    regrows the column is followed (the reader fetches the new buffer when ``seq`` passes the
+    old one; values already written are copied into the new buffer and never rewritten).
     """
 
     __slots__ = ("_bars", "_cols", "_mv", "name")
@@ -53,16 +56,16 @@ class FeatureReader:
         """Value at bar ``seq`` (NaN if not computed).
 
         Raises:
-            LookaheadError: ``seq`` is after the last revealed bar.
+            LookaheadError: ``seq`` is after the last revealed bar (or negative, which would
+                count from the end of a preloaded column: the future).
         """
-        if seq >= self._bars.count:
-            raise _lookahead(self.name, seq, self._bars.count)
-        mv = self._mv
-        if seq >= len(mv):
-            mv = self._mv = memoryview(self._cols[self.name])
-            if seq >= len(mv):
-                return float("nan")
-        return mv[seq]  # type: ignore[no-any-return]
+        if 0 <= seq < self._bars.count:
+            try:
+                return self._mv[seq]  # type: ignore[no-any-return]
+            except IndexError:  # a live store regrew the column: follow it
+                self._mv = memoryview(self._cols[self.name])
+                return self._mv[seq] if seq < len(self._mv) else float("nan")
+        raise _lookahead(self.name, seq, self._bars.count)
 
 
 class FeatureView:
@@ -90,7 +93,7 @@ class FeatureView:
         Raises:
             LookaheadError: ``seq`` is after the last revealed bar.
         """
-        if seq >= self._bars.count:
+        if not 0 <= seq < self._bars.count:
             raise _lookahead(name, seq, self._bars.count)
         col = self._cols[name]
         return float(col[seq]) if seq < col.shape[0] else float("nan")
@@ -107,7 +110,7 @@ class FeatureView:
 
     def window(self, name: str, upto_seq: int, length: int) -> NDArray[np.float64]:
         """Read-only view of ``name`` over bars ``(upto_seq - length, upto_seq]``."""
-        if upto_seq >= self._bars.count:
+        if not 0 <= upto_seq < self._bars.count:
             raise _lookahead(name, upto_seq, self._bars.count, "window ")
         return self.column(name)[max(0, upto_seq - length + 1) : upto_seq + 1]
 

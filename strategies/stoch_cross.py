@@ -67,14 +67,17 @@ class StochCross:
         # fast reads bounded by the current bar (a read past it raises LookaheadError)
         self._k = ctx.features.reader(self._k_col).at
         self._atr = ctx.features.reader(self._atr_col).at
+        self._k_prev = math.nan
+        self._k_prev_seq = -2
 
     def on_bar_closed(self, bar: BarClosed) -> None:
         i = bar.seq
         if i == 0:
             return
-        k = self._k
-        k0 = k(i - 1)
-        k1 = k(i)
+        # %K of the previous bar is remembered from it (one bounded read per bar)
+        k0 = self._k_prev if self._k_prev_seq == i - 1 else self._k(i - 1)
+        k1 = self._k_prev = self._k(i)
+        self._k_prev_seq = i
         lo = self.p.lower_pct
         hi = self.p.upper_pct
         if k0 <= lo < k1:

@@ -136,3 +136,13 @@ def test_reader_of_a_missing_column_says_which_exist():
     _, feats = _store(3)
     with pytest.raises(Exception, match=r"'nope' does not exist; columns: \['f'\]"):
         feats.view().reader("nope")
+
+
+def test_a_negative_seq_is_refused_not_read_from_the_end_of_the_column():
+    # in a replay the column's end is the last bar of the data: index -1 would be the future
+    store, feats = _store(20)
+    view = feats.view()
+    for read in (lambda: view.reader("f").at(-1), lambda: view.value("f", -1),
+                 lambda: view.window("f", -1, 5)):
+        with pytest.raises(LookaheadError, match="negative seq -1"):
+            read()
