@@ -26,12 +26,31 @@ _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 class DataConfig(BaseModel):
     model_config = _STRICT
-    file: Path = Field(description="SYMBOL_TIMEFRAME_data.csv (relative to the working directory)")
+    file: Path | None = Field(
+        default=None,
+        description="SYMBOL_TIMEFRAME_data.csv (relative to the working directory); needed in "
+        "backtest mode")
     symbol: str | None = Field(default=None, pattern=r"^[A-Z0-9]+(-[A-Z0-9]+)*$")
     timeframe: str | None = Field(default=None, pattern=r"^\d+[mhdw]$")
     gaps: Literal["fail", "keep", "fill"] = "fail"
     start: str | None = Field(default=None, description="first bar open time to use (UTC)")
     end: str | None = Field(default=None, description="last bar open time to use (UTC)")
+    # paper/live: candles from ApeX Omni (adapters/apex/feed.py, docs/apex.md)
+    venue: str | None = Field(
+        default=None, description="paper/live: main, test, or the base URL of a local venue "
+        "(http://127.0.0.1:PORT); `tradebot run --venue URL` overrides it")
+    poll_interval_s: float = Field(
+        default=1.0, gt=0, le=60,
+        description="paper/live: pause between polls once a close is due and not yet published")
+    max_wait_s: float = Field(
+        default=5.0, gt=0, le=600,
+        description="paper/live: longest sleep before asking the venue's clock again")
+    warmup_bars: int | None = Field(
+        default=None, ge=0,
+        description="paper/live: closed candles fetched as history on start (default: as many "
+        "as the configured handlers need)")
+    timeout_s: float = Field(default=10.0, gt=0, le=120,
+                             description="paper/live: HTTP timeout per venue request")
 
 
 class AccountConfig(BaseModel):
@@ -123,6 +142,13 @@ class RunConfig(BaseModel):
         return v
 
     @model_validator(mode="after")
+    def _data_source(self) -> RunConfig:
+        if self.mode == "backtest" and self.data.file is None:
+            raise ValueError("data.file is required in backtest mode (a SYMBOL_TIMEFRAME_data.csv"
+                             "; or give --data FILE)")
+        return self
+
+    @model_validator(mode="after")
     def _unique_feature_ids(self) -> RunConfig:
         ids = [f.id for f in self.features]
         dup = sorted({i for i in ids if ids.count(i) > 1})
@@ -176,21 +202,81 @@ def _interpolate(node: Any, where: str, env: dict[str, str], src: str) -> Any:
     return node
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key repeated in one mapping (plain YAML keeps the last
+    one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+            except TypeError:  # unhashable key: let the base class report it
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping, on lines {first} and "
+                    f"{line} (YAML would keep only the last); delete one of them",
+                    key_node.start_mark)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """Parse YAML text with repeated keys refused.
+
+    Raises:
+        ConfigError: not valid YAML (the message has the line and column).
+    """
+    try:
+        import io
+
+        stream = io.StringIO(text)
+        stream.name = where  # marks say "in <file>, line L, column C"
+        return yaml.load(stream, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML: {exc}") from None
+    except (RecursionError, ValueError, OverflowError) as exc:  # e.g. nesting too deep
+        raise ConfigError(f"{where}: not a usable YAML file ({type(exc).__name__}: {exc})") from None
+
+
+def _read_text(p: Path, what: str) -> str:
+    if p.is_dir():
+        raise ConfigError(f"{what} {p} is a folder; give the path of a YAML file "
+                          "(e.g. configs/default.yaml)")
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{what} file {p} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} file {p}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} file {p} is not a text file (byte {exc.start} is not UTF-8); "
+                          "give the path of a YAML file") from None
+    if "\x00" in text:
+        raise ConfigError(f"{what} file {p} is a binary file (it contains NUL bytes); give the "
+                          "path of a YAML file")
+    return text
+
+
 def read_yaml(path: str | Path, what: str = "config",
               overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read a YAML mapping, replace ``${NAME}`` from the environment or ``.env``, and set the
     dotted ``overrides``; the first phase of every config loader (run and training configs).
 
     Raises:
-        ConfigError: missing file, bad YAML, not a mapping, missing environment variable.
+        ConfigError: missing file, a folder, a binary file, bad YAML, a key repeated in one
+            mapping (both lines named), not a mapping, missing environment variable, an override
+            below a key that is not a mapping.
     """
     p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{what} file {p} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+    raw = parse_yaml(_read_text(p, what), str(p))
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: the top level must be a mapping of keys, got {type(raw).__name__}")
     env = {**_load_dotenv(Path(".env")), **os.environ}
@@ -198,10 +284,89 @@ def read_yaml(path: str | Path, what: str = "config",
     for dotted, value in (overrides or {}).items():
         node = raw
         *parents, last = dotted.split(".")
-        for key in parents:
+        for i, key in enumerate(parents):
             node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                where = ".".join(parents[: i + 1])
+                raise ConfigError(f"{p}: {where} must be a mapping of keys (to set {dotted}), "
+                                  f"got {type(node).__name__}")
         node[last] = value
     return raw
+
+
+# -- strict scalars ----------------------------------------------------------------------------
+
+
+def _scalar_kind(annotation: Any) -> str | None:
+    """"bool", "number" or None for a field's annotation (Optional and Annotated unwrapped)."""
+    import types
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _scalar_kind(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        kinds = {_scalar_kind(a) for a in typing.get_args(annotation) if a is not type(None)}
+        return kinds.pop() if len(kinds) == 1 else None
+    if annotation is bool:
+        return "bool"
+    if annotation in (int, float):
+        return "number"
+    return None
+
+
+def _models_in(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """(the BaseModel in ``annotation``, whether it is a sequence of them)."""
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _models_in(typing.get_args(annotation)[0])
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    if origin in (tuple, list):
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        if len(args) == 1 and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+            return args[0], True
+    if origin is not None:
+        for a in typing.get_args(annotation):
+            if a is not type(None):
+                m, seq = _models_in(a)
+                if m is not None and not seq:
+                    return m, False
+    return None, False
+
+
+def strict_scalar_problems(model: type[BaseModel], raw: Any, where: str = "") -> list[str]:
+    """Values that pydantic would silently convert: a YAML boolean (``yes``, ``on``, ``true``)
+    for a number, a number or a string for a boolean (``close_at_end: 1``). One line per problem, ``key.path: message (got ...)``; nested models and
+    lists of models are walked."""
+    if not isinstance(raw, dict):
+        return []
+    out: list[str] = []
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        if key not in raw:
+            continue
+        value = raw[key]
+        path = f"{where}.{key}" if where else key
+        kind = _scalar_kind(field.annotation)
+        if kind == "number" and isinstance(value, bool):
+            # (a numeric string such as "1e-3", which YAML 1.1 leaves a string, is converted)
+            out.append(f"  {path}: must be a number, got {value!r} (YAML reads "
+                       "yes/no/on/off/true/false as booleans)")
+        elif kind == "bool" and value is not None and not isinstance(value, bool):
+            out.append(f"  {path}: must be true or false, got {value!r}")
+        else:
+            sub, seq = _models_in(field.annotation)
+            if sub is None:
+                continue
+            if seq and isinstance(value, list | tuple):
+                for i, item in enumerate(value):
+                    out += strict_scalar_problems(sub, item, f"{path}[{i}]")
+            elif not seq:
+                out += strict_scalar_problems(sub, value, path)
+    return out
 
 
 def validate_config(model: type[M], raw: dict[str, Any], path: str | Path,
@@ -209,12 +374,18 @@ def validate_config(model: type[M], raw: dict[str, Any], path: str | Path,
     """The second phase: validate ``raw`` with ``model``, every problem named by key path.
 
     Raises:
-        ConfigError: unknown keys, wrong types or values.
+        ConfigError: unknown keys, wrong types or values; a scalar of the wrong kind that
+            pydantic would convert (``strict_scalar_problems``).
     """
+    strict = strict_scalar_problems(model, raw)
+    if strict:
+        raise ConfigError(f"{path}: invalid {what}:\n" + "\n".join(strict))
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{path}: invalid {what}:\n{format_validation_error(exc)}") from None
+    except (TypeError, ValueError, RecursionError) as exc:  # a value pydantic cannot even read
+        raise ConfigError(f"{path}: invalid {what}: {type(exc).__name__}: {exc}") from None
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -245,7 +416,10 @@ def format_validation_error(exc: ValidationError) -> str:
 
 
 def validate_params(model: type[BaseModel], params: dict[str, Any], where: str) -> BaseModel:
-    """Second phase: validate a plugin's ``params`` with its own model."""
+    """Second phase: validate a plugin's ``params`` with its own model (strict scalars too)."""
+    strict = strict_scalar_problems(model, params, f"{where}.params")
+    if strict:
+        raise ConfigError(f"invalid params for {where}:\n" + "\n".join(strict))
     try:
         return model.model_validate(params)
     except ValidationError as exc:

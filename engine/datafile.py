@@ -14,7 +14,7 @@ asks with ``gaps=``:
 - ``"fill"``: insert flat bars (open = high = low = close = previous close, volume 0).
 
 Parsed, validated bars are cached as a ``.npy`` of ``BAR_DTYPE`` records under
-``$TRADEBOT_CACHE_DIR`` (default ``~/.cache/tradebot``). The key hashes the file's *bytes* (plus the
+``$TRADEBOT_CACHE_DIR`` (default in ``engine/cache.py``). The key hashes the file's *bytes* (plus the
 timeframe and a format version), not its size and modification time: mtimes can be coarse or be
 restored by tools (``touch -r``, ``rsync -t``, ``tar``), so size + mtime can match after an edit,
 while hashing the 4.6 MB real file costs about 3 ms. The bytes hashed are the bytes parsed, so an
@@ -60,8 +60,9 @@ QUOTE_ASSETS = tuple(sorted(
 _NAME_RE = re.compile(r"^(?P<symbol>[A-Za-z0-9-]+)_(?P<tf>\d+[mhdw])_data\.csv$")
 _NAME_RULE = (
     "name the file SYMBOL_TIMEFRAME_data.csv (e.g. BTCUSDT_15m_data.csv; SYMBOL is letters, digits "
-    "and '-', TIMEFRAME like 15m, 1h, 1d) or give them explicitly: --symbol/--timeframe on the "
-    "command line, data.symbol/data.timeframe in a config"
+    "and '-', TIMEFRAME like 15m, 1h, 1d), or give them explicitly: --symbol/--timeframe on "
+    "`tradebot run`, `check-lookahead`, `indicators` or `data validate`, data.symbol and "
+    "data.timeframe in a run config"
 )
 _TIME_RULE = (
     "write UTC candle open times as 'YYYY-MM-DD HH:MM:SS' (ISO 8601 with T/Z also works) or as "
@@ -377,7 +378,55 @@ def _open_times(path: Path, raw: pd.Series) -> I64:
     return _datetimes(path, text)
 
 
-def _check_times(path: Path, ts: I64, tf_ns: int, origin_ns: int, timeframe: str) -> None:
+def tf_text(ns: int) -> str:
+    """A duration in the timeframe notation: 3_600e9 -> ``"1h"``, 90 s -> ``"90s"``."""
+    sec = int(ns) // NS_PER_SECOND
+    for unit, n in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if sec >= n and sec % n == 0:
+            return f"{sec // n}{unit}"
+    return f"{sec}s"
+
+
+def _spacing(ts: I64) -> int:
+    """The step between consecutive open times (ns) that at least half of the steps have; 0 when
+    none does (or for fewer than two bars)."""
+    if ts.size < 2:
+        return 0
+    steps, counts = np.unique(np.diff(ts), return_counts=True)
+    i = int(np.argmax(counts))
+    return int(steps[i]) if 2 * counts[i] >= ts.size - 1 else 0
+
+
+def _named(timeframe: str, from_name: bool) -> str:
+    return (f"the file name says {timeframe}" if from_name
+            else f"the timeframe given (--timeframe / data.timeframe) is {timeframe}")
+
+
+def _wrong_timeframe(path: Path, ts: I64, tf_ns: int, timeframe: str,
+                     from_name: bool) -> DataError | None:
+    """The file's bars are spaced by another timeframe than the one it is read as: every bar
+    would be a gap (or off the grid). None when the spacing fits."""
+    step = _spacing(ts)
+    if ts.size < 2 or step <= 0 or step == tf_ns:
+        return None
+    steps = np.diff(ts)
+    if step > tf_ns and np.any(steps == tf_ns):
+        return None  # real bars one timeframe apart exist: these are gaps, not another timeframe
+    real = tf_text(step)
+    fix = (f"rename the file (e.g. {_renamed(path, real)}) or pass --timeframe {real} "
+           f"(data.timeframe: {real} in a run config)" if from_name else
+           f"pass --timeframe {real} (data.timeframe: {real} in a run config)")
+    return DataError(f"{path}: the bars are {real} apart (most of them), but "
+                     f"{_named(timeframe, from_name)}; {fix}")
+
+
+def _renamed(path: Path, timeframe: str) -> str:
+    m = _NAME_RE.match(path.name)
+    return f"{m.group('symbol')}_{timeframe}_data.csv" if m else f"SYMBOL_{timeframe}_data.csv"
+
+
+def _check_times(path: Path, ts: I64, tf_ns: int, origin_ns: int, timeframe: str,
+                 from_name: bool = True) -> None:
     step = np.diff(ts)
     dup = np.concatenate(([False], step == 0))
     if dup.any():
@@ -389,6 +438,9 @@ def _check_times(path: Path, ts: I64, tf_ns: int, origin_ns: int, timeframe: str
                          "sort the file by time (oldest first)")
     off = (ts - origin_ns) % tf_ns != 0
     if off.any():
+        wrong = _wrong_timeframe(path, ts, tf_ns, timeframe, from_name)
+        if wrong is not None:
+            raise wrong
         raise _row_error(
             path, off, f"timestamp {_iso(ts[int(np.argmax(off))])} is not on the {timeframe} grid "
             f"(not a whole number of {timeframe} bars from the epoch)",
@@ -414,7 +466,7 @@ def _check_prices(path: Path, o: F64, h: F64, lo: F64, c: F64, v: F64) -> None:
                          "volume must be >= 0")
 
 
-def _parse(path: Path, data: bytes, tf_ns: int, timeframe: str) -> Records:
+def _parse(path: Path, data: bytes, tf_ns: int, timeframe: str, from_name: bool = True) -> Records:
     """Parse and validate every row (gaps are not an error here)."""
     names = _header(path, data)
     try:
@@ -430,7 +482,7 @@ def _parse(path: Path, data: bytes, tf_ns: int, timeframe: str) -> Records:
     if prices is None or not np.isfinite(prices).all():
         raise _number_error(path, data, names, len(df))
     ts = _open_times(path, df["timestamp"])
-    _check_times(path, ts, tf_ns, _grid_origin_ns(timeframe), timeframe)
+    _check_times(path, ts, tf_ns, _grid_origin_ns(timeframe), timeframe, from_name)
     _check_prices(path, *(prices[:, k] for k in range(len(PRICE_COLUMNS))))
     rec = np.empty(ts.size, dtype=BAR_DTYPE)
     rec["ts_open_ns"] = ts
@@ -484,7 +536,8 @@ def _gap_error(path: Path, gaps: GapSummary) -> DataError:
         f"{path}: {gaps.text()}: {gaps.listing()}. Choose how to handle them: gaps 'fill' "
         "inserts flat bars at the previous close with zero volume, 'keep' keeps the bars "
         "consecutive (a rule counting N bars then spans more time across a gap); set data.gaps "
-        "in the config or --gaps on the command line, or fix the file"
+        "in the config (--gaps on `tradebot run`, `check-lookahead`, `indicators` or `data "
+        "validate`), or fix the file"
     )
 
 
@@ -492,9 +545,11 @@ def _gap_error(path: Path, gaps: GapSummary) -> DataError:
 
 
 def cache_dir() -> Path:
-    """Where parsed bar files are cached: ``$TRADEBOT_CACHE_DIR`` or ``~/.cache/tradebot``."""
-    env = os.environ.get("TRADEBOT_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "tradebot"
+    """Where parsed bar files are cached: ``$TRADEBOT_CACHE_DIR``, default in ``engine/cache.py``
+    (``<checkout>/.cache/tradebot`` in a source checkout, else ``~/.cache/tradebot``)."""
+    from engine.cache import tradebot_cache_dir
+
+    return tradebot_cache_dir()
 
 
 def _cache_file(path: Path, data: bytes, tf_ns: int, origin_ns: int) -> Path:
@@ -537,16 +592,26 @@ def _cache_put(entry: Path, rec: Records) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def _records(path: Path, timeframe: str, tf_ns: int, use_cache: bool) -> Records:
-    """Validated records of ``path`` (gaps not handled yet), from the cache when possible."""
+def _records(path: Path, timeframe: str, tf_ns: int, use_cache: bool,
+             from_name: bool = True) -> Records:
+    """Validated records of ``path`` (gaps not handled yet), from the cache when possible.
+
+    Raises:
+        DataError: as ``_parse``, or the bars are spaced by another timeframe than ``timeframe``
+            (every bar would be a gap): the message says the real spacing.
+    """
     data = _read_bytes(path)
     if not use_cache:
-        return _parse(path, data, tf_ns, timeframe)
-    entry = _cache_file(path, data, tf_ns, _grid_origin_ns(timeframe))
-    rec = _cache_get(entry)
-    if rec is None:
-        rec = _parse(path, data, tf_ns, timeframe)
-        _cache_put(entry, rec)
+        rec = _parse(path, data, tf_ns, timeframe, from_name)
+    else:
+        entry = _cache_file(path, data, tf_ns, _grid_origin_ns(timeframe))
+        rec = _cache_get(entry)
+        if rec is None:
+            rec = _parse(path, data, tf_ns, timeframe, from_name)
+            _cache_put(entry, rec)
+    wrong = _wrong_timeframe(path, rec["ts_open_ns"], tf_ns, timeframe, from_name)
+    if wrong is not None:
+        raise wrong
     return rec
 
 
@@ -589,7 +654,7 @@ def load_bars(
     _check_policy(gaps)
     p = Path(path)
     sym, tf, tf_ns = _series_of(p, symbol, timeframe)
-    rec = _records(p, tf, tf_ns, use_cache)
+    rec = _records(p, tf, tf_ns, use_cache, from_name=timeframe is None)
     found = gap_summary(rec["ts_open_ns"], tf_ns)
     if found.count:
         if gaps == "fail":
@@ -618,7 +683,7 @@ def validate_file(
     p = Path(path)
     try:
         sym, tf, tf_ns = _series_of(p, symbol, timeframe)
-        rec = _records(p, tf, tf_ns, use_cache=False)
+        rec = _records(p, tf, tf_ns, use_cache=False, from_name=timeframe is None)
     except DataError as exc:
         return ValidationReport(str(p), ok=False, problems=(str(exc),), gap_policy=gaps)
     found = gap_summary(rec["ts_open_ns"], tf_ns)

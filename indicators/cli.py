@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # numba, pandas: imported when the command runs (engine/cli.py start-up)
+    import numpy as np
 
-from engine.datafile import load_bars
-from indicators.api import Variant, atr, linreg, multi_stochastic, slope_rule, stochastic
-from indicators.volume_profile import Mode, profile_columns
+    from indicators.api import Variant
+    from indicators.volume_profile import Mode
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -33,7 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Read a bar CSV and write it back with every indicator column added.",
     )
     p.add_argument("--data", type=Path, required=True, help="bar file, SYMBOL_TIMEFRAME_data.csv")
-    p.add_argument("--out", type=Path, required=True, help="output CSV (parent dirs are made)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output CSV (parent dirs are made; written in full or not at all; "
+                        "never the input file)")
+    p.add_argument("--symbol", help="symbol, when the file name does not give it (BTCUSDT)")
+    p.add_argument("--timeframe", help="timeframe, when the file name does not give it (15m)")
     p.add_argument(
         "--variant",
         choices=("model", "chart"),
@@ -75,6 +79,9 @@ def indicator_table(
     Returns:
         Column name -> float64 array aligned with the bars.
     """
+    from indicators.api import atr, linreg, multi_stochastic, slope_rule, stochastic
+    from indicators.volume_profile import profile_columns
+
     cols: dict[str, np.ndarray] = {}
     cols["stoch_14_3_3_k"], cols["stoch_14_3_3_d"] = stochastic(h, lo, c, 14, 3, 3)
     for variant in variants:
@@ -95,7 +102,13 @@ def indicator_table(
 
 def cmd_indicators(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code (``DataError`` reaches ``engine.cli``)."""
-    bars = load_bars(args.data, gaps=args.gaps)
+    import pandas as pd
+
+    from engine.datafile import load_bars
+    from engine.results import check_output_file, replace_file
+
+    check_output_file(args.out, inputs=(args.data,))  # before the work: never the input
+    bars = load_bars(args.data, symbol=args.symbol, timeframe=args.timeframe, gaps=args.gaps)
     variants: tuple[Variant, ...] = (args.variant,) if args.variant else ("model", "chart")
     df = pd.DataFrame(
         {
@@ -111,7 +124,6 @@ def cmd_indicators(args: argparse.Namespace) -> int:
                             args.profile_mode)
     for name, col in table.items():
         df[name] = col
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(args.out, index=False, float_format="%.10g")
+    replace_file(args.out, lambda tmp: df.to_csv(tmp, index=False, float_format="%.10g"))
     print(f"wrote {len(df):,} bars x {df.shape[1]} columns to {args.out}")
     return 0

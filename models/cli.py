@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from models.card import ClassificationReport, ModelCard
+if TYPE_CHECKING:  # models.card imports torch: only when the command runs (engine/cli.py)
+    from models.card import ClassificationReport, ModelCard
 
 
 def register(subparsers: Any) -> None:  # argparse's _SubParsersAction is private

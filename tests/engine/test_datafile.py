@@ -199,8 +199,15 @@ def test_bad_name_says_the_pattern_and_the_options(tmp_path, name):
 
 def test_explicit_timeframe_is_validated_against_the_grid(tmp_path):
     p = write(tmp_path, GOOD)
-    with pytest.raises(DataError, match=r"lines 3, 4, 5: .*not on the 1h grid"):
+    # 15m bars read as 1h: the message says what the spacing really is
+    with pytest.raises(DataError, match=r"bars are 15m apart .* timeframe given .* is 1h; pass "
+                                        r"--timeframe 15m"):
         load_bars(p, timeframe="1h")
+    with pytest.raises(DataError, match=r"lines 4, 5: .*not on the 1h grid"):
+        load_bars(write(tmp_path, [GOOD[0], "2024-01-01 01:00:00,100.5,102,100,101,12",
+                                   "2024-01-01 01:30:00,101,101.5,100.2,100.8,9",
+                                   "2024-01-01 02:15:00,100.8,101,100,100.1,11"]),
+                  timeframe="1h")
     with pytest.raises(DataError, match="timeframe '15x' is not valid"):
         load_bars(p, timeframe="15x")
 
@@ -299,7 +306,7 @@ def test_an_edit_is_never_served_stale_even_with_same_size_and_mtime(tmp_path):
 def test_cache_is_per_timeframe(tmp_path):
     p = write(tmp_path, GOOD)
     load_bars(p)  # cached as validated for 15m
-    with pytest.raises(DataError, match="not on the 1h grid"):
+    with pytest.raises(DataError, match="bars are 15m apart .* is 1h"):
         load_bars(p, timeframe="1h")
 
 
