@@ -9,7 +9,9 @@ EngineError
 └── VenueError         anything from the exchange
     ├── TransientVenueError   timeout, 5xx, rate limit: retry with capped backoff
     ├── OrderRejected         the venue said no: do not retry; alert
-    └── VenueStateUnknown     an order's state cannot be confirmed: stop entries, reconcile
+    │   └── DuplicateClientId the clientId is taken: look the first order up, do not resend
+    ├── VenueStateUnknown     an order's state cannot be confirmed: stop entries, reconcile
+    └── VenueUnreachable      no connection at all (refused, DNS, wrong URL): check the URL
 ```
 
 Messages say what, which value, where, and what to do.
@@ -43,12 +45,27 @@ class VenueError(EngineError):
 
 
 class TransientVenueError(VenueError):
-    """A timeout, 5xx or rate limit: safe to retry with backoff."""
+    """A timeout, 5xx or rate limit: safe to retry with backoff.
+
+    ``retry_after`` is the wait in seconds the venue asked for, when it said one (else ``None``).
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class OrderRejected(VenueError):
     """The venue refused an order: do not retry the same order."""
 
 
+class DuplicateClientId(OrderRejected):
+    """The order's clientId was used before: the first order exists; look it up, do not resend."""
+
+
 class VenueStateUnknown(VenueError):
     """An order's state cannot be confirmed: stop new entries and reconcile."""
+
+
+class VenueUnreachable(VenueError):
+    """No connection to the venue (refused, DNS, wrong base URL): check the URL named."""

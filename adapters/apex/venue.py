@@ -1,0 +1,697 @@
+"""A local ApeX Omni venue: replays a candle file over ApeX Omni's v3 REST protocol.
+
+``LocalVenue`` is a loopback HTTP server (``tradebot venue``, or in-process in tests) that the real
+``apexomni`` client talks to as if it were the exchange. It serves one symbol, whose candles come
+from a ``SYMBOL_TF_data.csv`` (``engine.datafile.load_bars``: the same validation as a backtest).
+
+Routes (every answer is ``{"data": ..., "timeCost": ...}`` or an error in Apex's own shape
+``{"code": N, "msg": "...", "key": "..."}``):
+
+- public: ``GET /api/v1/time`` (and ``/api/v3/time``), ``/api/v3/symbols``, ``/api/v3/klines``,
+  ``/api/v3/ticker``, ``/api/v3/depth``;
+- private (REST HMAC checked like the exchange: key, passphrase, timestamp within 60 s of the
+  wall clock, ``APEX-SIGNATURE``): ``GET /api/v3/account`` (positions inside),
+  ``/api/v3/account-balance``, ``/api/v3/open-orders``, ``/api/v3/fills``,
+  ``/api/v3/history-orders``, ``/api/v3/order``, ``/api/v3/order-by-client-order-id``,
+  ``/api/v3/get-worst-price``; ``POST /api/v3/order`` (zk signatures of the order and of an
+  attached TP/SL checked with zkLink's ``verify_musig`` against the account's key; a clientId
+  used before is refused: ``ORDER_CLIENT_ID_DUPLICATE``), ``/api/v3/delete-order``,
+  ``/api/v3/delete-client-order-id``, ``/api/v3/delete-open-orders``.
+
+The virtual clock
+-----------------
+The clock starts at ``start`` (default: the file's first candle open; a start between candles
+moves to the next candle open). Candles that closed by then are history. ``GET /api/v1/time``
+answers the virtual time in ms.
+
+- ``speed > 0``: virtual seconds per wall second (``900`` = one 15m candle per second). It stops
+  at the close of the last candle.
+- ``speed == 0`` (**lockstep**): the clock stands on candle boundaries; virtual time = the close
+  of the newest closed candle (= the open of the forming one). The rule:
+
+  1. A client **has seen** the newest closed candle when a ``GET /api/v3/klines`` answer (for
+     the venue's symbol and interval) contained that candle.
+  2. The clock then steps one candle at the start of the **next** ``GET /api/v1/time`` or
+     ``GET /api/v3/klines`` request (whichever comes first), before answering it. Other requests
+     (orders, account, ticker...) never move the clock.
+  3. When no candle has closed yet (start at the first candle), rule 1 holds vacuously: the
+     first time/klines request closes the first candle.
+
+  So a feed that polls ``time`` then ``klines`` (or ``klines`` alone) gets exactly one new closed
+  candle per poll, and everything a client does between two polls (orders placed on seeing
+  candle N) happens at the close of N: a market order fills at the open of N+1, exactly like a
+  backtest's ``market_fill: next_open``. ``LocalVenue.advance(n)`` steps the clock by hand.
+
+Klines: ``start``/``end`` in seconds (candle open times, inclusive), ``limit`` at most 200
+(larger is clamped; default 200). With ``start`` the first ``limit`` candles from ``start`` are
+returned, else the last ``limit`` up to ``end`` (or now); oldest first. Values are strings
+(``t`` = open time in ms, as a string like the real API). Like the real API, the **forming**
+candle is the last element when it falls in the range (at the virtual time: its open, the
+path-interpolated price so far, the volume so far); a feed must drop it (its ``t + interval`` is
+after the server time). Only the replayed file's interval is served.
+
+Fault injection (tests): ``venue.inject(path, kind, count=1, delay=..., key=...)`` makes the next
+``count`` requests to ``path`` (``"*"`` = any) fail:
+
+- ``"timeout"``: wait ``delay`` seconds (default 2) then close the connection, without handling
+  the request (make the client's timeout shorter);
+- ``"http500"``: HTTP 500 with ``{"code": 500, "key": "INTERNAL_ERROR"}``, not handled;
+- ``"rate_limit"``: HTTP 429 with ``{"code": 429, "key": "RATE_LIMIT", "retryAfter": 1}``;
+- ``"html502"``: HTTP 502 with an HTML page (not JSON), not handled;
+- ``"drop_reply_after_accept"``: handled (an order is accepted), then the connection is closed
+  without a reply;
+- ``"reject"``: ``{"code": 3, "key": key or "ORDER_REJECTED"}``, not handled.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import math
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import numpy as np
+
+from adapters.apex.client import ApexCredentials, credentials_from_env, zklink_sdk
+from adapters.apex.venue_book import ApexReject, VenueBook, fmt, reject
+from engine.bars import Bars
+from engine.errors import ConfigError
+from engine.fills import IntrabarPolicy
+
+logger = logging.getLogger(__name__)
+
+MAX_KLINES = 200
+ACCOUNT_ID = "584232029208969327"
+ETH_ADDRESS = "0x1111111111111111111111111111111111111111"
+# Used when APEX_API_KEY is not set (the venue is local: these protect nothing).
+TEST_CREDENTIALS = ApexCredentials("test-key", "test-secret", "test-pass", "ab" * 64)
+INTERVALS = {60: "1", 300: "5", 900: "15", 1800: "30", 3600: "60", 7200: "120", 14400: "240",
+             21600: "360", 43200: "720", 86400: "D", 604800: "W"}
+PUBLIC = {("GET", p) for p in ("/api/v1/time", "/api/v3/time", "/api/v3/symbols",
+                               "/api/v3/klines", "/api/v3/ticker", "/api/v3/depth")}
+FAULTS = ("timeout", "http500", "rate_limit", "html502", "drop_reply_after_accept", "reject")
+_MAX_U32, _MAX_U64 = 2**32 - 1, 2**64 - 1
+_DECIMALS = 18  # USDT's decimals in the zk order encoding (the real value)
+_SIG_HEX = set("0123456789abcdefABCDEF")
+
+
+class _Drop(Exception):
+    """Close the connection without answering."""
+
+
+@dataclass
+class _Fault:
+    path: str
+    kind: str
+    count: int
+    delay: float
+    key: str
+
+
+def _decimals(*cols: np.ndarray) -> int:
+    """Fewest decimals (<= 8) that write every price of the file exactly."""
+    x = np.concatenate(cols)
+    for d in range(9):
+        s = x * 10.0**d
+        if np.all(np.abs(s - np.round(s)) < 1e-6 * np.maximum(1.0, np.abs(s)) * 1e-3 + 1e-7):
+            return d
+    return 8
+
+
+def _interval_code(tf_s: int) -> str:
+    if tf_s not in INTERVALS:
+        raise ConfigError(
+            f"timeframe of {tf_s} s has no ApeX Omni interval; replay a file of 1m, 5m, 15m, 30m, "
+            "1h, 2h, 4h, 6h, 12h, 1d or 1w candles")
+    return INTERVALS[tf_s]
+
+
+def parse_time_ms(text: str) -> int:
+    """``--start``: ISO time (UTC) or epoch ms/seconds -> epoch ms."""
+    t = str(text).strip()
+    if t.isdigit():
+        v = int(t)
+        return v if v > 10**11 else v * 1000
+    import pandas as pd
+
+    try:
+        ts = pd.Timestamp(t)
+    except ValueError as exc:
+        raise ConfigError(f"start time {text!r} is not a time; write e.g. '2024-01-01 06:00' "
+                          "(UTC) or epoch milliseconds") from exc
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return int(ts.value // 1_000_000)
+
+
+class LocalVenue:
+    """The local venue. Use as a context manager (``with LocalVenue(bars) as v: v.url``) or
+    ``start()`` / ``stop()``.
+
+    Args:
+        bars: the candles to replay (``engine.datafile.load_bars``).
+        speed: virtual seconds per wall second; ``0`` = lockstep (module docstring).
+        start: virtual start time (epoch ms, ISO string or ``None`` = first candle).
+        host, port: where to listen (``127.0.0.1:0`` = a free port).
+        symbol: the symbol to serve (default ``bars.symbol``, e.g. ``BTC-USDT``).
+        credentials: the account's API key/secret/passphrase/zk seeds (default: ``APEX_*`` from
+            the environment or ``.env``, else :data:`TEST_CREDENTIALS`).
+        balance: starting USDT wallet balance.
+        taker_fee, maker_fee: fee rates (fractions; the account reports them to the client).
+        slippage: adverse slippage fraction on market and stop fills.
+        policy: intrabar policy (``engine.fills.IntrabarPolicy``).
+    """
+
+    def __init__(self, bars: Bars, *, speed: float = 0.0, start: int | str | None = None,
+                 host: str = "127.0.0.1", port: int = 0, symbol: str | None = None,
+                 credentials: ApexCredentials | None = None, balance: float = 10_000.0,
+                 taker_fee: float = 0.0005, maker_fee: float = 0.0002, slippage: float = 0.0,
+                 policy: IntrabarPolicy | str = IntrabarPolicy.STOP_FIRST,
+                 tick_size: str | None = None, step_size: str = "0.001",
+                 min_order_size: str | None = None, initial_margin_rate: float = 0.02) -> None:
+        if len(bars.ts_open_ns) == 0:
+            raise ConfigError("the venue needs at least one candle to replay")
+        if speed < 0 or not math.isfinite(speed):
+            raise ConfigError(f"speed {speed} must be 0 (lockstep) or a positive number")
+        self.symbol = (symbol or bars.symbol).upper()
+        if "-" not in self.symbol:
+            from engine.datafile import engine_symbol
+
+            self.symbol = engine_symbol(self.symbol)
+        self.plain = self.symbol.replace("-", "")
+        self.tf_ms = bars.tf_ns // 1_000_000
+        self.interval = _interval_code(int(self.tf_ms // 1000))
+        self.open_ms = (bars.ts_open_ns // 1_000_000).astype(np.int64)
+        self.close_ms = self.open_ms + self.tf_ms
+        self.o, self.h, self.lo, self.c, self.v = (np.asarray(a, dtype=np.float64) for a in
+                                                   (bars.open, bars.high, bars.low, bars.close,
+                                                    bars.volume))
+        self.n = len(self.open_ms)
+        self.speed = float(speed)
+        start_ms = int(self.open_ms[0]) if start is None else (
+            start if isinstance(start, int) else parse_time_ms(start))
+        k0 = int(np.searchsorted(self.open_ms, start_ms, "left"))
+        if k0 >= self.n:
+            raise ConfigError(
+                f"start {_iso(start_ms)} is after the file's last candle "
+                f"({_iso(int(self.open_ms[-1]))}); choose an earlier --start")
+        self.k0 = k0
+        self.t0_ms = int(self.open_ms[k0])
+        self.price_decimals = _decimals(self.o, self.h, self.lo, self.c)
+        self.tick = tick_size or fmt(10.0 ** -self.price_decimals, self.price_decimals)
+        self.step = step_size
+        self.min_size = min_order_size or step_size
+        self.imr = float(initial_margin_rate)
+        self.credentials = credentials or credentials_from_env() or TEST_CREDENTIALS
+        self.policy = IntrabarPolicy(policy)
+        self.book = VenueBook(self.symbol, self.open_ms, self.o, self.h, self.lo, self.c,
+                              account_id=ACCOUNT_ID, balance=balance, taker_fee=taker_fee,
+                              maker_fee=maker_fee, slippage=slippage, policy=self.policy,
+                              imr=self.imr, price_decimals=self.price_decimals)
+        self.lock = threading.RLock()
+        self._n_closed = k0  # lockstep state
+        self._advance_due = k0 == 0  # rule 3
+        self._wall0: float | None = None
+        self.requests: list[dict[str, Any]] = []
+        self.record_requests = True
+        self._faults: list[_Fault] = []
+        self._pubkey: str | None = None
+        self._host, self._port = host, port
+        self.httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> LocalVenue:
+        if self.credentials.zk_seeds:
+            sdk = zklink_sdk()  # also imports apexomni once, before the first request
+            seeds = bytes.fromhex(self.credentials.zk_seeds.removeprefix("0x"))
+            self._pubkey = sdk.ZkLinkSigner().new_from_seed(seeds).public_key()
+        self.httpd = ThreadingHTTPServer((self._host, self._port), _make_handler(self))
+        self.httpd.daemon_threads = True
+        host, port = self.httpd.server_address[:2]
+        self.url = f"http://{host}:{port}"
+        self._wall0 = time.monotonic()
+        with self.lock:
+            self._sync()
+        self._thread = threading.Thread(target=self.httpd.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True,
+                                        name="apex-venue")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self.httpd is not None:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.httpd = None
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def __enter__(self) -> LocalVenue:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- the clock -----------------------------------------------------------------------------
+    def now_ms(self) -> int:
+        """The virtual time in ms."""
+        if self.speed == 0.0:
+            k = self._n_closed
+            return int(self.close_ms[k - 1]) if k > 0 else self.t0_ms
+        wall0 = self._wall0 if self._wall0 is not None else time.monotonic()
+        t = self.t0_ms + int((time.monotonic() - wall0) * self.speed * 1000)
+        return min(t, int(self.close_ms[-1]))
+
+    def n_closed(self) -> int:
+        """How many candles of the file have closed at the virtual time."""
+        if self.speed == 0.0:
+            return self._n_closed
+        return int(np.searchsorted(self.close_ms, self.now_ms(), "right"))
+
+    @property
+    def finished(self) -> bool:
+        """Every candle of the file has closed."""
+        return self.n_closed() >= self.n
+
+    def advance(self, n: int = 1) -> int:
+        """Lockstep: close the next ``n`` candles now (whatever the clients saw); returns the
+        number of closed candles."""
+        with self.lock:
+            self._n_closed = min(self.n, self._n_closed + n)
+            self._advance_due = False
+            self._sync()
+            return self._n_closed
+
+    def _poll(self) -> None:
+        """A time/klines request arrived: rule 2 of lockstep."""
+        if self.speed == 0.0 and self._advance_due and self._n_closed < self.n:
+            self._n_closed += 1
+            self._advance_due = False
+        self._sync()
+
+    def _sync(self) -> None:
+        """Run the book through every candle open/close up to the virtual time."""
+        now = self.now_ms()
+        b = self.book
+        b.now_ms = now
+        while b.closed < self.n:
+            k = b.closed
+            if b.opened <= k:
+                if self.open_ms[k] <= now:
+                    b.on_open(k)
+                else:
+                    break
+            if self.close_ms[k] <= now:
+                b.on_close(k)
+            else:
+                break
+        f = self._forming(now)
+        if f is not None:
+            b.set_mark(f[4])
+
+    def _forming(self, now: int) -> tuple[int, float, float, float, float, float] | None:
+        """(index, open, high, low, close, volume) of the candle forming at ``now``, if any."""
+        k = int(np.searchsorted(self.open_ms, now, "right")) - 1
+        if k < 0 or k >= self.n or self.close_ms[k] <= now:
+            return None
+        frac = (now - int(self.open_ms[k])) / self.tf_ms
+        o, h, lo, c = float(self.o[k]), float(self.h[k]), float(self.lo[k]), float(self.c[k])
+        pts = (o, lo, h, c) if c >= o else (o, h, lo, c)  # the ohlc_path shape
+        pos = frac * 3.0
+        i = min(int(pos), 2)
+        price = pts[i] + (pts[i + 1] - pts[i]) * (pos - i)
+        seen = [*pts[: i + 1], price]
+        d = self.price_decimals
+        return (k, o, round(max(seen), d), round(min(seen), d), round(price, d),
+                float(self.v[k]) * frac)
+
+    def current_price(self) -> float:
+        f = self._forming(self.now_ms())
+        if f is not None:
+            return f[4]
+        k = self.n_closed()
+        return float(self.c[k - 1]) if k > 0 else float(self.o[0])
+
+    # -- faults --------------------------------------------------------------------------------
+    def inject(self, path: str, kind: str, count: int = 1, *, delay: float = 2.0,
+               key: str = "ORDER_REJECTED") -> None:
+        """Make the next ``count`` requests to ``path`` (``"*"``: any) fail as ``kind``."""
+        if kind not in FAULTS:
+            raise ValueError(f"fault kind {kind!r} is not one of {', '.join(FAULTS)}")
+        with self.lock:
+            self._faults.append(_Fault(path, kind, count, delay, key))
+
+    def _take_fault(self, path: str) -> _Fault | None:
+        with self.lock:
+            for f in self._faults:
+                if f.path in (path, "*") and f.count > 0:
+                    f.count -= 1
+                    if f.count == 0:
+                        self._faults.remove(f)
+                    return f
+        return None
+
+    # -- auth ----------------------------------------------------------------------------------
+    def _check_hmac(self, headers: Mapping[str, str], method: str, raw_path: str,
+                    form_pairs: list[tuple[str, str]]) -> None:
+        cred = self.credentials
+        if headers.get("APEX-API-KEY") != cred.key:
+            raise ApexReject(20006, "apikey not exist or apikey error", "API_KEY_INVALID")
+        if headers.get("APEX-PASSPHRASE") != cred.passphrase:
+            raise ApexReject(20006, "passphrase error", "PASSPHRASE_INVALID")
+        ts = headers.get("APEX-TIMESTAMP", "")
+        if not ts.isdigit() or abs(int(ts) - time.time() * 1000) > 60_000:
+            raise ApexReject(20006, "APEX-TIMESTAMP is not within 60 s of the server clock",
+                             "TIMESTAMP_EXPIRED")
+        body = "&".join(f"{k}={v}" for k, v in sorted(form_pairs))
+        msg = ts + method + raw_path + body
+        key = base64.standard_b64encode(cred.secret.encode())
+        want = base64.standard_b64encode(hmac.new(key, msg.encode(), hashlib.sha256).digest())
+        if not hmac.compare_digest(want.decode(), headers.get("APEX-SIGNATURE", "")):
+            raise ApexReject(20006, "apikey sign error", "SIGNATURE_INVALID")
+
+    def _check_zk(self, form: Mapping[str, str], pair_id: int) -> None:
+        if self._pubkey is None:
+            raise ApexReject(20016, "the account has no l2 key (set APEX_ZK_SEEDS for the venue)",
+                             "L2_SIGNATURE_INVALID")
+        checks = [("", form.get("clientId", ""), form.get("size"), form.get("price"),
+                   form.get("side"), form.get("signature"))]
+        if form.get("isOpenTpslOrder") == "True":
+            for kind, flag in (("sl", "isSetOpenSl"), ("tp", "isSetOpenTp")):
+                if form.get(flag) == "True":
+                    checks.append((kind, form.get(f"{kind}ClientOrderId", ""),
+                                   form.get(f"{kind}Size"), form.get(f"{kind}Price"),
+                                   form.get(f"{kind}Side"), form.get(f"{kind}Signature")))
+        sdk = zklink_sdk()
+        acct = int(ACCOUNT_ID, 10) % _MAX_U32
+        taker = int((Decimal(str(self.book.costs.taker_fee)) * 10000).to_integral_value("ROUND_UP"))
+        maker = int((Decimal(str(self.book.costs.maker_fee)) * 10000).to_integral_value("ROUND_UP"))
+        for kind, cid, size, price, side, sig in checks:
+            what = f"{kind}Signature" if kind else "signature"
+            if not sig or not sig.startswith("0x") or len(sig) != 130 or not set(sig[2:]) <= _SIG_HEX:
+                raise ApexReject(20016, f"{what} is missing or malformed", "L2_SIGNATURE_INVALID")
+            try:
+                nonce_int = int(hashlib.sha256(cid.encode()).hexdigest(), 16)
+                slot = (nonce_int % _MAX_U64) / _MAX_U32
+                scale = Decimal(10) ** _DECIMALS
+                p = (Decimal(str(price)) * scale).quantize(Decimal(0), rounding=ROUND_DOWN)
+                s = (Decimal(str(size)) * scale).quantize(Decimal(0), rounding=ROUND_DOWN)
+                builder = sdk.ContractBuilder(acct, 0, int(slot), nonce_int % _MAX_U32, pair_id,
+                                              str(s), str(p), side == "BUY", taker, maker, False)
+                ok = sdk.verify_musig(sdk.ZkLinkSignature(pub_key=self._pubkey, signature=sig),
+                                      sdk.Contract(builder).get_bytes())
+            except Exception:  # noqa: BLE001  (any malformed field = a bad signature)
+                ok = False
+            if not ok:
+                raise ApexReject(20016, f"{what} does not match the order (l2 signature "
+                                        "verification failed)", "L2_SIGNATURE_INVALID")
+
+    # -- routes --------------------------------------------------------------------------------
+    PAIR_ID = 50001
+
+    def symbols(self) -> dict[str, Any]:
+        base = self.symbol.split("-")[0]
+        perp = {
+            "symbol": self.symbol, "symbolDisplayName": self.plain, "crossSymbolName": self.plain,
+            "baseTokenId": base, "settleAssetId": "USDT", "l2PairId": str(self.PAIR_ID),
+            "tickSize": self.tick, "stepSize": self.step, "minOrderSize": self.min_size,
+            "maxOrderSize": "1000000", "initialMarginRate": fmt(self.imr),
+            "maintenanceMarginRate": fmt(self.imr / 2), "displayMaxLeverage": str(int(1 / self.imr)),
+            "enableTrade": True, "enableDisplay": True, "enableOpenPosition": True,
+            "status": "TRADING", "klineInterval": self.interval,
+        }
+        return {
+            "contractConfig": {
+                "assets": [{"tokenId": "141", "token": "USDT", "decimals": str(_DECIMALS),
+                            "showStep": "0.01"}],
+                "tokens": [], "global": {}, "perpetualContract": [perp],
+                "prelaunchContract": [], "predictionContract": [], "stockContract": [],
+            },
+            "spotConfig": {"assets": [], "global": {"defaultChangePubKeyFeeTokenId": "141"},
+                           "spot": [], "multiChain": {"chains": []}},
+        }
+
+    def _symbol_ok(self, raw: str | None) -> None:
+        if raw is None or raw.replace("-", "").upper() != self.plain:
+            raise ApexReject(2, f"symbol {raw!r} is not served: this local venue replays "
+                                f"{self.symbol}", "SYMBOL_NOT_FOUND")
+
+    def klines(self, q: Mapping[str, str]) -> dict[str, list[dict[str, str]]]:
+        self._symbol_ok(q.get("symbol"))
+        if q.get("interval", self.interval) != self.interval:
+            raise ApexReject(2, f"interval {q.get('interval')!r} is not served: this local venue "
+                                f"replays interval {self.interval}", "INTERVAL_NOT_SERVED")
+        try:
+            limit = min(int(q.get("limit", MAX_KLINES)), MAX_KLINES)
+            start = int(q["start"]) * 1000 if q.get("start") not in (None, "") else None
+            end = int(q["end"]) * 1000 if q.get("end") not in (None, "") else None
+        except ValueError:
+            raise ApexReject(2, "start, end and limit must be integers (start/end in seconds)",
+                             "PARAM_INVALID") from None
+        if limit < 1:
+            raise ApexReject(2, "limit must be at least 1", "PARAM_INVALID")
+        now = self.now_ms()
+        closed = self.n_closed()
+        forming = self._forming(now)
+        last = closed + (1 if forming is not None and forming[0] == closed else 0)
+        lo = int(np.searchsorted(self.open_ms[:last], start, "left")) if start is not None else 0
+        hi = int(np.searchsorted(self.open_ms[:last], end, "right")) if end is not None else last
+        if start is not None:
+            idx = range(lo, min(hi, lo + limit))
+        else:
+            idx = range(max(lo, hi - limit), hi)
+        d = self.price_decimals
+        out = []
+        for k in idx:
+            if forming is not None and k == forming[0]:
+                _, o, h, lw, c, v = forming
+            else:
+                o, h, lw, c, v = self.o[k], self.h[k], self.lo[k], self.c[k], self.v[k]
+            out.append({"s": self.plain, "i": self.interval, "t": str(int(self.open_ms[k])),
+                        "o": fmt(o, d), "h": fmt(h, d), "l": fmt(lw, d), "c": fmt(c, d),
+                        "v": fmt(v, 8), "tr": fmt(v * c, 8)})
+        if self.speed == 0.0 and closed > 0 and (closed - 1) in idx:
+            self._advance_due = True  # rule 1: the newest closed candle has been seen
+        return {self.plain: out}
+
+    def ticker(self, q: Mapping[str, str]) -> list[dict[str, Any]]:
+        if q.get("symbol") is not None:
+            self._symbol_ok(q.get("symbol"))
+        p = fmt(self.current_price(), self.price_decimals)
+        k = max(self.n_closed(), 1)
+        day = max(0, k - int(86_400_000 // self.tf_ms))
+        hi = fmt(float(self.h[day:k].max()), self.price_decimals)
+        lw = fmt(float(self.lo[day:k].min()), self.price_decimals)
+        vol = float(self.v[day:k].sum())
+        prev = float(self.o[day])
+        return [{"symbol": self.plain, "lastPrice": p, "markPrice": p, "indexPrice": p,
+                 "oraclePrice": p, "price24hPcnt": fmt(self.current_price() / prev - 1.0, 6),
+                 "highPrice24h": hi, "lowPrice24h": lw, "volume24h": fmt(vol),
+                 "turnover24h": fmt(vol * self.current_price(), 4), "fundingRate": "0",
+                 "predictedFundingRate": "0", "nextFundingTime": "", "openInterest": "0",
+                 "tradeCount": str(k)}]
+
+    def depth(self, q: Mapping[str, str]) -> dict[str, Any]:
+        self._symbol_ok(q.get("symbol"))
+        p, t = self.current_price(), float(self.tick)
+        d = self.price_decimals
+        return {"a": [[fmt(p + t * i, d), "1"] for i in range(1, 6)],
+                "b": [[fmt(p - t * i, d), "1"] for i in range(1, 6)], "s": self.plain, "u": 1}
+
+    def account(self) -> dict[str, Any]:
+        b = self.book
+        return {
+            "id": ACCOUNT_ID, "ethereumAddress": ETH_ADDRESS, "l2Key": self._pubkey or "",
+            "spotAccount": {"zkAccountId": "123", "defaultSubAccountId": "0", "nonce": 0,
+                            "subAccounts": []},
+            "contractAccount": {"takerFeeRate": fmt(b.costs.taker_fee, 6),
+                                "makerFeeRate": fmt(b.costs.maker_fee, 6),
+                                "minInitialMarginRate": "0", "status": "NORMAL",
+                                "unrealizePnlPriceType": "MARKET_PRICE"},
+            "contractWallets": b.wallets_view(), "spotWallets": [],
+            "positions": b.positions_view(),
+        }
+
+    def worst_price(self, q: Mapping[str, str]) -> dict[str, str]:
+        self._symbol_ok(q.get("symbol"))
+        p, t, d = self.current_price(), float(self.tick), self.price_decimals
+        side = q.get("side", "BUY")
+        worst = math.ceil(p * 1.001 / t) * t if side == "BUY" else math.floor(p * 0.999 / t) * t
+        return {"worstPrice": fmt(worst, d), "bidOnePrice": fmt(p - t, d),
+                "askOnePrice": fmt(p + t, d)}
+
+    def create_order(self, form: Mapping[str, str]) -> dict[str, Any]:
+        sym = form.get("symbol", "")
+        if sym.replace("-", "").upper() != self.plain:
+            raise reject(f"symbol {sym!r} is not served: this local venue replays {self.symbol}",
+                         "ORDER_SYMBOL_INVALID")
+        self._check_zk(form, self.PAIR_ID)
+        now = self.now_ms()
+        active = int(np.searchsorted(self.open_ms, now, "left"))
+        o = self.book.place(dict(form), now_ms=now, active_candle=active,
+                            min_size=float(self.min_size), step=float(self.step))
+        view = self.book.order_view(o)
+        view["status"] = "PENDING"  # like the exchange: the create answer is always PENDING
+        return view
+
+    def fills(self, q: Mapping[str, str]) -> dict[str, Any]:
+        rows = list(reversed(self.book.fills))  # newest first
+        return {"orders": _page(rows, q), "totalSize": len(rows)}
+
+    def history_orders(self, q: Mapping[str, str]) -> dict[str, Any]:
+        rows = [self.book.order_view(o) for o in reversed(list(self.book.orders.values()))]
+        return {"orders": _page(rows, q), "totalSize": len(rows)}
+
+    def get_order(self, q: Mapping[str, str], by_client: bool) -> dict[str, Any]:
+        oid = q.get("id", "")
+        o = (self.book.by_client if by_client else self.book.orders).get(oid)
+        if o is None:
+            raise reject(f"order {oid} not found", "ORDER_NOT_FOUND")
+        return self.book.order_view(o)
+
+    def route(self, method: str, path: str, q: Mapping[str, str],
+              form: Mapping[str, str]) -> Any:
+        """The answer's ``data`` for one request (the lock is held). Raises ``ApexReject``."""
+        if (method, path) in (("GET", "/api/v1/time"), ("GET", "/api/v3/time"),
+                              ("GET", "/api/v3/klines")):
+            self._poll()
+        else:
+            self._sync()
+        b = self.book
+        table: dict[tuple[str, str], Any] = {
+            ("GET", "/api/v1/time"): lambda: {"time": self.now_ms()},
+            ("GET", "/api/v3/time"): lambda: {"time": self.now_ms()},
+            ("GET", "/api/v3/symbols"): self.symbols,
+            ("GET", "/api/v3/klines"): lambda: self.klines(q),
+            ("GET", "/api/v3/ticker"): lambda: self.ticker(q),
+            ("GET", "/api/v3/depth"): lambda: self.depth(q),
+            ("GET", "/api/v3/account"): self.account,
+            ("GET", "/api/v3/account-balance"): b.balance_view,
+            ("GET", "/api/v3/open-orders"): b.open_orders,
+            ("GET", "/api/v3/fills"): lambda: self.fills(q),
+            ("GET", "/api/v3/history-orders"): lambda: self.history_orders(q),
+            ("GET", "/api/v3/order"): lambda: self.get_order(q, by_client=False),
+            ("GET", "/api/v3/order-by-client-order-id"): lambda: self.get_order(q, True),
+            ("GET", "/api/v3/get-worst-price"): lambda: self.worst_price(q),
+            ("POST", "/api/v3/order"): lambda: self.create_order(form),
+            ("POST", "/api/v3/delete-order"): lambda: b.cancel(form.get("id", "")),
+            ("POST", "/api/v3/delete-client-order-id"):
+                lambda: b.cancel(form.get("id", ""), by_client=True),
+            ("POST", "/api/v3/delete-open-orders"): lambda: b.cancel_all() or {},
+        }
+        fn = table.get((method, path))
+        if fn is None:
+            raise ApexReject(404, f"no route {method} {path} on the local Apex venue",
+                             "NOT_FOUND", status=404)
+        return fn()
+
+
+def _page(rows: list[dict[str, Any]], q: Mapping[str, str]) -> list[dict[str, Any]]:
+    try:
+        limit = int(q.get("limit", 100))
+        page = int(q.get("page", 0))
+    except ValueError:
+        raise ApexReject(2, "limit and page must be integers", "PARAM_INVALID") from None
+    return rows[page * limit: (page + 1) * limit]
+
+
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000))
+
+
+def _make_handler(venue: LocalVenue) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, like the exchange (requests.Session reuses)
+        server_version = "LocalApexVenue/1"
+
+        def log_message(self, *a: Any) -> None:  # quiet; -v logs requests at debug level
+            logger.debug("%s %s", self.address_string(), a[0] % a[1:] if a else "")
+
+        def _send(self, obj: Any, status: int = 200, raw: bytes | None = None,
+                  ctype: str = "application/json") -> None:
+            body = raw if raw is not None else json.dumps(obj).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _drop(self) -> None:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+        def _handle(self, method: str) -> None:
+            t0 = time.perf_counter()
+            parts = urlsplit(self.path)
+            path = parts.path
+            query = dict(parse_qsl(parts.query, keep_blank_values=True))
+            form_pairs: list[tuple[str, str]] = []
+            if method == "POST":
+                n = int(self.headers.get("Content-Length") or 0)
+                form_pairs = parse_qsl(self.rfile.read(n).decode(), keep_blank_values=True)
+            form = dict(form_pairs)
+            fault = venue._take_fault(path)
+            rec = {"method": method, "path": path, "raw_path": self.path, "query": query,
+                   "form": form, "fault": fault.kind if fault else None, "error": None}
+            if venue.record_requests:
+                with venue.lock:
+                    venue.requests.append(rec)
+            if fault is not None and fault.kind != "drop_reply_after_accept":
+                return self._fault(fault)
+            try:
+                with venue.lock:
+                    if (method, path) not in PUBLIC:
+                        venue._check_hmac(self.headers, method, self.path, form_pairs)
+                    data = venue.route(method, path, query, form)
+            except ApexReject as exc:
+                rec["error"] = exc.key
+                return self._send(exc.body(), status=exc.status)
+            except Exception as exc:  # noqa: BLE001  (a bug here must not kill the server)
+                logger.exception("local venue: %s %s failed", method, path)
+                rec["error"] = "INTERNAL_ERROR"
+                return self._send({"code": 500, "msg": f"internal error: {exc}",
+                                   "key": "INTERNAL_ERROR"}, status=500)
+            if fault is not None:  # drop_reply_after_accept: handled, reply lost
+                return self._drop()
+            ms = (time.perf_counter() - t0) * 1000
+            self._send({"data": data, "timeCost": str(int(ms * 1000))})
+
+        def _fault(self, f: _Fault) -> None:
+            if f.kind == "timeout":
+                time.sleep(f.delay)
+                return self._drop()
+            if f.kind == "http500":
+                return self._send({"code": 500, "msg": "internal server error (injected)",
+                                   "key": "INTERNAL_ERROR"}, status=500)
+            if f.kind == "rate_limit":
+                return self._send({"code": 429, "msg": "too many requests (injected)",
+                                   "key": "RATE_LIMIT", "retryAfter": 1}, status=429)
+            if f.kind == "html502":
+                return self._send(None, status=502, ctype="text/html",
+                                  raw=b"<html><body><h1>502 Bad Gateway</h1></body></html>")
+            return self._send({"code": 3, "msg": "order rejected (injected)", "key": f.key})
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._handle("GET")
+
+        def do_POST(self) -> None:  # noqa: N802
+            self._handle("POST")
+
+    return Handler
