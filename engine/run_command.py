@@ -65,17 +65,25 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 # -- checks before a run -----------------------------------------------------------------------
 
 
-def mode_unavailable(mode: str) -> str | None:
+def mode_unavailable(mode: str, feeds: list[str] | None = None,
+                     brokers: list[str] | None = None) -> str | None:
     """Why ``mode`` cannot run with what is installed (None when it can): what each mode needs.
 
     backtest needs the ``csv`` feed and ``sim`` broker; paper the Apex market-data feed (``apex``
     in ``tradebot.feeds``) with the ``sim`` broker; live the Apex feed and the Apex broker
     (``apex`` in ``tradebot.brokers``). Checked from the installed entry points, so a mode works
     as soon as its adapters are installed.
+
+    Args:
+        feeds, brokers: the installed names (default: the ``tradebot.feeds`` and
+            ``tradebot.brokers`` entry points).
     """
     from engine.registry import BROKERS, FEEDS, Registry
 
-    feeds, brokers = Registry.installed(FEEDS).names(), Registry.installed(BROKERS).names()
+    if feeds is None:
+        feeds = Registry.installed(FEEDS).names()
+    if brokers is None:
+        brokers = Registry.installed(BROKERS).names()
     if mode == "paper" and "apex" not in feeds:
         return ("mode: paper trades simulated orders on live market data, which needs the Apex "
                 "market-data feed ('apex' in the tradebot.feeds entry points); it is being "
@@ -122,10 +130,11 @@ def check_enough_bars(engine: Engine, source: str) -> None:
 
 
 def check_features_have_values(engine: Engine, source: str) -> None:
-    """Refuse a replay on which a feature yields no value at all after its warm-up (e.g. a volume
-    profile on a file whose volume is zero everywhere): every decision would read NaN.
+    """Refuse a replay on which a feature's value (its first output column) is NaN on every bar
+    after its warm-up (e.g. a volume profile on a file whose volume is zero everywhere): every
+    decision that reads it would read NaN.
 
-    Only columns filled up front (a replay's precompute) are checked.
+    Checked after the run, on the bars run (``store.count``).
 
     Raises:
         DataError: naming the feature and, for zero volume, the cause.
@@ -134,11 +143,14 @@ def check_features_have_values(engine: Engine, source: str) -> None:
 
     if not engine.replay:
         return
-    n = engine.store.loaded
+    n = engine.store.count
     no_volume = not np.any(engine.store.column("volume")[:n] > 0)
+    names = set(engine.features.names())
     for fid, h in engine.handlers.items():
-        cols = [f"{fid}_{o}" for o in getattr(h, "outputs", ())]
-        cols = [c for c in cols if c in engine.features.names()]
+        # the first output is the feature's value (the volume profile's POC); later ones may be
+        # counts that stay 0
+        outs = tuple(getattr(h, "outputs", ()))[:1]
+        cols = [c for o in outs for c in (o, f"{fid}_{o}") if c in names]
         if not cols:
             continue
         start = min(int(getattr(h, "warmup_bars", 0) or 0), max(n - 1, 0))
@@ -148,8 +160,9 @@ def check_features_have_values(engine: Engine, source: str) -> None:
         if not any(col.size for col in filled):
             continue
         kind = next((f.kind for f in engine.config.features if f.id == fid), "?")
-        cause = (" The volume is zero on every bar of the file, and this feature is computed "
-                 "from volume: use a file with traded volume." if no_volume else "")
+        cause = (" The volume is zero on every bar of the file, and a volume profile (or any "
+                 "feature computed from volume) needs traded volume: use a file that has it."
+                 if no_volume else "")
         raise DataError(f"{source}: feature {fid!r} ({kind}) has no value on any of the "
                         f"{n - start:,} bars after its warm-up (all NaN), so no strategy could "
                         f"use it.{cause}")
@@ -186,7 +199,6 @@ def _run(cfg: RunConfig, out: Any, args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     engine = build_engine(cfg)
     check_enough_bars(engine, _source(cfg))
-    check_features_have_values(engine, _source(cfg))
     total = engine.store.loaded if engine.replay else None
     bar = None
     progress = None
@@ -207,6 +219,7 @@ def _run(cfg: RunConfig, out: Any, args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     elapsed = time.perf_counter() - t0
+    check_features_have_values(engine, _source(cfg))
     metrics = all_metrics(engine.accounts, engine.store)
     paths = write_results(out.path, cfg, engine.accounts, engine.store, metrics)
     target = out.commit()
