@@ -179,7 +179,8 @@ class LocalVenue:
                  taker_fee: float = 0.0005, maker_fee: float = 0.0002, slippage: float = 0.0,
                  policy: IntrabarPolicy | str = IntrabarPolicy.STOP_FIRST,
                  tick_size: str | None = None, step_size: str = "0.001",
-                 min_order_size: str | None = None, initial_margin_rate: float = 0.02) -> None:
+                 min_order_size: str | None = None, initial_margin_rate: float = 0.02,
+                 record_requests: bool = True) -> None:
         if len(bars.ts_open_ns) == 0:
             raise ConfigError("the venue needs at least one candle to replay")
         if speed < 0 or not math.isfinite(speed):
@@ -224,7 +225,7 @@ class LocalVenue:
         self._advance_due = k0 == 0  # rule 3
         self._wall0: float | None = None
         self.requests: list[dict[str, Any]] = []
-        self.record_requests = True
+        self.record_requests = record_requests  # keep every request in .requests (tests)
         self._faults: list[_Fault] = []
         self._pubkey: str | None = None
         self._host, self._port = host, port

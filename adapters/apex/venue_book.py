@@ -155,7 +155,8 @@ class VenueBook:
         self.policy = policy
         self.imr = imr
         self.decimals = price_decimals
-        self.orders: dict[str, VenueOrder] = {}
+        self.orders: dict[str, VenueOrder] = {}  # every order ever placed, oldest first
+        self.working: dict[str, VenueOrder] = {}  # the ones not FILLED/CANCELED
         self.by_client: dict[str, VenueOrder] = {}
         self.fills: list[dict[str, Any]] = []  # oldest first
         self.qty = 0.0  # signed net position
@@ -185,8 +186,8 @@ class VenueBook:
 
     def _order_margin(self) -> float:
         total = 0.0
-        for w in self.orders.values():
-            if w.status in WORKING and not w.reduce_only:
+        for w in self.working.values():
+            if not w.reduce_only:
                 px = w.price if w.type == "LIMIT" else (w.trigger if math.isfinite(w.trigger)
                                                         else self.mark)
                 total += w.size * (px if px > 0 else self.mark) * self.imr
@@ -224,7 +225,7 @@ class VenueBook:
         return o.to_apex(self.account_id, self.decimals)
 
     def open_orders(self) -> list[dict[str, Any]]:
-        return [self.order_view(o) for o in self.orders.values() if o.status in WORKING]
+        return [self.order_view(o) for o in self.working.values()]
 
     # -- commands ------------------------------------------------------------------------------
     def place(self, form: dict[str, str], *, now_ms: int, active_candle: int,
@@ -297,6 +298,7 @@ class VenueBook:
                         "trigger": _num(form.get(f"{kind}TriggerPrice"), f"{kind}TriggerPrice"),
                     })
         self.orders[oid] = o
+        self.working[oid] = o
         self.by_client[cid] = o
         if typ != "MARKET":
             o.status = "OPEN" if typ == "LIMIT" else "UNTRIGGERED"
@@ -316,15 +318,14 @@ class VenueBook:
         return o.id
 
     def cancel_all(self) -> None:
-        for o in list(self.orders.values()):
-            if o.status in WORKING:
-                self._cancel(o, "USER_CANCELED")
+        for o in list(self.working.values()):
+            self._cancel(o, "USER_CANCELED")
 
     # -- the replay ----------------------------------------------------------------------------
     def on_open(self, k: int) -> None:
         self.opened = k + 1
         self.mark = float(self.o[k])
-        for o in list(self.orders.values()):
+        for o in list(self.working.values()):
             if o.type == "MARKET" and o.status == "PENDING" and o.active_candle <= k:
                 self._fill_market(o, k)
 
@@ -338,7 +339,7 @@ class VenueBook:
 
     # -- matching ------------------------------------------------------------------------------
     def _resting(self, k: int) -> list[VenueOrder]:
-        return [o for o in self.orders.values()
+        return [o for o in self.working.values()
                 if o.status in ("OPEN", "UNTRIGGERED") and o.active_candle <= k]
 
     def _process_resting(self, k: int) -> None:
@@ -412,6 +413,7 @@ class VenueBook:
         o.filled_value += qty * price
         o.filled_fee += fee
         o.status = "FILLED"
+        self.working.pop(o.id, None)
         o.updated_ms = ts
         self.fills.append({
             "id": str(next(self._fill_ids)), "orderId": o.id, "clientId": o.client_id,
@@ -434,15 +436,17 @@ class VenueBook:
                                form={"triggerPriceType":
                                      parent.form.get("triggerPriceType", "") or "MARKET"})
             self.orders[oid] = child
+            self.working[oid] = child
             self.by_client.setdefault(child.client_id, child)
 
     def _cancel_orphans(self) -> None:
-        for o in list(self.orders.values()):
+        for o in list(self.working.values()):
             if o.reduce_only and o.status in ("OPEN", "UNTRIGGERED"):
                 self._cancel(o, "POSITION_CLOSED")
 
     def _cancel(self, o: VenueOrder, reason: str) -> None:
         o.status = "CANCELED"
+        self.working.pop(o.id, None)
         o.cancel_reason = reason
         o.updated_ms = self.now_ms
 

@@ -71,7 +71,7 @@ def cmd_venue(args: argparse.Namespace) -> int:
         bars, speed=args.speed, start=args.start, host=args.host, port=args.port,
         symbol=args.symbol, balance=args.balance, taker_fee=args.taker_fee_bps / 1e4,
         maker_fee=args.maker_fee_bps / 1e4, slippage=args.slippage_bps / 1e4,
-        policy=args.intrabar,
+        policy=args.intrabar, record_requests=False,
     )
     try:
         venue.start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import time
@@ -464,3 +465,32 @@ def test_cli_bad_file_is_a_clean_error(tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and out.stderr.startswith("error: ")
     assert "Traceback" not in out.stderr
+
+
+def test_speed_mode_market_order_waits_for_the_next_open(venue_mod):
+    rows = [(100.0, 101.0, 99.0, 100.0), (100.5, 101.0, 99.5, 100.0), (102.0, 103.0, 101.0, 102.5)]
+    # 1 virtual minute per wall second: the clock stays inside candle 0 during the test
+    with venue_mod.LocalVenue(bars_of(rows), speed=60, tick_size="0.1") as v:
+        c = client_for(v)
+        k = c.klines("BTC-USDT", "15")
+        assert len(k) == 1 and int(k[0]["t"]) == T0_MS  # only the forming candle
+        c.create_order(**order_kw("sp-1", size="1.000", price="101.0"))
+        assert c.fills()["totalSize"] == 0 and len(c.open_orders()) == 1  # waits for 00:15
+        v.speed, v.t0_ms = 0.0, T0_MS  # freeze, then step by hand (lockstep) for the check
+        v.advance()
+        assert c.fills()["orders"][0]["price"] == "100.5"  # candle 1's open
+
+
+def test_pip_check_lists_only_apexomnis_pins():
+    """docs/apex.md: with apexomni installed --no-deps, `pip check` names only its own pins."""
+    out = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    lines = [ln for ln in out.stdout.splitlines() if ln.strip()]
+    pinned = {"dateparser", "ecdsa", "eth-account", "mpmath", "setuptools", "sympy", "web3"}
+    named = set()
+    for ln in lines:
+        assert ln.startswith("apexomni 3.4.2 "), f"unexpected pip check line: {ln}"
+        m = re.match(r"apexomni 3\.4\.2 (?:requires|has requirement) ([A-Za-z0-9_.-]+)", ln)
+        assert m, ln
+        named.add(m.group(1))
+    assert named <= pinned, named - pinned
