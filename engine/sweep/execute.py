@@ -1,0 +1,301 @@
+"""Running candidates: tasks of grouped candidates, in local processes or on a Dask cluster.
+
+**Grouping.** Candidates whose configs are equal except for their strategy entry (they differ
+only in exit-plugin params, or in which exit plugin they are) share everything the engine
+computes once per run: the bars, the indicators, the volume profile and the entry signals. A task
+is one such group run as one engine run with one ``strategies:`` entry per candidate (each with
+its own account, as in a comparison run), so the shared pass is paid once for the whole group.
+The result of each candidate is identical to running it alone (``tests/sweep``).
+
+**Data.** A worker loads each data file once and keeps it (a module-level cache in the worker
+process; forked local workers inherit the parent's copy); on Dask the client loads it once and
+scatters it to every worker.
+
+**Failures.** A task that raises is re-run candidate by candidate, so only the candidate that
+fails is recorded as failed, with its error; the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import traceback
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine.sweep.store import Result
+
+EQUITY_POINTS = 400
+MAX_PER_TASK = 64  # candidates in one engine run at most (memory: one account each)
+
+_BARS: dict[str, Any] = {}
+
+
+def data_key(data: dict[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True, default=str)
+
+
+def load_bars(data: dict[str, Any]) -> Any:
+    """The bars of a ``data:`` section, loaded once per process."""
+    k = data_key(data)
+    if k not in _BARS:
+        from engine.config import DataConfig
+        from engine.registry import FEEDS, Registry
+
+        feed_cls = Registry.installed(FEEDS).load("csv")
+        _BARS[k] = feed_cls.from_config(DataConfig.model_validate(data)).history()
+    return _BARS[k]
+
+
+@dataclass
+class Member:
+    cand: str
+    strategy: str
+    params: dict[str, Any]
+    entry: dict[str, Any]
+
+
+@dataclass
+class Task:
+    """One engine run: a group of candidates on bars ``lo:hi`` of ``config['data']``."""
+
+    config: dict[str, Any]
+    lo: int
+    hi: int
+    members: list[Member]
+    blocks: int = 8
+
+
+def group_key(resolved: dict[str, Any]) -> str:
+    """What a group shares: the resolved config without its strategies."""
+    d = {k: v for k, v in resolved.items() if k not in ("strategies", "output")}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def make_tasks(jobs: Iterable[tuple[Any, int, int]], per_task: int, blocks: int,
+               min_tasks: int = 1) -> list[Task]:
+    """Group jobs (a ``space.Candidate`` on bars ``lo:hi``) by shared pass, split the groups
+    into tasks of at most ``per_task`` candidates (0: split only as far as needed to make
+    ``min_tasks`` tasks, so every worker has work; each split repeats the shared pass)."""
+    groups: dict[tuple[str, int, int], list[Any]] = {}
+    configs: dict[tuple[str, int, int], dict[str, Any]] = {}
+    for c, lo, hi in jobs:
+        r = c.config.resolved_dict()
+        k = (group_key(r), lo, hi)
+        groups.setdefault(k, []).append(c)
+        configs.setdefault(k, r)
+    if per_task <= 0:
+        pieces = -(-min_tasks // max(1, len(groups)))
+        biggest = max((len(m) for m in groups.values()), default=1)
+        per_task = max(1, min(MAX_PER_TASK, -(-biggest // pieces)))
+    tasks = []
+    for k, members in groups.items():
+        for i in range(0, len(members), per_task):
+            part = members[i:i + per_task]
+            tasks.append(Task(configs[k], k[1], k[2], [
+                Member(c.key, c.strategy, c.param_dict, c.config.resolved_dict()["strategies"][0])
+                for c in part], blocks))
+    return tasks
+
+
+def _block_stats(rets: np.ndarray, blocks: int) -> list[list[float]]:
+    """Per block of bar returns: n, sum r, sum r^2, sum r^3, sum r^4 (Sharpe, skew, kurtosis of
+    any union of blocks follow from these)."""
+    out = []
+    for part in np.array_split(rets, blocks):
+        out.append([float(part.size), float(part.sum()), float((part ** 2).sum()),
+                    float((part ** 3).sum()), float((part ** 4).sum())])
+    return out
+
+
+def _thin(n: int, k: int = EQUITY_POINTS) -> np.ndarray:
+    if n <= k:
+        return np.arange(n)
+    idx = np.arange(0, n, -(-n // k))
+    return idx if idx[-1] == n - 1 else np.append(idx, n - 1)
+
+
+def _run_members(task: Task, members: list[Member], bars: Any) -> list[Result]:
+    from engine.bootstrap import build_engine
+    from engine.config import RunConfig
+    from engine.registry import FEEDS, Registry
+    from engine.results import all_metrics
+
+    t0 = time.perf_counter()
+    names = {f"c{i}_{m.cand}": m for i, m in enumerate(members)}
+    raw = dict(task.config)
+    raw["strategies"] = [{**m.entry, "name": n} for n, m in names.items()]
+    cfg = RunConfig.model_validate(raw)
+    feed_cls = Registry.installed(FEEDS).load("csv")
+    part = bars.slice(task.lo, task.hi)
+    engine = build_engine(cfg, feed=feed_cls.from_bars(part))
+    engine.run()
+    store = engine.store
+    metrics = all_metrics(engine.accounts, store)
+    close = store.column("close")
+    ts = store.raw_column("ts_open_ns")[:store.count]
+    idx = _thin(store.count)
+    dt = (time.perf_counter() - t0) / len(members)
+    out = []
+    for n, m in names.items():
+        acct = engine.accounts[n]
+        eq = np.asarray(acct.equity_curve(close), dtype=np.float64)
+        prev = np.concatenate(([acct.initial_cash], eq[:-1]))
+        rets = eq / prev - 1.0
+        out.append(Result(
+            m.cand, task.lo, task.hi, m.strategy, m.params, "ok", None,
+            {k: (float(v) if isinstance(v, float) else v) for k, v in metrics[n].items()},
+            _block_stats(rets, task.blocks),
+            {"t": [int(x) for x in ts[idx]], "e": [round(float(x), 4) for x in eq[idx]]},
+            int(ts[0]), int(ts[-1]), int(store.count), dt))
+    return out
+
+
+def _failed(task: Task, m: Member, err: str) -> Result:
+    return Result(m.cand, task.lo, task.hi, m.strategy, m.params, "failed", err)
+
+
+def _short(exc: BaseException) -> str:
+    from engine.errors import EngineError
+
+    if isinstance(exc, EngineError):
+        return f"{type(exc).__name__}: {exc}"
+    return "".join(traceback.format_exception(exc, limit=-4)).strip()
+
+
+def run_task(task: Task, bars: Any = None) -> list[Result]:
+    """Run a task; never raises: failures come back as ``failed`` results."""
+    try:
+        if bars is None:
+            bars = load_bars(task.config["data"])
+        return _run_members(task, task.members, bars)
+    except Exception as exc:
+        if len(task.members) == 1:
+            return [_failed(task, task.members[0], _short(exc))]
+        first = _short(exc)
+    out = []
+    for m in task.members:
+        try:
+            if bars is None:
+                raise RuntimeError(first)
+            out += _run_members(task, [m], bars)
+        except Exception as exc:
+            out.append(_failed(task, m, _short(exc)))
+    return out
+
+
+# -- executors --------------------------------------------------------------------------------
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+
+
+class LocalExecutor:
+    """Tasks in ``workers`` forked processes (in this process when ``workers`` is 1)."""
+
+    def __init__(self, workers: int = 0) -> None:
+        self.workers = workers or cores()
+        self._pool: Any = None
+
+    def describe(self) -> str:
+        return f"{self.workers} local process{'es' if self.workers > 1 else ''}"
+
+    def preload(self, datas: Iterable[dict[str, Any]]) -> None:
+        # loaded before the workers fork: each inherits the bars instead of reading the file
+        for d in datas:
+            try:
+                load_bars(d)
+            except Exception:  # noqa: S112 - recorded per candidate when its task runs
+                continue
+
+    def run(self, tasks: list[Task]) -> Iterator[list[Result]]:
+        if self.workers <= 1 or len(tasks) <= 1:
+            for t in tasks:
+                yield run_task(t)
+            return
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            methods = multiprocessing.get_all_start_methods()
+            ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
+        from concurrent.futures import as_completed
+
+        futs = [self._pool.submit(run_task, t) for t in tasks]
+        try:
+            for f in as_completed(futs):
+                yield f.result()
+        finally:
+            for f in futs:
+                f.cancel()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+class DaskExecutor:
+    """Tasks on a Dask distributed cluster (``tcp://HOST:8786``), the bars scattered once."""
+
+    def __init__(self, address: Any) -> None:
+        from distributed import Client
+
+        from engine.errors import ConfigError
+
+        self.address = address
+        try:
+            self.client = address if isinstance(address, Client) else Client(
+                address, timeout="20s")
+        except OSError as exc:
+            raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}; start one "
+                              "with `dask scheduler` (see docs/sweeps.md) or drop --scheduler"
+                              ) from None
+        self._own = not isinstance(address, Client)
+        self._scattered: dict[str, Any] = {}
+        # the cluster's threads: how many tasks run at once (tasks per round, splits)
+        self.workers = max(1, sum(self.client.nthreads().values()))
+
+    def describe(self) -> str:
+        n = len(self.client.scheduler_info().get("workers", {}))
+        return f"Dask cluster {self.client.scheduler.address} ({n} workers)"
+
+    def preload(self, datas: Iterable[dict[str, Any]]) -> None:
+        for d in datas:
+            k = data_key(d)
+            if k in self._scattered:
+                continue
+            try:
+                bars = load_bars(d)
+            except Exception:  # noqa: S112 - recorded per candidate when its task runs
+                continue
+            self._scattered[k] = self.client.scatter(bars, broadcast=True, hash=False)
+
+    def run(self, tasks: list[Task]) -> Iterator[list[Result]]:
+        from distributed import as_completed
+
+        futs = [self.client.submit(run_task, t, self._scattered.get(data_key(t.config["data"])),
+                                   pure=False) for t in tasks]
+        try:
+            for f in as_completed(futs):
+                yield f.result()
+        finally:
+            for f in futs:
+                f.cancel()
+
+    def close(self) -> None:
+        self._scattered.clear()
+        if self._own:
+            self.client.close()
+
+
+def make_executor(workers: int = 0, scheduler: Any = None) -> LocalExecutor | DaskExecutor:
+    if scheduler:
+        return DaskExecutor(scheduler)
+    return LocalExecutor(workers)

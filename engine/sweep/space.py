@@ -1,0 +1,483 @@
+"""The sweep file and its search space: parsed, expanded and validated before anything runs.
+
+A sweep file is a run config (``base: configs/default.yaml`` and/or inline ``run:`` keys merged
+over it) plus a ``space`` of parameter paths::
+
+    signals.params.stop_atr_mult:                     {values: [3.5, 4.5]}
+    strategies[trailing_stop].params.trail_buffer_pct: {low: 0.5, high: 2.0, step: 0.5}
+    features[vp].params.lookback:                     {values: [150, 200]}
+    account.position_size_frac:                       [0.25, 0.5]
+    data.file:                                        [a_15m_data.csv, b_1h_data.csv]
+
+A **candidate** is the run config with one of the base config's strategies and one value for
+every path that applies to it (``strategies[NAME]...`` paths apply to strategy NAME only; every
+other path to all). Each candidate is validated by the same pydantic models a run uses (the core
+``RunConfig`` and each plugin's ``Params``), so an unknown key, a bad value or a range end outside
+a parameter's bounds is refused up front with its key path.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from engine.config import RunConfig, read_yaml, validate_config
+from engine.errors import ConfigError
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class Dim(BaseModel):
+    """One swept path: explicit ``values``, or a range ``low``..``high`` (``step`` for a grid
+    and for stepped sampling, ``n`` grid points on a ``log`` or continuous range)."""
+
+    model_config = _STRICT
+    values: list[Any] | None = None
+    low: float | None = None
+    high: float | None = None
+    step: float | None = Field(default=None, gt=0)
+    n: int | None = Field(default=None, ge=2, le=1000)
+    log: bool = False
+    int_: bool | None = Field(default=None, alias="int",
+                              description="integer parameter (default: low/high/step are ints)")
+
+    @model_validator(mode="after")
+    def _shape(self) -> Dim:
+        if self.values is not None:
+            if self.low is not None or self.high is not None or self.step or self.n:
+                raise ValueError("give either values or low/high, not both")
+            if not self.values:
+                raise ValueError("values is empty; list at least one value")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("give values: [...] or both low and high")
+        if self.low > self.high:
+            raise ValueError(f"low {self.low} is above high {self.high}; swap them")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log range needs low > 0, got {self.low}")
+        if self.step is not None and self.n is not None:
+            raise ValueError("give step or n, not both")
+        return self
+
+    @property
+    def is_int(self) -> bool:
+        if self.int_ is not None:
+            return self.int_
+        nums = [x for x in (self.low, self.high, self.step) if x is not None]
+        return all(float(x).is_integer() for x in nums) and (
+            self.step is not None or (self.n is None and not self.log))
+
+    def grid(self, where: str) -> list[Any]:
+        """Every grid value (in order)."""
+        if self.values is not None:
+            return list(self.values)
+        lo, hi = float(self.low), float(self.high)  # type: ignore[arg-type]
+        if self.step is not None:
+            k = int(math.floor((hi - lo) / self.step + 1e-9))
+            pts = [lo + i * self.step for i in range(k + 1)]
+        elif self.n is not None:
+            if self.log:
+                pts = [math.exp(math.log(lo) + i * (math.log(hi) - math.log(lo)) / (self.n - 1))
+                       for i in range(self.n)]
+            else:
+                pts = [lo + i * (hi - lo) / (self.n - 1) for i in range(self.n)]
+        elif self.is_int:
+            pts = [float(x) for x in range(int(lo), int(hi) + 1)]
+        else:
+            raise ConfigError(
+                f"space.{where}: a continuous range {lo}..{hi} has no grid; add step: or n: "
+                "(or use search.method random/tpe)")
+        return [int(round(p)) if self.is_int else round(p, 12) for p in pts]
+
+    def ends(self) -> list[Any]:
+        """The values validated up front for random/TPE sampling (each end, every choice)."""
+        if self.values is not None:
+            return list(self.values)
+        conv = (lambda x: int(round(x))) if self.is_int else float
+        return [conv(self.low), conv(self.high)]
+
+    def sample(self, rng: Any) -> Any:
+        if self.values is not None:
+            return self.values[int(rng.integers(len(self.values)))]
+        lo, hi = float(self.low), float(self.high)  # type: ignore[arg-type]
+        if self.step is not None:
+            k = int(math.floor((hi - lo) / self.step + 1e-9))
+            v = lo + int(rng.integers(k + 1)) * self.step
+        elif self.log:
+            v = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+        else:
+            v = rng.uniform(lo, hi)
+        return int(round(v)) if self.is_int else round(float(v), 12)
+
+    def suggest(self, trial: Any, name: str) -> Any:
+        """The Optuna distribution of this dimension."""
+        if self.values is not None:
+            return trial.suggest_categorical(name, self.values)
+        if self.is_int:
+            return trial.suggest_int(name, int(self.low), int(self.high),  # type: ignore[arg-type]
+                                     step=int(self.step or 1), log=self.log and not self.step)
+        return trial.suggest_float(name, float(self.low), float(self.high),  # type: ignore[arg-type]
+                                   step=self.step, log=self.log and self.step is None)
+
+
+class SearchConfig(BaseModel):
+    model_config = _STRICT
+    method: Literal["grid", "random", "tpe"] = "grid"
+    n_trials: int = Field(default=50, ge=1, description="random/tpe: candidates per optimisation")
+    seed: int = 0
+    prune: bool = Field(default=True, description="tpe: stop hopeless trials after a first "
+                        "stage on the first part of the bars (MedianPruner)")
+    prune_stage_frac: float = Field(default=0.4, gt=0.05, lt=1.0)
+    batch: int = Field(default=0, ge=0, description="tpe: trials asked per round "
+                       "(0 = 2 per worker)")
+
+
+class ObjectiveConfig(BaseModel):
+    model_config = _STRICT
+    metric: Literal["sharpe", "return", "profit_factor", "penalised_return"] = "sharpe"
+    min_trades: int = Field(default=1, ge=0, description="fewer trades: the candidate is "
+                            "not eligible")
+    max_drawdown_pct: float | None = Field(default=None, gt=0, le=100)
+    dd_penalty: float = Field(default=1.0, ge=0, description="penalised_return = return % - "
+                              "dd_penalty * |max drawdown %|")
+
+
+class WalkForwardConfig(BaseModel):
+    model_config = _STRICT
+    mode: Literal["rolling", "anchored"] = "rolling"
+    train_bars: int = Field(ge=100)
+    test_bars: int = Field(ge=50)
+    step_bars: int | None = Field(default=None, ge=1, description="default: test_bars")
+    max_windows: int | None = Field(default=None, ge=1, description="keep the last N windows")
+    test_all: bool = Field(default=True, description="also trade every candidate on each test "
+                           "window (the in-sample vs out-of-sample scatter and PBO); the "
+                           "selection never reads these")
+
+
+class SweepExecution(BaseModel):
+    model_config = _STRICT
+    workers: int = Field(default=0, ge=0, le=256, description="local processes (0 = cores)")
+    scheduler: str | None = Field(default=None, description="tcp://HOST:8786: a Dask cluster")
+    per_task: int = Field(default=0, ge=0, le=256,
+                          description="candidates per task at most (0 = automatic)")
+
+
+class DiagnosticsConfig(BaseModel):
+    model_config = _STRICT
+    blocks: int = Field(default=8, ge=2, le=64, description="return blocks kept per run")
+    cscv_splits: int = Field(default=10, ge=4, le=16, description="CSCV: even number of groups")
+
+    @model_validator(mode="after")
+    def _even(self) -> DiagnosticsConfig:
+        if self.cscv_splits % 2:
+            raise ValueError(f"cscv_splits must be even, got {self.cscv_splits}")
+        return self
+
+
+class ReportSettings(BaseModel):
+    model_config = _STRICT
+    top_n: int = Field(default=20, ge=1, le=1000)
+
+
+class SweepConfig(BaseModel):
+    model_config = _STRICT
+    name: str = Field(default="sweep", pattern=r"^[A-Za-z0-9_.-]+$")
+    base: Path | None = Field(default=None, description="a run config the sweep starts from")
+    run: dict[str, Any] = Field(default_factory=dict, description="run-config keys merged over "
+                                "base (or the whole run config)")
+    space: dict[str, Any] = Field(description="path: [values] or {values | low, high, step, "
+                                  "n, log, int}")
+    search: SearchConfig = SearchConfig()
+    objective: ObjectiveConfig = ObjectiveConfig()
+    walk_forward: WalkForwardConfig | None = None
+    execution: SweepExecution = SweepExecution()
+    diagnostics: DiagnosticsConfig = DiagnosticsConfig()
+    report: ReportSettings = ReportSettings()
+    out: Path | None = Field(default=None, description="output folder (default runs/sweep-NAME)")
+    max_candidates: int | None = Field(default=None, ge=1)
+
+    @field_validator("space")
+    @classmethod
+    def _space(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if not v:
+            raise ValueError("space is empty; name at least one parameter path to vary")
+        for k, d in v.items():
+            _dim(k, d)
+        return v
+
+    def dims(self) -> dict[str, Dim]:
+        return {k: _dim(k, v) for k, v in self.space.items()}
+
+
+def _dim(path: str, v: Any) -> Dim:
+    from pydantic import ValidationError
+
+    if isinstance(v, list | tuple):
+        v = {"values": list(v)}
+    if not isinstance(v, dict):
+        raise ValueError(f"space.{path}: give a list of values or a mapping "
+                         f"{{values | low, high, step}}, got {v!r}")
+    try:
+        return Dim.model_validate(v)
+    except ValidationError as exc:
+        msgs = "; ".join(
+            (f"{'.'.join(str(x) for x in e['loc'])}: " if e["loc"] else "")
+            + (e["msg"].removeprefix("Value error, ") if e["type"] != "extra_forbidden"
+               else "unknown key (use values, low, high, step, n, log, int)")
+            for e in exc.errors())
+        raise ValueError(f"space.{path}: {msgs}") from None
+
+
+# -- key paths --------------------------------------------------------------------------------
+_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([A-Za-z0-9_.-]+)\])?$")
+_LISTS = {"strategies": "name", "features": "id"}
+
+
+def parse_path(path: str) -> list[tuple[str, str | None]]:
+    """``strategies[x].params.y`` -> ``[("strategies", "x"), ("params", None), ("y", None)]``."""
+    parts = []
+    for tok in path.split("."):
+        m = _PART.match(tok)
+        if not m:
+            raise ConfigError(f"space.{path}: {tok!r} is not a key; write keys like "
+                              "signals.params.stop_atr_mult or strategies[NAME].params.KEY")
+        parts.append((m.group(1), m.group(2)))
+    if not parts:
+        raise ConfigError("space: empty key path")
+    return parts
+
+
+def path_strategy(path: str) -> str | None:
+    """The strategy a path belongs to (``strategies[NAME]...``), else None."""
+    key, sel = parse_path(path)[0]
+    return sel if key == "strategies" else None
+
+
+def set_path(raw: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``path`` in a raw run-config dict; list entries are found by name/id."""
+    parts = parse_path(path)
+    node: Any = raw
+    for i, (key, sel) in enumerate(parts):
+        last = i == len(parts) - 1
+        if sel is not None:
+            items = node.get(key) if isinstance(node, dict) else None
+            idk = _LISTS.get(key)
+            if idk is None or not isinstance(items, list):
+                raise ConfigError(f"space.{path}: {key}[...] selects an entry of a list "
+                                  "(strategies by name, features by id)")
+            hit = [it for it in items if isinstance(it, dict) and it.get(idk) == sel]
+            if not hit:
+                have = [it.get(idk) for it in items if isinstance(it, dict)]
+                raise ConfigError(f"space.{path}: no {key} entry with {idk} {sel!r} in the "
+                                  f"run config; it has {have}")
+            if last:
+                raise ConfigError(f"space.{path}: name a key inside {key}[{sel}], e.g. .params.X")
+            node = hit[0]
+            continue
+        if not isinstance(node, dict):
+            raise ConfigError(f"space.{path}: {key!r} is inside a value that is not a mapping")
+        if last:
+            node[key] = value
+        else:
+            if node.get(key) is None:
+                node[key] = {}
+            node = node[key]
+
+
+def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+# -- candidates -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Candidate:
+    """One point: a strategy of the base config and a value for every path that applies."""
+
+    strategy: str
+    params: tuple[tuple[str, Any], ...]
+    config: RunConfig = field(compare=False, repr=False)
+    key: str = ""
+
+    @property
+    def param_dict(self) -> dict[str, Any]:
+        return dict(self.params)
+
+
+def _stable(v: Any) -> Any:
+    return json.loads(json.dumps(v, default=str))
+
+
+@dataclass
+class SweepPlan:
+    """The parsed sweep: the base run config (raw), its strategies and the dimensions."""
+
+    spec: SweepConfig
+    source: str
+    base_raw: dict[str, Any]
+    dims: dict[str, Dim]
+    strategies: list[str]
+    registries: Any = None
+
+    def dims_for(self, strategy: str) -> dict[str, Dim]:
+        return {p: d for p, d in self.dims.items() if path_strategy(p) in (None, strategy)}
+
+    def make(self, strategy: str, params: dict[str, Any], validate: bool = True) -> Candidate:
+        """The candidate config (one strategy, candidate execution settings), validated."""
+        raw = copy.deepcopy(self.base_raw)
+        raw["strategies"] = [s for s in raw["strategies"] if s.get("name") == strategy]
+        for p, v in params.items():
+            set_path(raw, p, v)
+        where = f"{self.source}: candidate {strategy} " + ", ".join(
+            f"{p}={v!r}" for p, v in params.items())
+        cfg = validate_config(RunConfig, raw, where, "candidate")
+        if validate:
+            validate_plugins(cfg, where, self.registries)
+        items = tuple(sorted((p, _stable(v)) for p, v in params.items()))
+        return Candidate(strategy, items, cfg, cfg.config_hash())
+
+
+def validate_plugins(cfg: RunConfig, where: str, registries: Any = None) -> None:
+    """Phase two, as ``build_engine`` does it: every plugin's and handler's ``Params``."""
+    from engine.bootstrap import Registries, collect_features, strategy_class
+    from engine.config import validate_params
+
+    reg = registries or Registries()
+    try:
+        if cfg.signals is not None:
+            validate_params(reg.strategies.load(cfg.signals.kind).Params, cfg.signals.params,
+                            "signals")
+        for s in cfg.strategies:
+            validate_params(strategy_class(reg, s.kind, s.name).Params, s.params,
+                            f"strategies[{s.name}]")
+        for f in collect_features(cfg, reg):
+            validate_params(reg.features.load(f.kind).Params, f.params, f"features[{f.id}]")
+    except ConfigError as exc:
+        raise ConfigError(f"{where}:\n{exc}") from None
+
+
+def _candidate_defaults(raw: dict[str, Any]) -> dict[str, Any]:
+    """Candidates run one process each, no journal, no report, no progress bar."""
+    raw = copy.deepcopy(raw)
+    raw.setdefault("execution", {})
+    raw["execution"] = {**(raw["execution"] or {}), "workers": 1}
+    raw["journal"] = {"enabled": False}
+    raw["output"] = {"dir": "runs/sweep-candidate", "progress": False, "report": False}
+    return raw
+
+
+def load_sweep(path: str | Path, data: str | Path | None = None,
+               registries: Any = None) -> SweepPlan:
+    """Read a sweep file: validate its schema, build the base run config.
+
+    Raises:
+        ConfigError: unknown keys, a bad range, a path that is not in the run config.
+    """
+    p = Path(path)
+    raw = read_yaml(p, "sweep file")
+    spec = validate_config(SweepConfig, raw, p, "sweep file")
+    return plan_from_spec(spec, str(p), data=data, registries=registries)
+
+
+def plan_from_spec(spec: SweepConfig, source: str = "sweep", *, data: str | Path | None = None,
+                   registries: Any = None) -> SweepPlan:
+    base: dict[str, Any] = {}
+    if spec.base is not None:
+        bp = spec.base
+        if not bp.is_file() and not bp.is_absolute() and source != "sweep":
+            # relative to the working directory, else to the sweep file's folder
+            near = Path(source).parent / bp
+            bp = near if near.is_file() else bp
+        base = read_yaml(bp, "base run config")
+    base = deep_merge(base, spec.run)
+    if data is not None:
+        base.setdefault("data", {})
+        base["data"] = {**(base["data"] or {}), "file": str(data)}
+    base = _candidate_defaults(base)
+    validate_config(RunConfig, base, f"{source} (base run config)", "run config")
+    names = [s.get("name") for s in base.get("strategies", [])]
+    dims = spec.dims()
+    for p in dims:
+        parse_path(p)
+        s = path_strategy(p)
+        if s is not None and s not in names:
+            raise ConfigError(f"{source}: space.{p}: the run config has no strategy named "
+                              f"{s!r}; it has {names}")
+        if parse_path(p)[0][0] in ("strategies", "features") and parse_path(p)[0][1] is None:
+            raise ConfigError(f"{source}: space.{p}: select the entry, e.g. "
+                              "strategies[NAME].params.KEY or features[ID].params.KEY")
+        if p.startswith(("output.", "journal.", "execution.workers", "mode", "name")):
+            raise ConfigError(f"{source}: space.{p}: not a parameter a sweep can vary")
+    return SweepPlan(spec, source, base, dims, names, registries)
+
+
+def grid(plan: SweepPlan) -> list[tuple[str, dict[str, Any]]]:
+    """Every grid point, strategy by strategy in config order."""
+    out = []
+    for s in plan.strategies:
+        dims = plan.dims_for(s)
+        values = [d.grid(p) for p, d in dims.items()]
+        for combo in itertools.product(*values):
+            out.append((s, dict(zip(dims, combo, strict=True))))
+    return out
+
+
+def validate_all(plan: SweepPlan, points: list[tuple[str, dict[str, Any]]]) -> list[Candidate]:
+    """Validate every candidate (distinct configs only, in order).
+
+    Raises:
+        ConfigError: the first invalid candidate, with its key paths and values.
+    """
+    seen: dict[str, Candidate] = {}
+    cache: dict[str, Candidate] = {}
+    for s, params in points:
+        c = _make_cached(plan, s, params, cache)
+        seen.setdefault(c.key, c)
+    return list(seen.values())
+
+
+def _make_cached(plan: SweepPlan, s: str, params: dict[str, Any],
+                 cache: dict[str, Candidate]) -> Candidate:
+    # plugin validation is the slow half; configs that differ only in data.file share it
+    c = plan.make(s, params, validate=False)
+    probe = c.config.resolved_dict()
+    probe["data"] = None
+    k = hashlib.sha256(json.dumps(probe, sort_keys=True).encode()).hexdigest()
+    if k not in cache:
+        where = f"{plan.source}: candidate {s} " + ", ".join(
+            f"{p}={v!r}" for p, v in params.items())
+        validate_plugins(c.config, where, plan.registries)
+        cache[k] = c
+    return c
+
+
+def validate_ranges(plan: SweepPlan) -> None:
+    """Random/TPE: each range end and every listed value, one dimension at a time."""
+    cache: dict[str, Candidate] = {}
+    for s in plan.strategies:
+        dims = plan.dims_for(s)
+        mid = {p: d.ends()[0] for p, d in dims.items()}
+        for p, d in dims.items():
+            for v in d.ends():
+                _make_cached(plan, s, {**mid, p: v}, cache)
+
+
+def space_hash(plan: SweepPlan) -> str:
+    blob = json.dumps({"base": plan.base_raw, "space": {k: v.model_dump() for k, v in
+                                                         plan.dims.items()}},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
