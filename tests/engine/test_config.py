@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from engine.config import load_config
+from engine.config import load_config, validate_params
 from engine.errors import ConfigError
 
 BASE = """
@@ -73,3 +75,70 @@ def test_not_yaml_and_missing_file(tmp_path):
         load_config(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(_write(tmp_path, "a: [1, 2"))
+
+
+# -- wrong in meaning, not only in form ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ("account: {position_size_frac: yes}", "account.position_size_frac: must be a number, got True"),
+    ("account: {initial_cash: on}", "account.initial_cash: must be a number, got True"),
+    ("costs: {slippage_bps: false}", "costs.slippage_bps: must be a number, got False"),
+    ("execution: {workers: true}", "execution.workers: must be a number, got True"),
+    ("execution: {close_at_end: 1}", "execution.close_at_end: must be true or false, got 1"),
+    ("output: {report: 'no'}", "output.report: must be true or false, got 'no'"),
+    ("journal: {enabled: 0}", "journal.enabled: must be true or false, got 0"),
+    ("features: [{id: f, kind: atr, params: {}}, {id: g, kind: atr, params: {n: 3}}]\n"
+     "signals: {kind: x}\noutput: {progress: 'yes'}", "output.progress: must be true or false"),
+])
+def test_booleans_and_numbers_are_not_converted(tmp_path, extra, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(_write(tmp_path, BASE + extra + "\n"))
+
+
+def test_numbers_stay_numbers(tmp_path):
+    cfg = load_config(_write(tmp_path, BASE + "account: {position_size_frac: 1}\n"
+                             "costs: {taker_fee_bps: '1e-1'}\n"))  # YAML 1.1 leaves 1e-1 a string
+    assert cfg.account.position_size_frac == 1.0 and cfg.costs.taker_fee_bps == 0.1
+
+
+def test_plugin_params_are_strict_too():
+    from pydantic import BaseModel, ConfigDict
+
+    class P(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        n: int = 3
+        flag: bool = False
+
+    with pytest.raises(ConfigError, match=r"strategies\[a\]\.params\.n: must be a number, got True"):
+        validate_params(P, {"n": True}, "strategies[a]")
+    with pytest.raises(ConfigError, match=r"strategies\[a\]\.params\.flag: must be true or false"):
+        validate_params(P, {"flag": "yes"}, "strategies[a]")
+    assert validate_params(P, {"n": 5, "flag": True}, "strategies[a]") == P(n=5, flag=True)
+
+
+def test_a_repeated_key_names_the_key_and_both_lines(tmp_path):
+    text = BASE + "account:\n  initial_cash: 100\n  position_size_frac: 0.2\n  initial_cash: 5\n"
+    with pytest.raises(ConfigError, match=r"key 'initial_cash' appears twice in one mapping, on "
+                                          r"lines 7 and 9"):
+        load_config(_write(tmp_path, text))
+    with pytest.raises(ConfigError, match=r"key 'name' appears twice.* lines 2 and 6"):
+        load_config(_write(tmp_path, BASE + "name: again\n"))
+
+
+def test_a_folder_or_a_binary_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"is a folder; give the path of a YAML file"):
+        load_config(tmp_path)
+    png = tmp_path / "chart.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    with pytest.raises(ConfigError, match="is not a text file"):
+        load_config(png)
+    nul = tmp_path / "nul.yaml"
+    nul.write_bytes(b"name: a\x00b\n")
+    with pytest.raises(ConfigError, match="binary file"):
+        load_config(nul)
+
+
+def test_an_override_below_a_scalar_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"data must be a mapping of keys \(to set data.file\)"):
+        load_config(_write(tmp_path, "data: 5\nstrategies: []\n"), {"data.file": "x.csv"})

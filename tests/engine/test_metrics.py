@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.events import TradeClosed
-from engine.metrics import compute_metrics, format_table
+from engine.metrics import cagr_note, compute_metrics, format_table
 
 TF_15M = 15 * 60 * 10**9
 
@@ -47,3 +47,18 @@ def test_no_trades_and_flat_equity():
     assert m["trades"] == 0 and m["sharpe"] == 0.0 and m["max_drawdown_pct"] == 0.0
     assert m["profit_factor"] == 0.0
     assert "strategy" in format_table({"s": m})
+
+
+def test_less_than_a_year_is_not_annualised():
+    # 31 days growing 7.7 %: annualised, that would print as about +140 % a year
+    month = [100.0] * (31 * 96 - 1) + [107.7]
+    m = compute_metrics(month, [], initial_cash=100.0, tf_ns=TF_15M, fees_paid=0.0,
+                        exposed_bars=0)
+    assert math.isnan(m["cagr_pct"]) and m["days"] == pytest.approx(31.0)
+    assert m["total_return_pct"] == pytest.approx(7.7)
+    table = format_table({"s": m})
+    assert "n/a" in table.splitlines()[2] and "+140" not in table
+    assert "CAGR n/a: the run covers 31.0 days" in cagr_note({"s": m})
+    year = compute_metrics([100.0] * 35039 + [121.0], [], initial_cash=100.0, tf_ns=TF_15M,
+                           fees_paid=0.0, exposed_bars=0)
+    assert year["cagr_pct"] == pytest.approx(21.0, rel=1e-3) and cagr_note({"s": year}) == ""

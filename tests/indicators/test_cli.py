@@ -90,3 +90,29 @@ def test_a_bad_file_is_a_clean_error(tmp_path, capsys):
                  str(out)])
     assert code == 2 and not out.exists()
     assert "error:" in capsys.readouterr().err
+
+
+def test_out_equal_to_the_input_is_refused_and_the_input_kept(bar_file, tmp_path, capsys):
+    before = bar_file.read_bytes()
+    (tmp_path / "d").mkdir()
+    for same in (bar_file, tmp_path / "d" / ".." / bar_file.name):
+        assert main(["indicators", "--data", str(bar_file), "--out", str(same)]) == 2
+        assert "is the input file" in capsys.readouterr().err
+    assert bar_file.read_bytes() == before
+
+
+def test_out_that_is_a_folder_is_refused_before_the_work(bar_file, tmp_path, capsys):
+    assert main(["indicators", "--data", str(bar_file), "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_symbol_and_timeframe_flags_read_an_unnamed_file(bar_file, tmp_path, capsys):
+    plain = tmp_path / "prices.csv"
+    plain.write_bytes(bar_file.read_bytes())
+    out = tmp_path / "ind.csv"
+    assert main(["indicators", "--data", str(plain), "--out", str(out)]) == 2
+    assert "--symbol/--timeframe on" in capsys.readouterr().err
+    assert main(["indicators", "--data", str(plain), "--out", str(out), "--symbol", "BTCUSDT",
+                 "--timeframe", "15m"]) == 0
+    assert len(pd.read_csv(out)) == 3000
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
