@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SECTIONS = [
+    ("cli", "bench.bench_cli", {}),
     ("data", "bench.bench_data", {}),
     ("indicators", "bench.bench_indicators", {}),
     ("engine", "bench.bench_engine", {}),

@@ -24,6 +24,7 @@ prints ``error: ...`` and exits 2.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -75,6 +76,17 @@ def _source_file(module: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=64)
+def _parsed(path: str) -> Any:
+    import ast
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return ast.parse(fh.read())
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
 def static_help(value: str) -> str:
     """One-line help of the command whose ``register`` is ``value`` (``module:function``), read
     from its source: the ``help=`` string of the function's ``add_parser`` call, else the first
@@ -85,10 +97,8 @@ def static_help(value: str) -> str:
     path = _source_file(module.strip())
     if path is None or not attr:
         return ""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            tree = ast.parse(fh.read())
-    except (OSError, SyntaxError, ValueError):
+    tree = _parsed(path)
+    if tree is None:
         return ""
     fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
                and n.name == attr.strip()), None)
@@ -164,11 +174,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-
-
-def entry() -> None:
-    """The console script: ``sys.exit(main())``."""
-    sys.exit(main())
 
 
 if __name__ == "__main__":
