@@ -49,7 +49,7 @@ from indicators.kernels.volume_profile import (
     rolling_profile_nb,
     rolling_state_nb,
 )
-from indicators.volume_profile import (
+from indicators.profile import (
     VolumeProfileHandler,
     VolumeProfileParams,
     warm_up_kernels,

@@ -9,15 +9,11 @@ The array API is re-exported here::
                                      mode="close")          # per-bar POC, VAH, VAL, ...
     p = indicators.window_profile(high, low, close, volume, start, stop, mode="range")
 
-Bus handlers (``indicators.handlers``, ``indicators.volume_profile.VolumeProfileHandler``) are
+Bus handlers (``indicators.handlers``, ``indicators.profile.handler.VolumeProfileHandler``) are
 found through the ``tradebot.feature_handlers`` entry points;
 ``indicators.handlers.warm_up_kernels()`` compiles every kernel up front.
-See docs/indicators.md and docs/volume-profile.md.
-
-Note: the attribute ``indicators.volume_profile`` is the *function*, which shadows the
-submodule of the same name. ``from indicators.volume_profile import VolumeProfileHandler``
-works as usual (it goes through ``sys.modules``); ``import indicators.volume_profile as m``
-would give the function, so use the ``from`` form for the module's other names.
+The volume profile lives in the package ``indicators.profile`` (array API, one window, trade
+setup, handler: one module each). See docs/indicators.md and docs/volume-profile.md.
 """
 
 from __future__ import annotations
@@ -33,7 +29,7 @@ from indicators.api import (
     slope_rule,
     stochastic,
 )
-from indicators.volume_profile import volume_profile, window_profile
+from indicators.profile import volume_profile, window_profile
 
 __all__ = [
     "CHART_SCALES",

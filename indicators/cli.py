@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # numba, pandas: imported when the command runs (engine/cli.p
     import numpy as np
 
     from indicators.api import Variant
-    from indicators.volume_profile import Mode
+    from indicators.profile import Mode
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -80,7 +80,7 @@ def indicator_table(
         Column name -> float64 array aligned with the bars.
     """
     from indicators.api import atr, linreg, multi_stochastic, slope_rule, stochastic
-    from indicators.volume_profile import profile_columns
+    from indicators.profile import profile_columns
 
     cols: dict[str, np.ndarray] = {}
     cols["stoch_14_3_3_k"], cols["stoch_14_3_3_d"] = stochastic(h, lo, c, 14, 3, 3)

@@ -15,8 +15,9 @@ before the first value):
 - ``linreg``: ``{id}_slope``, ``{id}_intercept``, ``{id}_r2``, ``{id}_std`` [n - 1];
 - ``slope_rule``: ``{id}_slope`` [n - 1].
 
-A handler expects each bar once, in seq order. If bars were revealed without reaching it (a
-handler started on a store that already holds history, or after ``precompute``), the next
+A handler expects each bar once, in seq order (``indicators.bar_order.BarOrder``, shared with
+the volume-profile and model handlers). If bars were revealed without reaching it (a handler
+started on a store that already holds history, or after ``precompute``), the next
 ``on_bar_closed`` first replays the missed bars from the ``BarStore``, so the state never
 skips a bar. A bar older than the last one it processed is refused (``DataError``).
 """
@@ -29,10 +30,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.bars import BarStore
-from engine.errors import DataError
 from engine.events import BarClosed
 from engine.features import FeatureStore
 from indicators.api import scale_specs
+from indicators.bar_order import BarOrder
 from indicators.kernels.atr import SMA, WILDER, atr_nb, atr_state_nb, atr_update_nb
 from indicators.kernels.linreg import (
     linreg_nb,
@@ -79,7 +80,7 @@ class _Handler:
         self.outputs = tuple(f"{id}_{s}" for s in self.SUFFIXES)
         for col in self.outputs:
             features.add(col)
-        self._next = 0  # seq of the next bar the per-bar state expects
+        self._order = BarOrder(id, bars)  # each bar once, in order; missed bars replayed
 
     # -- per-bar path --------------------------------------------------------------------------
     def on_bar_closed(self, bar: BarClosed) -> None:
@@ -89,25 +90,14 @@ class _Handler:
             DataError: ``bar.seq`` is older than a bar already processed.
         """
         seq = bar.seq
-        if seq != self._next:
-            self._catch_up(seq)
+        order = self._order
+        if seq != order.next:
+            order.replay(seq, self._step)  # bars revealed without reaching us, from the store
         self._step(seq, bar.high, bar.low, bar.close)
-        self._next = seq + 1
+        order.next = seq + 1
 
     def _step(self, seq: int, h: float, lo: float, c: float) -> None:
         raise NotImplementedError
-
-    def _catch_up(self, seq: int) -> None:
-        """Replay bars ``_next .. seq-1`` from the store into the state (and the columns)."""
-        if seq < self._next:
-            raise DataError(
-                f"feature {self.id!r}: bar seq {seq} arrived after seq {self._next - 1}; each "
-                "bar must reach a feature handler once, in order (check the feed for duplicates)"
-            )
-        w = self.bars.window(seq, seq - self._next + 1)  # bars _next..seq; seq is revealed
-        for j in range(seq - self._next):
-            self._step(self._next + j, float(w.high[j]), float(w.low[j]), float(w.close[j]))
-        self._next = seq
 
     # -- batch path ----------------------------------------------------------------------------
     def _columns(self) -> list[np.ndarray]:

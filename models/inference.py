@@ -37,9 +37,9 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.bars import BarStore
-from engine.errors import DataError
 from engine.events import BarClosed
 from engine.features import FeatureStore
+from indicators.bar_order import BarOrder
 from models.card import ModelCard, ModelMismatchError, card_path, check_card, load_card
 from models.cnn import CLASSES, PatternDetectorCNN
 from models.features import FeatureSpec, FeatureStream, build_features_from_columns, warm_up
@@ -187,7 +187,7 @@ class CnnHandler:
             features.add(col)
         self.warmup_bars = self.spec.first_valid_bar
         self._stream = FeatureStream(self.spec)
-        self._next = 0  # seq of the next bar the per-bar path expects
+        self._order = BarOrder(id, bars)  # each bar once, in order; missed bars replayed
         warm_up()
 
     def _run(self, s60: NDArray[np.float32], vp: NDArray[np.float32]) -> NDArray[np.float64]:
@@ -205,20 +205,13 @@ class CnnHandler:
             DataError: ``bar.seq`` is older than a bar already scored.
         """
         seq = bar.seq
-        if seq != self._next:
-            if seq < self._next:
-                raise DataError(
-                    f"feature {self.id!r}: bar seq {seq} arrived after seq {self._next - 1}; "
-                    "each bar must reach a feature handler once, in order")
-            start = self._next
-            w = self.bars.window(seq, seq - start + 1)  # bars start..seq; seq is revealed
-            for j in range(seq - start):
-                self._score(start + j, float(w.high[j]), float(w.low[j]), float(w.close[j]))
+        if seq != self._order.next:
+            self._order.replay(seq, self._score)
         self._score(seq, bar.high, bar.low, bar.close)
 
     def _score(self, seq: int, high: float, low: float, close: float) -> None:
         self._stream.push(high, low, close)
-        self._next = seq + 1
+        self._order.done(seq)
         x = self._stream.current(self.bars, seq)
         if x is None:
             return  # columns stay NaN: warm-up or an empty profile

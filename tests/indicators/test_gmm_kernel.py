@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from indicators.kernels.gmm import _e_step_nb, _m_step_nb, gmm_fit_nb
-from indicators.volume_profile import window_profile
+from indicators.profile import window_profile
 
 
 def _fit(x, w, n):

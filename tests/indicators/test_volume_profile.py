@@ -34,7 +34,7 @@ from indicators.kernels.volume_profile import (
     rolling_profile_nb,
     rolling_state_nb,
 )
-from indicators.volume_profile import (
+from indicators.profile import (
     VolumeProfileHandler,
     VolumeProfileParams,
     WindowProfile,
@@ -453,8 +453,8 @@ def test_gmm_runs_only_on_request_and_is_cached_per_window(real_bars):
     h = VolumeProfileHandler("vp", VolumeProfileParams(mode="range"), store, feats)
     h.precompute()
     assert h.gmm.fits == 0
-    s1 = h.trade_setup(700, "long", float(b.close[700]), 100.0)
-    s2 = h.trade_setup(700, "short", float(b.close[700]), 100.0)
+    s1 = h.trade_setup(700, "long", float(b.close[700]), 100.0, stop_atr_mult=4.5)
+    s2 = h.trade_setup(700, "short", float(b.close[700]), 100.0, stop_atr_mult=4.5)
     h.target_candidates(700, "long", float(b.close[700]))
     assert h.gmm.fits == 1 and s1.profile.two_peak_means() == s2.profile.two_peak_means()
     h.profile_at(701).lvns()
@@ -511,10 +511,10 @@ def test_handler_trade_setup_uses_its_own_mode_everywhere(real_bars):
         store.reveal_next()
     h = VolumeProfileHandler("vp", VolumeProfileParams(mode="range"), store, FeatureStore(store))
     entry = float(b.close[600])
-    s = h.trade_setup(600, "long", entry, 150.0)
+    s = h.trade_setup(600, "long", entry, 150.0, stop_atr_mult=3.0)
     direct = window_profile(b.high, b.low, b.close, b.volume, 400, 600, mode="range")
     np.testing.assert_array_equal(s.profile.volumes, direct.volumes)
-    assert s.stop == entry - 4.5 * 150.0 and s.seq == 600
+    assert s.stop == entry - 3.0 * 150.0 and s.seq == 600  # the caller's (signal rule's) stop
     assert h.target_candidates(600, "long", entry) == s.targets
     assert all(t > entry * 1.005 for t in s.targets)
     assert s.target_sources[-1] == "fallback" and s.targets[-1] == entry * 1.04
@@ -523,3 +523,35 @@ def test_handler_trade_setup_uses_its_own_mode_everywhere(real_bars):
 def test_array_api_is_reexported():
     assert indicators.volume_profile is volume_profile
     assert indicators.window_profile is window_profile
+
+
+def test_the_profile_is_split_into_modules_found_by_name():
+    """No module is shadowed by a function of its name, and the entry point still resolves."""
+    import importlib
+
+    from engine.registry import FEATURE_HANDLERS, Registry
+    from indicators.profile import columns, handler, targets, window
+
+    assert columns.volume_profile is volume_profile and window.window_profile is window_profile
+    assert targets.trade_setup is trade_setup
+    assert handler.VolumeProfileHandler is VolumeProfileHandler
+    assert Registry.installed(FEATURE_HANDLERS).load("volume_profile") is VolumeProfileHandler
+    for name in ("columns", "window", "targets", "handler"):
+        mod = importlib.import_module(f"indicators.profile.{name}")
+        assert getattr(indicators.profile, name) is mod  # a module, not a function
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("indicators.volume_profile")
+
+
+def test_the_stop_is_the_signal_rules_setting_only():
+    """One setting, one trade setup: the profile's stop settings never reached a run, so they
+    are refused with the setting to use instead."""
+    from engine.config import validate_params
+    from engine.errors import ConfigError
+
+    for key in ("stop_atr_mult", "stop_fallback_pct"):
+        with pytest.raises(ConfigError, match=r"signals\.params\.stop_atr_mult"):
+            validate_params(VolumeProfileParams, {key: 3.0}, "features[vp]")
+    assert "stop_atr_mult" not in VolumeProfileParams.model_fields
+    with pytest.raises(TypeError, match="stop_atr_mult"):
+        VolumeProfileHandler.trade_setup(None, 1, "long", 1.0, 1.0)  # type: ignore[call-arg]
