@@ -110,6 +110,40 @@ class JournalConfig(BaseModel):
     include_bars: bool = False
 
 
+class CurveConfig(BaseModel):
+    """ZeroMQ CURVE keys of the bridge (certificates from ``zmq.auth.create_certificates``)."""
+
+    model_config = _STRICT
+    server_secret_file: Path = Field(description="the bridge's secret certificate "
+                                     "(NAME.key_secret)")
+    clients_dir: Path = Field(description="folder of the public certificates (NAME.key) of the "
+                              "clients allowed to connect; any other peer is refused")
+
+
+class PublishConfig(BaseModel):
+    """The ZeroMQ bridge to the UI and alert front ends (adapters/zmq_bridge.py, docs/ui.md)."""
+
+    model_config = _STRICT
+    enabled: bool = False
+    pub: str = Field(default="tcp://127.0.0.1:5555", pattern=r"^(tcp|ipc|inproc)://.+",
+                     description="PUB socket for events (wire v1: engine/wire.py)")
+    commands: str = Field(default="tcp://127.0.0.1:5556", pattern=r"^(tcp|ipc|inproc)://.+",
+                          description="ROUTER socket for snapshots and commands")
+    hwm: int = Field(default=10_000, ge=1, description="send high-water mark per subscriber: "
+                     "beyond it a slow subscriber loses messages (and resyncs), the engine never "
+                     "waits")
+    snapshot_bars: int = Field(default=2_000, ge=1, le=100_000,
+                               description="most bars (with features and equity) in a snapshot")
+    heartbeat_s: float = Field(default=1.0, gt=0, le=60, description="status message period")
+    speed: float = Field(default=0.0, ge=0, description="replay pace in bars per second "
+                         "(0 = as fast as possible; live bars come at their own pace)")
+    max_cpu_share: float = Field(default=0.1, gt=0, le=1, description="share of the time the "
+                                 "publisher may spend while the engine runs flat out; bars beyond "
+                                 "it are skipped as a gap (1 = never skip)")
+    curve: CurveConfig | None = Field(default=None, description="required to bind a "
+                                      "non-loopback address")
+
+
 class OutputConfig(BaseModel):
     model_config = _STRICT
     dir: Path = Path("runs/latest")
@@ -131,6 +165,7 @@ class RunConfig(BaseModel):
     strategies: tuple[StrategyConfig, ...] = Field(min_length=1)
     output: OutputConfig = OutputConfig()
     journal: JournalConfig = JournalConfig()
+    publish: PublishConfig = PublishConfig()
 
     @field_validator("strategies")
     @classmethod
@@ -160,7 +195,9 @@ class RunConfig(BaseModel):
         return json.loads(self.model_dump_json())
 
     def config_hash(self) -> str:
-        blob = json.dumps(self.resolved_dict(), sort_keys=True).encode()
+        d = self.resolved_dict()
+        d.pop("publish", None)  # watching a run does not make it another run
+        blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

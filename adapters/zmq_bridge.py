@@ -1,0 +1,752 @@
+"""The ZeroMQ bridge: the engine's events on a PUB socket, snapshots and commands on a ROUTER.
+
+Wire format and ops: ``engine/wire.py`` (wire v1). Loaded by the composition root through the
+entry-point group ``tradebot.sinks`` (name ``zmq``) when ``publish.enabled`` is set (config,
+``tradebot run --publish``, ``tradebot replay``). Docs: ``docs/ui.md`` ("The bridge").
+
+Threads. The engine thread only calls the sink (``__call__``), which appends the event to a
+deque (about 0.1 µs) and, when commands are waiting, applies them (they touch strategies and
+accounts, so only the engine thread may). One background thread owns both sockets (ZeroMQ sockets
+are not thread-safe): every ``interval_s`` (20 ms) it drains the deque, keeps the snapshot state
+(bounded deques of recent signals, orders, fills, trades; working orders per account), publishes,
+answers snapshot/ping requests itself and hands commands to the engine thread through a second
+deque; the engine's results come back through a third.
+
+Never blocking the engine. The engine thread never touches a socket and never waits on a
+subscriber. The publisher sends with ``NOBLOCK`` to a PUB with ``SNDHWM = publish.hwm``: a
+stalled subscriber's pipe fills and ZeroMQ drops *its* messages (the others are not affected);
+it sees a gap in ``seq`` and asks for a snapshot. The publisher itself is budgeted: it spends at
+most ``publish.max_cpu_share`` of each cycle publishing (the GIL is shared with the engine);
+bars it cannot publish in that budget (an unpaced backtest runs at 200k bars/s) are skipped as a
+block: ``seq`` jumps by one for each skipped bar, so subscribers see a gap and take a snapshot,
+which is always complete because the state is kept for every event, published or not.
+
+Order on the wire. Events of one bar go out as: ``bar``, ``features``, that bar's events in
+engine order (fills of resting orders, signals, orders, trades, commands), ``equity``. Events that
+arrive between bars (live fills, commands, the run's end) go out within 0.2 s.
+
+Commands are applied on the engine thread at the next bus event (every bar close; live also every
+idle tick through a 0.25 s wall-clock timer when the clock has timers) or when whoever drives the
+engine calls ``drain_commands()``. Each is published as a ``CommandApplied`` event on the bus, so
+the journal records it and every front end sees it (``command.<SYMBOL>``). In backtest mode (a
+backtest or a replay: not live) trading ops (``close``, ``flatten``, ``buy``, ``sell``) are
+refused with the reason; ``pause``/``resume`` (entries) are accepted in every mode.
+
+Security. Loopback by default. Binding any other address requires CURVE (``publish.curve``: the
+server's secret certificate and a folder of allowed client public certificates, as written by
+``zmq.auth.create_certificates``); a peer without an allowed key never completes the handshake,
+so it gets no answer and its commands never reach the engine.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import zmq
+
+from engine import wire
+from engine.errors import ConfigError
+from engine.events import (
+    BarClosed,
+    CancelOrder,
+    CommandApplied,
+    Event,
+    ModifyOrder,
+    OrderCanceled,
+    OrderFilled,
+    SignalRaised,
+    SubmitOrder,
+    TradeClosed,
+)
+
+log = logging.getLogger(__name__)
+
+INTERVAL_S = 0.02  # publisher cycle
+PENDING_MAX_AGE_S = 0.2  # events between bars wait at most this for their bar
+RECENT = 500  # signals, orders, fills, trades kept for snapshots
+NOT_PUBLISHED = frozenset({"TimerFired"})  # internal clock ticks stay off the wire
+LOOPBACK = ("127.", "localhost", "[::1]", "::1")
+
+
+def is_local(addr: str) -> bool:
+    """True for ipc://, inproc:// and tcp:// on a loopback host."""
+    if addr.startswith(("ipc://", "inproc://")):
+        return True
+    if not addr.startswith("tcp://"):
+        return False
+    host = addr[len("tcp://"):].rsplit(":", 1)[0]
+    return host.startswith(LOOPBACK)
+
+
+class Settings(msgspec.Struct, kw_only=True):
+    """What the bridge needs from ``publish:`` (``engine.config.PublishConfig``)."""
+
+    pub: str = wire.DEFAULT_PUB
+    commands: str = wire.DEFAULT_COMMANDS
+    hwm: int = 10_000
+    snapshot_bars: int = 2_000
+    heartbeat_s: float = 1.0
+    speed: float = 0.0
+    max_cpu_share: float = 0.1
+    server_secret_file: str | None = None
+    clients_dir: str | None = None
+
+    @classmethod
+    def from_config(cls, pc: Any) -> Settings:
+        curve = getattr(pc, "curve", None)
+        return cls(
+            pub=pc.pub, commands=pc.commands, hwm=pc.hwm, snapshot_bars=pc.snapshot_bars,
+            heartbeat_s=pc.heartbeat_s, speed=pc.speed, max_cpu_share=pc.max_cpu_share,
+            server_secret_file=str(curve.server_secret_file) if curve else None,
+            clients_dir=str(curve.clients_dir) if curve else None,
+        )
+
+
+class ZmqBridge:
+    """Event sink + publisher thread + snapshot/command service for one engine.
+
+    Args:
+        engine: the ``engine.bootstrap.Engine`` to publish (config, store, features, bus,
+            accounts, strategies, handlers).
+        settings: overrides ``engine.config.publish``.
+    """
+
+    def __init__(self, engine: Any, settings: Settings | None = None, *,
+                 context: zmq.Context | None = None) -> None:
+        cfg = engine.config
+        self.s = settings or Settings.from_config(cfg.publish)
+        self.engine = engine
+        self.mode: str = cfg.mode
+        self.store = engine.store
+        self.symbol: str = engine.store.symbol
+        self.timeframe: str = engine.store.timeframe
+        self.run_id = f"{cfg.name}-{os.getpid()}-{time.time_ns() // 1_000_000:x}"
+        self.paused = False
+        self.finished = False
+        self.alive = True
+        # engine thread -> publisher
+        self._q: deque[Any] = deque()
+        # publisher -> engine thread: (identity, id, op, args); and back: (identity, reply)
+        self._cmds: deque[tuple[bytes, str, str, dict[str, Any]]] = deque()
+        self._replies: deque[tuple[bytes, dict[str, Any]]] = deque()
+        self._wake = threading.Event()
+        # pacing (engine thread)
+        self._period = 1.0 / self.s.speed if self.s.speed > 0 else 0.0
+        self._next_t = 0.0
+        # publisher state (publisher thread only)
+        self.seq = 0
+        self.sent = 0
+        self.skipped = 0
+        self.dropped = 0
+        self.bar_seq = -1
+        self.last_bar: BarClosed | None = None
+        self._pending: list[Event] = []
+        self._pending_since = 0.0
+        self.signals: deque[SignalRaised] = deque(maxlen=RECENT)
+        self.orders: deque[Event] = deque(maxlen=RECENT)
+        self.fills: deque[OrderFilled] = deque(maxlen=RECENT)
+        self.trades: deque[TradeClosed] = deque(maxlen=RECENT)
+        self.commands: deque[CommandApplied] = deque(maxlen=RECENT)
+        self.alerts: deque[Event] = deque(maxlen=RECENT)
+        self.working: dict[str, dict[str, dict[str, Any]]] = {}  # account -> order id -> order
+        self.plan: dict[str, dict[str, float]] = {}  # account -> stop/target given with entry
+        self._last_beat = 0.0
+        self._topics = {k: wire.topic(k, self.symbol) for k in wire.KINDS}
+        self._feature_names: list[str] | None = None
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._ctx = context or zmq.Context()
+        self._own_ctx = context is None
+        self._auth = None
+        self._bind()
+        engine.bus.subscribe_all(self, name="zmq-bridge")
+        clock = getattr(engine, "clock", None)
+        if cfg.mode != "backtest" and hasattr(clock, "set_timer"):
+            # live: apply commands while the feed waits between bars (engine.clock timers)
+            try:
+                clock.set_timer("zmq-bridge-commands", interval_ns=250_000_000)
+            except Exception:  # pragma: no cover - a clock without wall timers
+                log.debug("no wall-clock timer for the bridge; commands wait for the next bar")
+        self._thread = threading.Thread(target=self._serve, name="zmq-bridge", daemon=True)
+        self._thread.start()
+
+    # -- sockets ---------------------------------------------------------------------------------
+    def _bind(self) -> None:
+        s = self.s
+        curve = s.server_secret_file is not None
+        for what, addr in (("publish.pub", s.pub), ("publish.commands", s.commands)):
+            if not is_local(addr) and not curve:
+                raise ConfigError(
+                    f"{what} binds {addr}, which is not loopback: set publish.curve "
+                    "(server_secret_file and clients_dir, made by zmq.auth.create_certificates; "
+                    "docs/ui.md) or bind tcp://127.0.0.1"
+                )
+        if curve:
+            self._start_curve()
+        self.pub = self._socket(zmq.PUB)
+        self.pub.sndhwm = s.hwm
+        self.router = self._socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        try:
+            self.pub_addr = _bind(self.pub, s.pub, "publish.pub")
+            self.commands_addr = _bind(self.router, s.commands, "publish.commands")
+        except ConfigError:
+            self._close_sockets()
+            raise
+
+    def _start_curve(self) -> None:
+        import zmq.auth
+        from zmq.auth.thread import ThreadAuthenticator
+
+        s = self.s
+        secret = Path(s.server_secret_file or "")
+        clients = Path(s.clients_dir or "")
+        if not secret.is_file():
+            raise ConfigError(f"publish.curve.server_secret_file {secret} does not exist "
+                              "(zmq.auth.create_certificates writes NAME.key_secret)")
+        if not clients.is_dir():
+            raise ConfigError(f"publish.curve.clients_dir {clients} is not a folder of client "
+                              "public certificates (NAME.key files)")
+        pub_key, sec_key = zmq.auth.load_certificate(secret)
+        if sec_key is None:
+            raise ConfigError(f"publish.curve.server_secret_file {secret} holds no secret key")
+        self._curve = (pub_key, sec_key)
+        self._auth = ThreadAuthenticator(self._ctx)
+        self._auth.start()
+        self._auth.configure_curve(domain="*", location=str(clients))
+
+    def _socket(self, kind: int) -> zmq.Socket:
+        sock = self._ctx.socket(kind)
+        sock.linger = 0
+        if self._auth is not None:
+            sock.curve_publickey, sock.curve_secretkey = self._curve
+            sock.curve_server = True
+        return sock
+
+    def _close_sockets(self) -> None:
+        for sock in (getattr(self, "pub", None), getattr(self, "router", None)):
+            if sock is not None:
+                sock.close(0)
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+        if self._own_ctx:
+            self._ctx.term()
+
+    # -- engine thread ---------------------------------------------------------------------------
+    def __call__(self, event: Event) -> None:
+        """The bus sink (engine thread): queue the event; apply waiting commands; pace."""
+        if self._cmds:
+            self.drain_commands()
+        self._q.append(event)
+        if self._period and type(event) is BarClosed:
+            self._pace()
+
+    def _pace(self) -> None:
+        now = time.monotonic()
+        if self._next_t == 0.0:
+            self._next_t = now
+        target = self._next_t + self._period
+        while now < target:
+            self._wake.wait(target - now)
+            self._wake.clear()
+            if self._cmds:
+                self.drain_commands()
+            now = time.monotonic()
+        self._next_t = target if now - target < 1.0 else now  # no burst after a long stall
+
+    def drain_commands(self) -> None:
+        """Apply the waiting commands (engine thread only: a timer or the loop may call it)."""
+        while self._cmds:
+            ident, rid, op, args = self._cmds.popleft()
+            try:
+                ok, error, result = self._apply(op, args)
+            except Exception as exc:  # a command must never kill the engine
+                log.exception("command %s failed", op)
+                ok, error, result = False, f"{type(exc).__name__}: {exc}", None
+            last = self.engine.store.count - 1
+            ts = self._last_ts()
+            self.engine.bus.publish(CommandApplied(
+                ts_event_ns=ts, ts_init_ns=time.time_ns(), request_id=rid, op=op,
+                args=_plain(args), ok=ok, error=error or "", source=ident.hex(),
+            ))
+            self._replies.append((ident, wire.reply(rid, ok, error, result,
+                                                    bar_seq=last, paused=self.paused)))
+
+    def _last_ts(self) -> int:
+        n = self.engine.store.count
+        if n == 0:
+            return 0
+        return int(self.engine.store.raw_column("ts_open_ns")[n - 1]) + self.engine.store.tf_ns
+
+    def _apply(self, op: str, args: dict[str, Any]) -> tuple[bool, str | None, Any]:
+        if op == "setup":
+            return True, None, self._setup(args.get("alarm_id"), args.get("signal"))
+        if op in ("pause", "resume"):
+            self.paused = op == "pause"
+            changed = []
+            for name, strat in self.engine.strategies.items():
+                if hasattr(strat, "entries_paused"):
+                    strat.entries_paused = self.paused
+                    changed.append(name)
+            return True, None, {"paused": self.paused, "strategies": changed}
+        if self.mode == "backtest":
+            return False, _BACKTEST_REFUSAL.format(op=op), None
+        if op == "flatten":
+            closed = [n for n in self.engine.strategies if self._close(n, "MANUAL_FLATTEN")]
+            return True, None, {"closed": closed}
+        name = args["strategy"]
+        if name not in self.engine.strategies:
+            return False, (f"unknown strategy {name!r}; strategies: "
+                           f"{sorted(self.engine.strategies)}"), None
+        if op == "close":
+            if not self._close(name, "MANUAL_CLOSE"):
+                return False, f"strategy {name!r} has no open position", None
+            return True, None, {"closed": [name]}
+        return self._manual_entry(op, name, args)
+
+    def _close(self, name: str, tag: str) -> bool:
+        acct = self.engine.accounts.get(name)
+        if acct is None or acct.qty == 0.0:
+            return False
+        last = self.engine.store.count - 1
+        ts = self._last_ts()
+        self.engine.bus.publish(SubmitOrder(
+            ts_event_ns=ts, ts_init_ns=time.time_ns(), account=name,
+            order_id=f"{name}-cmd-{time.monotonic_ns():x}", side="sell" if acct.qty > 0 else "buy",
+            type="market", seq=last, qty=math.inf, reduce_only=True, tag=tag,
+        ))
+        return True
+
+    def _manual_entry(self, op: str, name: str,
+                      args: dict[str, Any]) -> tuple[bool, str | None, Any]:
+        strat = self.engine.strategies[name]
+        side = "long" if op == "buy" else "short"
+        if not hasattr(strat, "on_signal_raised"):
+            return False, (f"strategy {name!r} is an entry rule that trades by itself; manual "
+                           "entries need an exit-plugin strategy"), None
+        acct = self.engine.accounts[name]
+        if acct.qty != 0.0 or getattr(strat, "_pending", None) is not None:
+            return False, f"strategy {name!r} already has a position or an entry working", None
+        sig: SignalRaised | None = args.get("signal")
+        last = self.engine.store.count - 1
+        if last < 0:
+            return False, "no bar has closed yet", None
+        if sig is not None:
+            if sig.side != side:
+                return False, (f"alarm {sig.alarm_id} is a {sig.side} signal; "
+                               f"use {'buy' if sig.side == 'long' else 'sell'}"), None
+            sig = msgspec.structs.replace(sig, seq=last, ts_event_ns=self._last_ts())
+        else:
+            close = float(self.engine.store.raw_column("close")[last])
+            entry = float(args.get("price") or close)
+            stop = args.get("stop")
+            if stop is None:
+                return False, f"{op} needs an alarm_id or a stop price", None
+            stop = float(stop)
+            if (side == "long") != (stop < entry):
+                return False, (f"stop {stop} is on the wrong side of entry {entry} "
+                               f"for a {side}"), None
+            target = args.get("target")
+            sig = SignalRaised(
+                ts_event_ns=self._last_ts(), ts_init_ns=time.time_ns(), symbol=self.symbol,
+                timeframe=self.timeframe, seq=last, alarm_id=f"manual-{time.time_ns():x}",
+                rule="manual", side=side, entry_price=entry, stop_price=stop,
+                atr=abs(entry - stop), targets=(float(target),) if target is not None else (),
+            )
+        paused = getattr(strat, "entries_paused", False)
+        try:
+            strat.entries_paused = False  # an explicit operator entry goes through a pause
+            strat.on_signal_raised(sig)
+        finally:
+            strat.entries_paused = paused
+        if getattr(strat, "_pending", None) is None:
+            return False, f"strategy {name!r} does not trade {side} entries", None
+        return True, None, {"strategy": name, "side": side, "alarm_id": sig.alarm_id,
+                            "entry": sig.entry_price, "stop": sig.stop_price,
+                            "targets": list(sig.targets)}
+
+    def _setup(self, alarm_id: str | None, sig: SignalRaised | None) -> dict[str, Any]:
+        """Trade setups of every strategy for an alarm (or the current bar) + the profile."""
+        eng = self.engine
+        last = eng.store.count - 1
+        seq = sig.seq if sig is not None else last
+        out: dict[str, Any] = {"alarm_id": alarm_id, "bar_seq": seq, "strategies": {},
+                               "profile": None}
+        if seq < 0:
+            return out
+        vp = next((h for h in eng.handlers.values() if hasattr(h, "profile_at")), None)
+        if vp is not None:
+            p = vp.profile_at(seq)
+            prof: dict[str, Any] = {
+                "prices": p.prices.tolist(), "volumes": p.volumes.tolist(), "poc": p.poc,
+                "vah": p.vah, "val": p.val, "hvn": list(p.hvns), "lvn": [], "gmm": None}
+            try:
+                prof["lvn"] = list(p.lvns())
+                prof["gmm"] = {"x": p.prices.tolist(), "density": p.curve().tolist()}
+            except Exception as exc:  # a thin window has no mixture
+                log.debug("no GMM for the setup at %s: %s", seq, exc)
+            out["profile"] = prof
+        if sig is None:
+            return out
+        from engine.exits import TradeSetup
+
+        setup = TradeSetup.from_signal(sig)
+        for name, strat in eng.strategies.items():
+            plugin, ctx = getattr(strat, "plugin", None), getattr(strat, "ctx", None)
+            if plugin is None or ctx is None:
+                continue
+            plan = plugin.plan(setup, ctx)
+            targets = [t.limit_price for t in plan.partials if math.isfinite(t.limit_price)]
+            risk = abs(sig.entry_price - plan.stop_price)
+            out["strategies"][name] = {
+                "side": sig.side, "entry": sig.entry_price, "stop": plan.stop_price,
+                "targets": targets,
+                "rr": [abs(t - sig.entry_price) / risk if risk > 0 else None for t in targets],
+                "max_hold_bars": plan.max_hold_bars,
+            }
+        return out
+
+    def run_finished(self, last: BarClosed | None) -> None:
+        """The engine finished its run (called by ``Engine.run``): flush, say so in status."""
+        self.drain_commands()
+        self.finished = True
+        self.alive = False
+        self._q.append(_FINISHED)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the thread (publishing what is queued first) and close the sockets."""
+        if self._stop.is_set():
+            return
+        self.alive = False
+        self._stop.set()
+        self._thread.join(timeout)
+        self._close_sockets()
+
+    def wait_flushed(self, timeout: float = 5.0) -> bool:
+        """Wait until the publisher has handled everything queued so far (tests, replay)."""
+        end = time.monotonic() + timeout
+        while self._q or self._pending:
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.005)
+        return True
+
+    # -- publisher thread ------------------------------------------------------------------------
+    def _serve(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                if poller.poll(int(INTERVAL_S * 1000)):
+                    self._requests()
+                self._cycle()
+            self._cycle(final=True)
+        except Exception:  # pragma: no cover - logged; the engine must not die of it
+            log.exception("zmq bridge thread failed")
+
+    def _cycle(self, final: bool = False) -> None:
+        while self._replies:
+            ident, rep = self._replies.popleft()
+            self._send_reply(ident, rep)
+        self._pump(final)
+        now = time.monotonic()
+        if now - self._last_beat >= self.s.heartbeat_s or final:
+            self._publish("status", "status", int(time.time() * 1000), self.status())
+            self._last_beat = now
+
+    def _pump(self, final: bool) -> None:
+        q = self._q
+        budget = INTERVAL_S * self.s.max_cpu_share
+        t0 = time.perf_counter()
+        skipping = False
+        while q:
+            ev = q.popleft()
+            if ev is _FINISHED:
+                self._flush_pending(True)
+                self._publish("status", "status", int(time.time() * 1000), self.status())
+                continue
+            if type(ev) is BarClosed:
+                if not skipping and self.s.max_cpu_share < 1.0 and not final:
+                    skipping = time.perf_counter() - t0 > budget
+                self._bar(ev, skipping)
+            else:
+                self._keep(ev)
+                if not self._pending:
+                    self._pending_since = time.monotonic()
+                self._pending.append(ev)
+        if self._pending and (final or self.finished
+                              or time.monotonic() - self._pending_since > PENDING_MAX_AGE_S):
+            self._flush_pending(True)
+
+    def _bar(self, bar: BarClosed, skip: bool) -> None:
+        self.bar_seq = bar.seq
+        self.last_bar = bar
+        if skip:
+            self.skipped += 1
+            self.seq += 1  # a gap the subscribers see: they take a snapshot
+            self._pending.clear()
+            return
+        ts = bar.ts_event_ns // 1_000_000
+        self._publish("bar", "BarClosed", ts, bar)
+        self._publish("features", "features", ts, self._features_row(bar.seq))
+        self._flush_pending(False)
+        self._publish("equity", "equity", ts, {"bar_seq": bar.seq,
+                                               "equity": self._equity_at(bar.seq)})
+
+    def _flush_pending(self, any_time: bool) -> None:
+        for ev in self._pending:
+            name = type(ev).__name__
+            if name in NOT_PUBLISHED:
+                continue
+            ts = ev.ts_event_ns or (self.last_bar.ts_event_ns if self.last_bar else 0)
+            self._publish(wire.kind_of(name), name, ts // 1_000_000, ev)
+        self._pending.clear()
+
+    def _publish(self, kind: str, type_: str, ts_ms: int, data: Any) -> None:
+        self.seq += 1
+        payload = wire.encode_payload(self.seq, self.run_id, type_, ts_ms, data)
+        try:
+            self.pub.send_multipart((self._topics[kind], payload), flags=zmq.NOBLOCK)
+            self.sent += 1
+        except zmq.Again:
+            self.dropped += 1
+
+    # -- state (publisher thread) ---------------------------------------------------------------
+    def _keep(self, ev: Event) -> None:
+        t = type(ev)
+        if t is SignalRaised:
+            self.signals.append(ev)
+        elif t is OrderFilled:
+            self.fills.append(ev)
+            w = self.working.get(ev.account)
+            if w is not None:
+                w.pop(ev.order_id, None)
+        elif t is TradeClosed:
+            self.trades.append(ev)
+        elif t is SubmitOrder:
+            self.orders.append(ev)
+            if ev.type != "market":
+                self.working.setdefault(ev.account, {})[ev.order_id] = {
+                    "order_id": ev.order_id, "side": ev.side, "type": ev.type, "price": ev.price,
+                    "tag": ev.tag, "qty": ev.qty}
+            if ev.tag == "ENTRY" and (math.isfinite(ev.stop_loss) or math.isfinite(ev.take_profit)):
+                self.plan[ev.account] = {"stop": ev.stop_loss, "target": ev.take_profit}
+        elif t is ModifyOrder:
+            self.orders.append(ev)
+            o = self.working.get(ev.account, {}).get(ev.order_id)
+            if o is not None:
+                o["price"] = ev.price
+        elif t in (CancelOrder, OrderCanceled):
+            self.orders.append(ev)
+            self.working.get(ev.account, {}).pop(ev.order_id, None)
+        elif t is CommandApplied:
+            self.commands.append(ev)
+        elif wire.kind_of(t.__name__) == "alert":
+            self.alerts.append(ev)
+        elif wire.kind_of(t.__name__) == "order":
+            self.orders.append(ev)
+
+    def _features_row(self, seq: int) -> dict[str, Any]:
+        fs = self.engine.features
+        names = self._feature_names
+        if names is None:
+            names = self._feature_names = fs.names()
+        values = {}
+        for n in names:
+            col = fs.backing(n)
+            values[n] = float(col[seq]) if seq < col.shape[0] else math.nan
+        return {"bar_seq": seq, "values": values}
+
+    def _features_rows(self, a: int, b: int) -> list[dict[str, Any]]:
+        fs = self.engine.features
+        cols = {}
+        for n in fs.names():
+            col = fs.backing(n)[a:b + 1]
+            cols[n] = col.tolist() + [math.nan] * (b + 1 - a - col.shape[0])
+        return [{"bar_seq": a + i, "values": {n: c[i] for n, c in cols.items()}}
+                for i in range(b + 1 - a)]
+
+    def _equity_at(self, seq: int) -> dict[str, float]:
+        close = float(self.store.raw_column("close")[seq])
+        out = {}
+        for name, a in self.engine.accounts.items():
+            n = len(a.fill_qty)  # appended last: its length bounds the three lists
+            i = bisect.bisect_right(a.fill_seqs, seq, 0, n) - 1
+            if i < 0:
+                out[name] = a.initial_cash
+            else:
+                out[name] = a.fill_cash[i] + a.fill_qty[i] * close
+        return out
+
+    def _bars(self, a: int, b: int) -> list[dict[str, Any]]:
+        st = self.store
+        t = st.raw_column("ts_open_ns")[a:b + 1].tolist()
+        o, h, lo, c, v = (st.raw_column(k)[a:b + 1].tolist()
+                          for k in ("open", "high", "low", "close", "volume"))
+        tf = st.tf_ns
+        return [{"ts_event_ns": t[i] + tf, "ts_init_ns": t[i] + tf, "symbol": self.symbol,
+                 "timeframe": self.timeframe, "seq": a + i, "open": o[i], "high": h[i],
+                 "low": lo[i], "close": c[i], "volume": v[i]} for i in range(b + 1 - a)]
+
+    def status(self) -> dict[str, Any]:
+        last = self.last_bar
+        return {
+            "mode": self.mode, "symbol": self.symbol, "timeframe": self.timeframe,
+            "run": self.run_id, "bar_seq": self.bar_seq,
+            "last_bar_ts": last.ts_event_ns // 1_000_000 if last is not None else 0,
+            "paused": self.paused, "alive": self.alive and not self.finished,
+            "finished": self.finished, "speed": self.s.speed, "sent": self.sent,
+            "skipped": self.skipped, "dropped": self.dropped, "accepts": self.accepts(),
+        }
+
+    def accepts(self) -> list[str]:
+        ops = ["ping", "snapshot", "setup"]
+        if not self.finished:
+            ops += ["pause", "resume"]
+            if self.mode != "backtest":
+                ops += sorted(wire.TRADING_OPS)
+        return ops
+
+    def snapshot(self, bars: int | None = None) -> dict[str, Any]:
+        n = min(int(bars or self.s.snapshot_bars), self.s.snapshot_bars)
+        b = self.bar_seq
+        a = max(0, b - n + 1)
+        have = b >= 0
+        first_ts = self._bars(a, a)[0]["ts_event_ns"] if have else 0
+        equity = []
+        if have:
+            for s in range(a, b + 1):
+                equity.append({"bar_seq": s, "equity": self._equity_at(s)})
+        positions = {}
+        for name, acct in self.engine.accounts.items():
+            if acct.qty == 0.0:
+                continue
+            work = list(self.working.get(name, {}).values())
+            plan = self.plan.get(name, {})
+            stops = [o["price"] for o in work if o["type"] == "stop"]
+            targets = [o["price"] for o in work if o["type"] == "limit"]
+            setup = getattr(self.engine.strategies.get(name), "_setup", None)
+            positions[name] = {
+                "side": "long" if acct.qty > 0 else "short", "qty": abs(acct.qty),
+                "entry_price": acct.avg_price, "entry_seq": acct.entry_seq,
+                "stop": stops[0] if stops else plan.get("stop", math.nan),
+                "targets": targets or ([plan["target"]] if math.isfinite(
+                    plan.get("target", math.nan)) else []),
+                "alarm_id": getattr(setup, "alarm_id", ""), "orders": work,
+            }
+
+        def recent(xs: deque[Any]) -> list[Any]:
+            return [x for x in xs if x.ts_event_ns == 0 or x.ts_event_ns >= first_ts]
+
+        return {
+            "run": self.run_id, "mode": self.mode, "symbol": self.symbol,
+            "timeframe": self.timeframe,
+            "bars": self._bars(a, b) if have else [],
+            "features": self._features_rows(a, b) if have else [],
+            "signals": recent(self.signals), "orders": recent(self.orders),
+            "fills": recent(self.fills), "trades": recent(self.trades),
+            "commands": list(self.commands), "alerts": list(self.alerts),
+            "equity": equity, "status": self.status(), "positions": positions, "setups": {},
+        }
+
+    # -- requests (publisher thread) -----------------------------------------------------------
+    def _requests(self) -> None:
+        while True:
+            try:
+                frames = self.router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            ident, body = frames[0], frames[-1]
+            rid = "?"
+            try:
+                req = wire.decode(body)
+                rid = req.get("id") if isinstance(req.get("id"), str) else "?"
+                rid, op, args = wire.validate_request(req)
+                self._request(ident, rid, op, args)
+            except wire.WireError as exc:
+                self._send_reply(ident, wire.reply(rid, False, str(exc)))
+
+    def _request(self, ident: bytes, rid: str, op: str, args: dict[str, Any]) -> None:
+        if op == "ping":
+            self._send_reply(ident, wire.reply(rid, True, None, {
+                "pong": True, "run": self.run_id, "mode": self.mode, "seq": self.seq,
+                "finished": self.finished}))
+            return
+        if op == "snapshot":
+            n = args.get("bars")
+            if n is not None and (not isinstance(n, int) or n < 1):
+                self._send_reply(ident, wire.reply(rid, False, f"bars must be an int >= 1, "
+                                                   f"got {n!r}"))
+                return
+            self._pump(False)  # everything the engine did so far is in it
+            self._send_reply(ident, wire.reply(rid, True, None, None, seq=self.seq,
+                                               snapshot=self.snapshot(n)))
+            return
+        alarm = args.get("alarm_id")
+        if alarm:
+            sig = next((s for s in reversed(self.signals) if s.alarm_id == alarm), None)
+            if sig is None:
+                self._send_reply(ident, wire.reply(
+                    rid, False, f"alarm {alarm!r} is not among the last {len(self.signals)} "
+                    "signals"))
+                return
+            args = {**args, "signal": sig}
+        if self.finished:
+            if op == "setup":  # the engine is idle: compute here
+                self._send_reply(ident, wire.reply(rid, *self._apply(op, args)))
+                return
+            self._send_reply(ident, wire.reply(rid, False, f"{op} refused: the run has "
+                                               "finished; no engine to apply it"))
+            return
+        self._cmds.append((ident, rid, op, args))
+        self._wake.set()
+
+    def _send_reply(self, ident: bytes, rep: dict[str, Any]) -> None:
+        try:
+            self.router.send_multipart((ident, b"", wire.encode(rep)), flags=zmq.NOBLOCK)
+        except zmq.ZMQError as exc:  # the client went away
+            log.debug("reply %s not sent: %s", rep.get("id"), exc)
+
+
+_FINISHED = object()
+_BACKTEST_REFUSAL = (
+    "{op} refused: this engine runs in backtest mode (a backtest or a replay is not live, so it "
+    "takes no trading commands); pause and resume work, trading needs mode paper or live"
+)
+
+
+def _plain(args: dict[str, Any]) -> dict[str, Any]:
+    """Command arguments for the journal (an attached signal becomes its alarm id)."""
+    out = {}
+    for k, v in args.items():
+        if k == "signal":
+            continue
+        out[k] = v if isinstance(v, str | int | float | bool) or v is None else str(v)
+    return out
+
+
+def _bind(sock: zmq.Socket, addr: str, what: str) -> str:
+    """Bind; ``tcp://HOST:0`` picks a free port. Returns the address bound."""
+    try:
+        if addr.startswith("tcp://") and addr.endswith(":0"):
+            port = sock.bind_to_random_port(addr[:-2])
+            return f"{addr[:-2]}:{port}"
+        sock.bind(addr)
+        return addr
+    except zmq.ZMQError as exc:
+        raise ConfigError(f"{what}: cannot bind {addr}: {exc} (another engine or UI on that "
+                          "port? pick another address)") from None
+
+
+Sink = Callable[[Event], None]
