@@ -1,4 +1,4 @@
-"""``tradebot data validate FILE`` and ``tradebot data synth``.
+"""``tradebot data validate FILE``, ``tradebot data synth`` and ``tradebot data download``.
 
 Registered under the ``tradebot.commands`` entry-point group (see ``engine/cli.py``).
 """
@@ -24,8 +24,10 @@ from adapters.synth_data import (
     stylised_facts,
     write_csv,
 )
-from engine.datafile import GAP_POLICIES, load_bars, parse_name, validate_file
 from engine.errors import DataError
+
+# engine.datafile (pandas) is imported inside the commands: building the CLI stays fast
+GAP_POLICIES = ("fail", "keep", "fill")
 
 DEFAULT_SYNTH = Path("data") / f"{DEFAULT_SYMBOL}_{TIMEFRAME}_data.csv"
 
@@ -38,8 +40,9 @@ def _positive_int(text: str) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add ``data validate`` and ``data synth`` to the ``tradebot`` command line."""
-    p = sub.add_parser("data", help="validate bar files; regenerate the bundled synthetic data")
+    """Add ``data validate``, ``data synth`` and ``data download`` to the command line."""
+    p = sub.add_parser("data", help="validate bar files; regenerate the bundled synthetic data; "
+                                    "download ApeX Omni candles")
     actions = p.add_subparsers(dest="data_command", metavar="ACTION")
     actions.required = True
 
@@ -65,25 +68,59 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="print the fresh calibration as Python source for adapters/synth_data.py")
     s.set_defaults(func=cmd_synth)
 
+    d = actions.add_parser(
+        "download", help="download ApeX Omni candles into SYMBOL_TIMEFRAME_data.csv (resumable)")
+    d.add_argument("--symbol", required=True, help="e.g. BTC-USDT")
+    d.add_argument("--timeframe", required=True, help="e.g. 15m (1m 5m 15m 30m 1h 2h 4h 6h 12h "
+                   "1d 1w)")
+    d.add_argument("--start", required=True, help="first candle open time, UTC: YYYY-MM-DD "
+                   "or 'YYYY-MM-DD HH:MM:SS'")
+    d.add_argument("--end", help="last candle open time, UTC (default: the newest closed one)")
+    d.add_argument("--out", type=Path, default=Path("data"),
+                   help="folder for SYMBOL_TIMEFRAME_data.csv, or a .csv path (default: data/)")
+    d.add_argument("--venue", default="main",
+                   help="main (default), test, or a local venue's http://127.0.0.1:PORT")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.set_defaults(func=cmd_download)
+
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Print the verdict and summary; 0 when valid, 1 when not."""
+    from engine.datafile import validate_file
+
     report = validate_file(args.file, symbol=args.symbol, timeframe=args.timeframe,
                            gaps=args.gaps)
     print(report.summary())
     return 0 if report.ok else 1
 
 
+def cmd_download(args: argparse.Namespace) -> int:
+    """Download (or resume), validate, summarise; 0 when the file is valid (gaps allowed)."""
+    from adapters.apex.download import download
+
+    res = download(args.symbol, args.timeframe, args.start, args.end, args.out, args.venue,
+                   progress=not args.no_progress)
+    what = "resumed" if res.existing else "downloaded"
+    print(f"{what} {res.path}: {res.appended:,} new candles appended to {res.existing:,} rows"
+          + (f" ({res.retries} retries)" if res.retries else ""))
+    print(res.report.summary())
+    return 0 if res.report.ok else 1
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     """Write the synthetic file, check it with the validator, and compare it with real data."""
     if (args.from_calibration or args.print_params) and args.calibrate is None:
         raise DataError("--from-calibration and --print-params need --calibrate REAL_CSV")
+    from engine.datafile import load_bars, parse_name, validate_file
+    from engine.results import check_output_file, replace_file
+
+    # before the work: a folder, an unwritable place or the calibration input is refused
+    check_output_file(args.out, inputs=(args.calibrate,) if args.calibrate else ())
     real = load_bars(args.calibrate) if args.calibrate is not None else None
     fresh = calibrate(real) if real is not None else None
     params = rounded(fresh) if args.from_calibration and fresh is not None else SynthParams()
     bars = generate(args.bars, seed=args.seed, params=params)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_csv(bars, args.out)
+    replace_file(args.out, lambda tmp: write_csv(bars, tmp))  # whole or not at all
     report = validate_file(args.out, symbol=DEFAULT_SYMBOL, timeframe=TIMEFRAME)
     if not report.ok:  # a bug in the generator, never the user's fault
         print(report.summary())

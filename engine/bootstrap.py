@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from engine.bars import BarStore
@@ -155,6 +156,7 @@ def build_engine(
     *,
     precompute: bool = True,
     feed: BarFeed | None = None,
+    journal_path: Path | None = None,
 ) -> Engine:
     """Wire a runnable engine for ``config``.
 
@@ -163,6 +165,9 @@ def build_engine(
             (a backtest speed-up proven equal to the per-bar path by the prefix tests). False
             forces the per-bar path, as live trading runs it.
         feed: use this feed instead of the one the mode names (tests, benchmarks).
+        journal_path: where paper/live runs journal (default ``output.dir/journal.sqlite``;
+            ``tradebot run`` passes its staged output folder's); ``journal.path`` when
+            ``journal.enabled``.
     """
     reg = registries or Registries()
     clock_kind, feed_kind, broker_kind, on_error = _MODES[config.mode]
@@ -221,10 +226,15 @@ def build_engine(
     else:
         kit.wire(config.strategies, bus, accounts, brokers, strategies)
     journal = None
-    if config.journal.enabled:
-        journal = Journal(config.journal.path, f"{config.name}-{config.config_hash()}",
-                          include_bars=config.journal.include_bars)
+    if config.journal.enabled or not replay:
+        # paper/live always journal every bar, signal, order, fill, trade (output.dir)
+        path = config.journal.path if config.journal.enabled else (
+            journal_path or config.output.dir / "journal.sqlite")
+        journal = Journal(path, f"{config.name}-{config.config_hash()}",
+                          include_bars=config.journal.include_bars or not replay)
         bus.subscribe_all(journal, name="journal")
+    if not replay:
+        _warm_up(config, feed, store, handlers)
 
     def finish(last: BarClosed) -> None:
         if journal is not None:
@@ -237,6 +247,30 @@ def build_engine(
 
     return Engine(config, feed, store, features, bus, clock, accounts, brokers, strategies,
                   handlers, replay, finish)
+
+
+WARMUP_MARGIN = 20  # bars of history beyond the handlers' longest warm-up (signal look-backs)
+
+
+def _warm_up(config: RunConfig, feed: BarFeed, store: BarStore, handlers: dict[str, Any]) -> None:
+    """A live feed: put the closed candles the handlers need into the store as history before
+    the first bar. Feature handlers catch up on them when the first live bar arrives; no signal
+    or strategy sees them, so nothing trades on history."""
+    fetch = getattr(feed, "fetch_warmup", None)
+    if fetch is None:
+        return
+    n = config.data.warmup_bars
+    if n is None:
+        n = max((int(getattr(h, "warmup_bars", 0)) for h in handlers.values()), default=0)
+        n = n + WARMUP_MARGIN if n else 0
+    bars = fetch(n)
+    if bars is None:
+        return
+    for i, t in enumerate(bars.ts_open_ns.tolist()):
+        store.append(t, float(bars.open[i]), float(bars.high[i]), float(bars.low[i]),
+                     float(bars.close[i]), float(bars.volume[i]))
+    logger.info("%s %s: %d bars of history from the venue before the first live bar",
+                store.symbol, store.timeframe, len(bars))
 
 
 MIN_BARS_FOR_WORKERS = 10_000  # below this a fork costs more than it saves (auto mode)

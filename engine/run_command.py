@@ -1,5 +1,9 @@
 """``tradebot run CONFIG [--data FILE] [--out DIR] ...``: run a config and write its results.
 
+Paper and live runs (``mode: paper|live``, ``--venue URL``) run until ``--max-bars N`` closed
+bars or Ctrl-C: the first Ctrl-C stops after the current bar and writes the same results as a
+backtest of the bars run, plus ``journal.sqlite``; a second one aborts.
+
 Also ``tradebot check-lookahead``. Heavy modules (the engine, numba kernels, pandas) are imported
 inside the commands, so that building the command line stays fast (``engine/cli.py``).
 """
@@ -7,8 +11,12 @@ inside the commands, so that building the command line stays fast (``engine/cli.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +67,23 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="output folder instead of output.dir (replaced as a whole when the run "
                         "completes; see README 'Results')")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--venue", metavar="URL",
+                   help="paper/live: ApeX Omni base URL instead of data.venue (main, test or a "
+                        "local venue's http://127.0.0.1:PORT)")
+    p.add_argument("--max-bars", type=_positive_int, metavar="N",
+                   help="paper/live: stop after N closed bars (Ctrl-C also stops cleanly and "
+                        "writes the results)")
     p.set_defaults(func=cmd_run)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 # -- checks before a run -----------------------------------------------------------------------
@@ -181,10 +205,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = _data_overrides(args)
     if args.out is not None:
         overrides["output.dir"] = str(args.out)
+    if getattr(args, "venue", None) is not None:
+        overrides["data.venue"] = args.venue
     cfg = load_config(args.config, overrides)
     why = mode_unavailable(cfg.mode)
     if why:
         raise ConfigError(f"{args.config}: {why}")
+    if getattr(args, "max_bars", None) is not None and cfg.mode == "backtest":
+        raise ConfigError("--max-bars stops a paper or live run; for a backtest set data.end "
+                          "(or data.start) in the config")
 
     from engine.results import claim_output
 
@@ -197,8 +226,16 @@ def _run(cfg: RunConfig, out: Any, args: argparse.Namespace) -> int:
     from engine.results import all_metrics, table, write_results
 
     t0 = time.perf_counter()
-    engine = build_engine(cfg)
+    # paper/live journal into the staged folder: it lands in output.dir with the results
+    engine = build_engine(cfg, journal_path=Path(out.path) / "journal.sqlite")
     check_enough_bars(engine, _source(cfg))
+    if getattr(args, "max_bars", None) is not None:
+        engine.feed.max_bars = args.max_bars  # type: ignore[attr-defined]
+    if not engine.replay and cfg.output.progress and not args.no_progress:
+        from engine.bus import PRIORITY_SINK
+        from engine.events import BarClosed
+
+        engine.bus.subscribe(BarClosed, _print_bar, priority=PRIORITY_SINK, name="progress")
     total = engine.store.loaded if engine.replay else None
     bar = None
     progress = None
@@ -214,7 +251,8 @@ def _run(cfg: RunConfig, out: Any, args: argparse.Namespace) -> int:
             done[0] = n
 
     try:
-        engine.run(on_progress=progress)
+        with _stop_on_sigint(engine.feed):
+            engine.run(on_progress=progress)
     finally:
         if bar is not None:
             bar.close()
@@ -235,6 +273,39 @@ def _run(cfg: RunConfig, out: Any, args: argparse.Namespace) -> int:
         print(note)
     print(f"results in {target}/: {', '.join(p.name for p in paths)}")
     return 0
+
+
+@contextlib.contextmanager
+def _stop_on_sigint(feed: object) -> Iterator[None]:
+    """Paper/live: the first Ctrl-C asks the feed to stop after the current bar (a wait on the
+    venue ends at once), so the run ends cleanly and writes its results like a backtest of the
+    bars run; a second Ctrl-C aborts (exit 130, no results)."""
+    request_stop = getattr(feed, "request_stop", None)
+    if request_stop is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    hits = [0]
+
+    def handler(signum: int, frame: object) -> None:
+        hits[0] += 1
+        if hits[0] > 1:
+            raise KeyboardInterrupt
+        print("\nstopping after the current bar; results follow (Ctrl-C again aborts)",
+              file=sys.stderr)
+        request_stop()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _print_bar(bar: Any) -> None:
+    """Paper/live: one line per closed bar on stderr."""
+    t = time.strftime("%Y-%m-%d %H:%M", time.gmtime(bar.ts_event_ns // 1_000_000_000))
+    print(f"bar {bar.seq}: {bar.symbol} {bar.timeframe} closed {t} UTC  o={bar.open:g} "
+          f"h={bar.high:g} l={bar.low:g} c={bar.close:g} v={bar.volume:g}", file=sys.stderr)
 
 
 # -- lookahead ---------------------------------------------------------------------------------
