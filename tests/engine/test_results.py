@@ -172,3 +172,16 @@ def test_an_output_file_equal_to_its_input_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="is a folder"):
         check_output_file(tmp_path, inputs=(data,))
     assert check_output_file(tmp_path / "new" / "x.csv", inputs=(data,)) == tmp_path / "new/x.csv"
+
+
+def test_data_synth_checks_its_out_before_the_work(tmp_path, capsys):
+    real = bars_file(tmp_path, 50)
+    before = real.read_bytes()
+    assert main(["data", "synth", "--out", str(real), "--calibrate", str(real), "--bars", "10"]) == 2
+    assert "is the input file" in capsys.readouterr().err and real.read_bytes() == before
+    assert main(["data", "synth", "--out", str(tmp_path), "--bars", "10"]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    out = tmp_path / "gen" / "SYNTH-BTCUSDT_15m_data.csv"
+    assert main(["data", "synth", "--out", str(out), "--bars", "300"]) == 0
+    assert len(out.read_text().splitlines()) == 301
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temporary file left
