@@ -67,7 +67,7 @@ def load_apexomni() -> Any:
         _numbers.igcdex = igcdex
     import apexomni
     import apexomni.http_private_sign
-    import apexomni.http_public  # noqa: F401  (submodules the factories use)
+    import apexomni.http_public
 
     return apexomni
 
@@ -210,7 +210,7 @@ def check(resp: Any, action: str) -> Any:
         raise VenueError(f"{action}: the venue answered with an error (apexomni returned None)")
     if not isinstance(resp, Mapping):
         raise VenueError(f"{action}: unexpected reply {str(resp)[:200]!r}")
-    if "code" not in resp or resp.get("code") in (0, "0", 200, "200") and "data" in resp:
+    if "code" not in resp or (resp.get("code") in (0, "0", 200, "200") and "data" in resp):
         if "data" not in resp:
             raise VenueError(f"{action}: reply without 'data': {str(resp)[:200]!r}")
         return resp["data"]
@@ -333,6 +333,13 @@ class ApexClient:
     def __repr__(self) -> str:
         return f"ApexClient({self.base_url!r})"
 
+    def set_timeout(self, seconds: float) -> None:
+        """Change the per-request timeout (also of clients already made)."""
+        self.timeout = seconds
+        for c in (self._public, self._private):
+            if c is not None:
+                c.timeout = seconds  # apexomni's HTTP.timeout, passed to requests on each call
+
     @property
     def public(self) -> Any:
         if self._public is None:
@@ -352,7 +359,7 @@ class ApexClient:
             resp = fn(*args, **kwargs)
         except VenueError:
             raise
-        except Exception as exc:  # noqa: BLE001  (mapped, with the original chained)
+        except Exception as exc:
             raise map_exception(exc, action, self.base_url, places_order) from exc
         return check(resp, action)
 
@@ -384,7 +391,7 @@ class ApexClient:
             acct = self.private.get_account_v3()
         except VenueError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise map_exception(exc, "account", self.base_url) from exc
         if acct is None:
             raise VenueError(

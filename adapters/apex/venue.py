@@ -66,6 +66,7 @@ Fault injection (tests): ``venue.inject(path, kind, count=1, delay=..., key=...)
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -229,7 +230,7 @@ class LocalVenue:
         self._faults: list[_Fault] = []
         self._pubkey: str | None = None
         self._host, self._port = host, port
-        self.httpd: ThreadingHTTPServer | None = None
+        self.httpd: _VenueHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
 
@@ -239,8 +240,7 @@ class LocalVenue:
             sdk = zklink_sdk()  # also imports apexomni once, before the first request
             seeds = bytes.fromhex(self.credentials.zk_seeds.removeprefix("0x"))
             self._pubkey = sdk.ZkLinkSigner().new_from_seed(seeds).public_key()
-        self.httpd = ThreadingHTTPServer((self._host, self._port), _make_handler(self))
-        self.httpd.daemon_threads = True
+        self.httpd = _VenueHTTPServer((self._host, self._port), self)
         host, port = self.httpd.server_address[:2]
         self.url = f"http://{host}:{port}"
         self._wall0 = time.monotonic()
@@ -403,7 +403,8 @@ class LocalVenue:
         maker = int((Decimal(str(self.book.costs.maker_fee)) * 10000).to_integral_value("ROUND_UP"))
         for kind, cid, size, price, side, sig in checks:
             what = f"{kind}Signature" if kind else "signature"
-            if not sig or not sig.startswith("0x") or len(sig) != 130 or not set(sig[2:]) <= _SIG_HEX:
+            if not sig or len(sig) != 130 or not sig.startswith("0x") or \
+                    not set(sig[2:]) <= _SIG_HEX:
                 raise ApexReject(20016, f"{what} is missing or malformed", "L2_SIGNATURE_INVALID")
             try:
                 nonce_int = int(hashlib.sha256(cid.encode()).hexdigest(), 16)
@@ -415,7 +416,7 @@ class LocalVenue:
                                               str(s), str(p), side == "BUY", taker, maker, False)
                 ok = sdk.verify_musig(sdk.ZkLinkSignature(pub_key=self._pubkey, signature=sig),
                                       sdk.Contract(builder).get_bytes())
-            except Exception:  # noqa: BLE001  (any malformed field = a bad signature)
+            except Exception:
                 ok = False
             if not ok:
                 raise ApexReject(20016, f"{what} does not match the order (l2 signature "
@@ -431,7 +432,8 @@ class LocalVenue:
             "baseTokenId": base, "settleAssetId": "USDT", "l2PairId": str(self.PAIR_ID),
             "tickSize": self.tick, "stepSize": self.step, "minOrderSize": self.min_size,
             "maxOrderSize": "1000000", "initialMarginRate": fmt(self.imr),
-            "maintenanceMarginRate": fmt(self.imr / 2), "displayMaxLeverage": str(int(1 / self.imr)),
+            "maintenanceMarginRate": fmt(self.imr / 2),
+            "displayMaxLeverage": str(int(1 / self.imr)),
             "enableTrade": True, "enableDisplay": True, "enableOpenPosition": True,
             "status": "TRADING", "klineInterval": self.interval,
         }
@@ -614,85 +616,93 @@ def _iso(ms: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000))
 
 
-def _make_handler(venue: LocalVenue) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, like the exchange (requests.Session reuses)
-        server_version = "LocalApexVenue/1"
+class _VenueHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
 
-        def log_message(self, *a: Any) -> None:  # quiet; -v logs requests at debug level
-            logger.debug("%s %s", self.address_string(), a[0] % a[1:] if a else "")
+    def __init__(self, addr: tuple[str, int], venue: LocalVenue) -> None:
+        self.venue = venue
+        super().__init__(addr, _Handler)
 
-        def _send(self, obj: Any, status: int = 200, raw: bytes | None = None,
-                  ctype: str = "application/json") -> None:
-            body = raw if raw is not None else json.dumps(obj).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
 
-        def _drop(self) -> None:
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like the exchange (requests.Session reuses it)
+    server_version = "LocalApexVenue/1"
+    server: _VenueHTTPServer
 
-        def _handle(self, method: str) -> None:
-            t0 = time.perf_counter()
-            parts = urlsplit(self.path)
-            path = parts.path
-            query = dict(parse_qsl(parts.query, keep_blank_values=True))
-            form_pairs: list[tuple[str, str]] = []
-            if method == "POST":
-                n = int(self.headers.get("Content-Length") or 0)
-                form_pairs = parse_qsl(self.rfile.read(n).decode(), keep_blank_values=True)
-            form = dict(form_pairs)
-            fault = venue._take_fault(path)
-            rec = {"method": method, "path": path, "raw_path": self.path, "query": query,
-                   "form": form, "fault": fault.kind if fault else None, "error": None}
-            if venue.record_requests:
-                with venue.lock:
-                    venue.requests.append(rec)
-            if fault is not None and fault.kind != "drop_reply_after_accept":
-                return self._fault(fault)
-            try:
-                with venue.lock:
-                    if (method, path) not in PUBLIC:
-                        venue._check_hmac(self.headers, method, self.path, form_pairs)
-                    data = venue.route(method, path, query, form)
-            except ApexReject as exc:
-                rec["error"] = exc.key
-                return self._send(exc.body(), status=exc.status)
-            except Exception as exc:  # noqa: BLE001  (a bug here must not kill the server)
-                logger.exception("local venue: %s %s failed", method, path)
-                rec["error"] = "INTERNAL_ERROR"
-                return self._send({"code": 500, "msg": f"internal error: {exc}",
-                                   "key": "INTERNAL_ERROR"}, status=500)
-            if fault is not None:  # drop_reply_after_accept: handled, reply lost
-                return self._drop()
-            ms = (time.perf_counter() - t0) * 1000
-            self._send({"data": data, "timeCost": str(int(ms * 1000))})
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s %s", self.address_string(), format % args)
 
-        def _fault(self, f: _Fault) -> None:
-            if f.kind == "timeout":
-                time.sleep(f.delay)
-                return self._drop()
-            if f.kind == "http500":
-                return self._send({"code": 500, "msg": "internal server error (injected)",
-                                   "key": "INTERNAL_ERROR"}, status=500)
-            if f.kind == "rate_limit":
-                return self._send({"code": 429, "msg": "too many requests (injected)",
-                                   "key": "RATE_LIMIT", "retryAfter": 1}, status=429)
-            if f.kind == "html502":
-                return self._send(None, status=502, ctype="text/html",
-                                  raw=b"<html><body><h1>502 Bad Gateway</h1></body></html>")
-            return self._send({"code": 3, "msg": "order rejected (injected)", "key": f.key})
+    def _send(self, obj: Any, status: int = 200, raw: bytes | None = None,
+              ctype: str = "application/json") -> None:
+        body = raw if raw is not None else json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802
-            self._handle("GET")
+    def _drop(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
-        def do_POST(self) -> None:  # noqa: N802
-            self._handle("POST")
+    def _read(self, method: str) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
+        parts = urlsplit(self.path)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        form_pairs: list[tuple[str, str]] = []
+        if method == "POST":
+            n = int(self.headers.get("Content-Length") or 0)
+            form_pairs = parse_qsl(self.rfile.read(n).decode(), keep_blank_values=True)
+        return parts.path, query, form_pairs
 
-    return Handler
+    def _handle(self, method: str) -> None:
+        venue = self.server.venue
+        t0 = time.perf_counter()
+        path, query, form_pairs = self._read(method)
+        form = dict(form_pairs)
+        fault = venue._take_fault(path)
+        rec = {"method": method, "path": path, "raw_path": self.path, "query": query,
+               "form": form, "fault": fault.kind if fault else None, "error": None}
+        if venue.record_requests:
+            with venue.lock:
+                venue.requests.append(rec)
+        if fault is not None and fault.kind != "drop_reply_after_accept":
+            return self._fault(fault)
+        try:
+            with venue.lock:
+                if (method, path) not in PUBLIC:
+                    venue._check_hmac(self.headers, method, self.path, form_pairs)
+                data = venue.route(method, path, query, form)
+        except ApexReject as exc:
+            rec["error"] = exc.key
+            return self._send(exc.body(), status=exc.status)
+        except Exception as exc:  # a bug here must not kill the server: answer like a 500
+            logger.exception("local venue: %s %s failed", method, path)
+            rec["error"] = "INTERNAL_ERROR"
+            return self._send({"code": 500, "msg": f"internal error: {exc}",
+                               "key": "INTERNAL_ERROR"}, status=500)
+        if fault is not None:  # drop_reply_after_accept: handled, reply lost
+            return self._drop()
+        ms = (time.perf_counter() - t0) * 1000
+        return self._send({"data": data, "timeCost": str(int(ms * 1000))})
+
+    def _fault(self, f: _Fault) -> None:
+        if f.kind == "timeout":
+            time.sleep(f.delay)
+            return self._drop()
+        if f.kind == "http500":
+            return self._send({"code": 500, "msg": "internal server error (injected)",
+                               "key": "INTERNAL_ERROR"}, status=500)
+        if f.kind == "rate_limit":
+            return self._send({"code": 429, "msg": "too many requests (injected)",
+                               "key": "RATE_LIMIT", "retryAfter": 1}, status=429)
+        if f.kind == "html502":
+            return self._send(None, status=502, ctype="text/html",
+                              raw=b"<html><body><h1>502 Bad Gateway</h1></body></html>")
+        return self._send({"code": 3, "msg": "order rejected (injected)", "key": f.key})
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")

@@ -231,33 +231,7 @@ class VenueBook:
     def place(self, form: dict[str, str], *, now_ms: int, active_candle: int,
               min_size: float, step: float) -> VenueOrder:
         """Validate and accept an order (signature already checked). Raises ``ApexReject``."""
-        typ = form.get("type", "")
-        if typ not in ORDER_TYPES:
-            raise reject(f"order type {typ!r} is not one of {', '.join(ORDER_TYPES)}",
-                         "ORDER_TYPE_INVALID")
-        side = form.get("side", "")
-        if side not in ("BUY", "SELL"):
-            raise reject(f"side {side!r} must be BUY or SELL", "ORDER_SIDE_INVALID")
-        size = _num(form.get("size"), "size")
-        price = _num(form.get("price"), "price")
-        if not size > 0:
-            raise reject(f"size {form.get('size')} must be greater than zero",
-                         "ORDER_SIZE_MUST_GREETER_ZERO")
-        if size < min_size - 1e-12:
-            raise reject(f"size {form.get('size')} is below minOrderSize {fmt(min_size)}",
-                         "ORDER_SIZE_LESS_THAN_MIN")
-        if step > 0 and abs(size / step - round(size / step)) > 1e-6:
-            raise reject(f"size {form.get('size')} is not a multiple of stepSize {fmt(step)}",
-                         "ORDER_SIZE_STEP_INVALID")
-        if not price > 0:
-            raise reject(f"price {form.get('price')} must be greater than zero",
-                         "ORDER_PRICE_MUST_GREETER_ZERO")
-        trig = math.nan
-        if typ not in ("MARKET", "LIMIT"):
-            trig = _num(form.get("triggerPrice"), "triggerPrice")
-            if not trig > 0:
-                raise reject(f"{typ} needs a triggerPrice greater than zero",
-                             "ORDER_TRIGGER_PRICE_INVALID")
+        typ, side, size, price, trig = _parse_order(form, min_size, step)
         cid = form.get("clientId", "")
         if not cid:
             raise reject("clientId is missing", "ORDER_CLIENT_ID_MISSING")
@@ -265,38 +239,14 @@ class VenueBook:
             raise reject(f"clientId {cid} was used by order {self.by_client[cid].id}",
                          "ORDER_CLIENT_ID_DUPLICATE")
         reduce_only = form.get("reduceOnly") == "True"
-        fee_rate = self.costs.taker_fee
-        ref = self.mark if typ == "MARKET" else (price if typ == "LIMIT" else trig)
-        try:
-            limit_fee = Decimal(form.get("limitFee", "0"))
-        except InvalidOperation:
-            limit_fee = Decimal(0)
-        need = Decimal(str(size)) * Decimal(str(price)) * Decimal(str(fee_rate))
-        if limit_fee < need * Decimal("0.999"):
-            raise reject(f"limitFee {limit_fee} is below size x price x takerFeeRate = "
-                         f"{need:.6f}", "ORDER_LIMIT_FEE_TOO_LOW")
-        if not reduce_only and size * ref * self.imr > self.available() + 1e-9:
-            raise reject(
-                f"insufficient balance: margin {size * ref * self.imr:.2f} USDT needed, "
-                f"{max(self.available(), 0.0):.2f} available", "ORDER_INSUFFICIENT_BALANCE")
-        if reduce_only and not self._reduces(side == "BUY"):
-            raise reject("reduce-only order would not reduce the position",
-                         "ORDER_REDUCE_ONLY_REJECTED")
+        self._check_funds(form, typ, side, size, price, trig, reduce_only)
         oid = str(next(self._ids))
         o = VenueOrder(oid, cid, self.symbol, side, typ, size, price, trig, reduce_only, now_ms,
                        active_candle, OPEN, "PENDING",
                        is_position_tpsl=form.get("isPositionTpsl") == "True",
                        is_open_tpsl=form.get("isOpenTpslOrder") == "True", form=dict(form))
         if o.is_open_tpsl:
-            for kind, flag in (("sl", "isSetOpenSl"), ("tp", "isSetOpenTp")):
-                if form.get(flag) == "True":
-                    o.children.append({
-                        "kind": kind, "client_id": form.get(f"{kind}ClientOrderId", ""),
-                        "side": form.get(f"{kind}Side", ""),
-                        "size": _num(form.get(f"{kind}Size"), f"{kind}Size"),
-                        "price": _num(form.get(f"{kind}Price"), f"{kind}Price"),
-                        "trigger": _num(form.get(f"{kind}TriggerPrice"), f"{kind}TriggerPrice"),
-                    })
+            o.children = _attached(form)
         self.orders[oid] = o
         self.working[oid] = o
         self.by_client[cid] = o
@@ -307,6 +257,25 @@ class VenueBook:
         elif active_candle < self.opened:  # its candle is already open (lockstep): fill now
             self._fill_market(o, active_candle)
         return o
+
+    def _check_funds(self, form: dict[str, str], typ: str, side: str, size: float,
+                     price: float, trig: float, reduce_only: bool) -> None:
+        try:
+            limit_fee = Decimal(form.get("limitFee", "0"))
+        except InvalidOperation:
+            limit_fee = Decimal(0)
+        need = Decimal(str(size)) * Decimal(str(price)) * Decimal(str(self.costs.taker_fee))
+        if limit_fee < need * Decimal("0.999"):
+            raise reject(f"limitFee {limit_fee} is below size x price x takerFeeRate = "
+                         f"{need:.6f}", "ORDER_LIMIT_FEE_TOO_LOW")
+        ref = self.mark if typ == "MARKET" else (price if typ == "LIMIT" else trig)
+        if not reduce_only and size * ref * self.imr > self.available() + 1e-9:
+            raise reject(
+                f"insufficient balance: margin {size * ref * self.imr:.2f} USDT needed, "
+                f"{max(self.available(), 0.0):.2f} available", "ORDER_INSUFFICIENT_BALANCE")
+        if reduce_only and not self._reduces(side == "BUY"):
+            raise reject("reduce-only order would not reduce the position",
+                         "ORDER_REDUCE_ONLY_REJECTED")
 
     def cancel(self, oid: str, *, by_client: bool = False) -> str:
         o = self.by_client.get(oid) if by_client else self.orders.get(oid)
@@ -457,3 +426,59 @@ def _num(text: str | None, name: str) -> float:
     except ValueError:
         raise reject(f"{name} {text!r} is not a number", "ORDER_PARAM_INVALID") from None
     return x
+
+
+def _parse_order(form: dict[str, str], min_size: float,
+                 step: float) -> tuple[str, str, float, float, float]:
+    """(type, side, size, price, trigger) of an order form, checked like the exchange."""
+    typ = form.get("type", "")
+    if typ not in ORDER_TYPES:
+        raise reject(f"order type {typ!r} is not one of {', '.join(ORDER_TYPES)}",
+                     "ORDER_TYPE_INVALID")
+    side = form.get("side", "")
+    if side not in ("BUY", "SELL"):
+        raise reject(f"side {side!r} must be BUY or SELL", "ORDER_SIDE_INVALID")
+    size = _num(form.get("size"), "size")
+    price = _num(form.get("price"), "price")
+    if not size > 0:
+        raise reject(f"size {form.get('size')} must be greater than zero",
+                     "ORDER_SIZE_MUST_GREETER_ZERO")
+    if size < min_size - 1e-12:
+        raise reject(f"size {form.get('size')} is below minOrderSize {fmt(min_size)}",
+                     "ORDER_SIZE_LESS_THAN_MIN")
+    if step > 0 and abs(size / step - round(size / step)) > 1e-6:
+        raise reject(f"size {form.get('size')} is not a multiple of stepSize {fmt(step)}",
+                     "ORDER_SIZE_STEP_INVALID")
+    if not price > 0:
+        raise reject(f"price {form.get('price')} must be greater than zero",
+                     "ORDER_PRICE_MUST_GREETER_ZERO")
+    trig = math.nan
+    if typ not in ("MARKET", "LIMIT"):
+        trig = _num(form.get("triggerPrice"), "triggerPrice")
+        if not trig > 0:
+            raise reject(f"{typ} needs a triggerPrice greater than zero",
+                         "ORDER_TRIGGER_PRICE_INVALID")
+    return typ, side, size, price, trig
+
+
+def _attached(form: dict[str, str]) -> list[dict[str, Any]]:
+    """The attached stop-loss / take-profit of an ``isOpenTpslOrder`` order."""
+    out = []
+    for kind, flag in (("sl", "isSetOpenSl"), ("tp", "isSetOpenTp")):
+        if form.get(flag) != "True":
+            continue
+        child = {
+            "kind": kind, "client_id": form.get(f"{kind}ClientOrderId", ""),
+            "side": form.get(f"{kind}Side", ""),
+            "size": _num(form.get(f"{kind}Size"), f"{kind}Size"),
+            "price": _num(form.get(f"{kind}Price"), f"{kind}Price"),
+            "trigger": _num(form.get(f"{kind}TriggerPrice"), f"{kind}TriggerPrice"),
+        }
+        if child["side"] == form.get("side") or child["side"] not in ("BUY", "SELL"):
+            raise reject(f"{kind}Side {child['side']!r} must be the opposite of the order's side",
+                         "ORDER_TPSL_SIDE_INVALID")
+        if not (child["size"] > 0 and child["trigger"] > 0 and child["price"] > 0):
+            raise reject(f"{kind}Size, {kind}Price and {kind}TriggerPrice must be greater than "
+                         "zero", "ORDER_TPSL_PARAM_INVALID")
+        out.append(child)
+    return out

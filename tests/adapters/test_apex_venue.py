@@ -103,9 +103,10 @@ def test_client_signs_an_order_that_the_venue_verifies_and_accepts(venue_mod):
         c.server_time_ms()  # closes the first candle (lockstep rule 3)
         order = c.create_order(**order_kw("c-1", price="45000.0"))
         assert order["status"] == "PENDING" and order["clientId"] == "c-1"
-        posted = [r for r in v.requests if r["method"] == "POST"][0]
+        posted = next(r for r in v.requests if r["method"] == "POST")
         assert posted["error"] is None
-        assert posted["form"]["signature"].startswith("0x") and len(posted["form"]["signature"]) == 130
+        sig = posted["form"]["signature"]
+        assert sig.startswith("0x") and len(sig) == 130
         # the venue checked the HMAC on every private request (a failure would be recorded)
         assert {r["path"] for r in v.requests} >= {"/api/v3/account", "/api/v3/symbols",
                                                    "/api/v3/order"}
@@ -133,7 +134,7 @@ def test_tampered_or_foreign_zk_signature_is_refused(venue_mod):
     with venue_mod.LocalVenue(make_bars(5)) as v:
         c = client_for(v)
         c.create_order(**order_kw("z-1", price="45000.0"))
-        form = dict([r for r in v.requests if r["method"] == "POST"][0]["form"])
+        form = dict(next(r for r in v.requests if r["method"] == "POST")["form"])
         form["clientId"] = "z-2"  # new nonce: the old signature no longer matches
         raw = c.private._post(endpoint="/api/v3/order", data=form)
         assert raw["key"] == "L2_SIGNATURE_INVALID" and raw["code"] == 20016
@@ -180,7 +181,7 @@ def test_klines_pagination_strings_and_the_forming_candle(venue_mod):
         assert [int(r["t"]) for r in tail] == [T0_MS + i * 900_000 for i in range(90, 100)]
         # another interval or symbol: Apex-shaped error
         assert c.public.klines_v3(symbol="BTCUSDT", interval="60")["key"] == "INTERVAL_NOT_SERVED"
-        with pytest.raises(VenueError, match="ETH-USDT|ETHUSDT"):
+        with pytest.raises(VenueError, match=r"ETH-?USDT"):
             c.klines("ETH-USDT", "15")
 
 
@@ -353,11 +354,13 @@ def test_order_errors_are_order_rejected(venue_mod):
 ])
 def test_injected_faults_map_to_engine_errors(venue_mod, kind, path, expected, accepted):
     with venue_mod.LocalVenue(make_bars(5)) as v:
-        c = client_for(v, timeout=0.5)
+        c = client_for(v, timeout=10)
         c.account()  # caches the account and symbols for signing
         c.symbols()
         c.private.configs_v3()
-        v.inject(path, kind, delay=1.0)
+        if kind == "timeout":  # short only for the faulty call (a loaded CI machine is slow)
+            c.set_timeout(0.5)
+        v.inject(path, kind, delay=1.5)
         with pytest.raises(expected) as ei:
             if path == "/api/v3/order":
                 c.create_order(**order_kw("f-1", price="45000.0"))
@@ -368,6 +371,7 @@ def test_injected_faults_map_to_engine_errors(venue_mod, kind, path, expected, a
             else:
                 c.open_orders()
         assert type(ei.value) is expected
+        c.set_timeout(10)
         if kind == "rate_limit":
             assert ei.value.retry_after == 1.0
         if accepted is not None:
@@ -402,7 +406,7 @@ def test_unreachable_venue_names_the_url():
     with pytest.raises(VenueUnreachable, match=f"127.0.0.1:{port}.*refused") as ei:
         ApexClient(url, timeout=2).server_time_ms()
     assert "base URL" in str(ei.value)
-    with pytest.raises(VenueUnreachable, match="not-a-host.invalid"):
+    with pytest.raises(VenueUnreachable, match=r"not-a-host\.invalid"):
         ApexClient("http://not-a-host.invalid:1", timeout=2).klines("BTC-USDT", "15")
     with pytest.raises(VenueUnreachable, match="not an http"):
         ApexClient("127.0.0.1:8888")
@@ -469,8 +473,8 @@ def test_cli_bad_file_is_a_clean_error(tmp_path):
 
 def test_speed_mode_market_order_waits_for_the_next_open(venue_mod):
     rows = [(100.0, 101.0, 99.0, 100.0), (100.5, 101.0, 99.5, 100.0), (102.0, 103.0, 101.0, 102.5)]
-    # 1 virtual minute per wall second: the clock stays inside candle 0 during the test
-    with venue_mod.LocalVenue(bars_of(rows), speed=60, tick_size="0.1") as v:
+    # 30 virtual s per wall second: the clock stays inside candle 0 for 30 s of the test
+    with venue_mod.LocalVenue(bars_of(rows), speed=30, tick_size="0.1") as v:
         c = client_for(v)
         k = c.klines("BTC-USDT", "15")
         assert len(k) == 1 and int(k[0]["t"]) == T0_MS  # only the forming candle
