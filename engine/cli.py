@@ -46,7 +46,7 @@ def _command_entry_points() -> dict[str, Any]:
 def _source_file(module: str) -> str | None:
     """The source file of ``module`` found without importing it (nor its parent packages)."""
     import importlib.util
-    import os
+    from pathlib import Path
 
     top, *rest = module.split(".")
     try:
@@ -57,21 +57,21 @@ def _source_file(module: str) -> str | None:
         return None
     if not rest:
         return spec.origin
-    locations = list(spec.submodule_search_locations or ())
+    locations = [Path(p) for p in spec.submodule_search_locations or ()]
     for i, part in enumerate(rest):
         last = i == len(rest) - 1
         found = None
         for loc in locations:
-            pkg = os.path.join(loc, part)
-            if os.path.isfile(os.path.join(pkg, "__init__.py")):
+            pkg = loc / part
+            if (pkg / "__init__.py").is_file():
                 found = pkg
                 break
-            if last and os.path.isfile(pkg + ".py"):
-                return pkg + ".py"
+            if last and pkg.with_name(part + ".py").is_file():
+                return str(pkg.with_name(part + ".py"))
         if found is None:
             return None
         if last:
-            return os.path.join(found, "__init__.py")
+            return str(found / "__init__.py")
         locations = [found]
     return None
 
@@ -79,10 +79,10 @@ def _source_file(module: str) -> str | None:
 @functools.lru_cache(maxsize=64)
 def _parsed(path: str) -> Any:
     import ast
+    from pathlib import Path
 
     try:
-        with open(path, encoding="utf-8") as fh:
-            return ast.parse(fh.read())
+        return ast.parse(Path(path).read_text(encoding="utf-8"))
     except (OSError, SyntaxError, ValueError):
         return None
 

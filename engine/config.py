@@ -278,7 +278,8 @@ def parse_yaml(text: str, where: str) -> Any:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML: {exc}") from None
     except (RecursionError, ValueError, OverflowError) as exc:  # e.g. nesting too deep
-        raise ConfigError(f"{where}: not a usable YAML file ({type(exc).__name__}: {exc})") from None
+        raise ConfigError(
+            f"{where}: not a usable YAML file ({type(exc).__name__}: {exc})") from None
 
 
 def _read_text(p: Path, what: str) -> str:
@@ -376,8 +377,8 @@ def _models_in(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
 
 def strict_scalar_problems(model: type[BaseModel], raw: Any, where: str = "") -> list[str]:
     """Values that pydantic would silently convert: a YAML boolean (``yes``, ``on``, ``true``)
-    for a number, a number or a string for a boolean (``close_at_end: 1``). One line per problem, ``key.path: message (got ...)``; nested models and
-    lists of models are walked."""
+    for a number, a number or a string for a boolean (``close_at_end: 1``). One line per
+    problem, ``key.path: message (got ...)``; nested models and lists of models are walked."""
     if not isinstance(raw, dict):
         return []
     out: list[str] = []

@@ -14,11 +14,11 @@ asks with ``gaps=``:
 - ``"fill"``: insert flat bars (open = high = low = close = previous close, volume 0).
 
 Parsed, validated bars are cached as a ``.npy`` of ``BAR_DTYPE`` records under
-``$TRADEBOT_CACHE_DIR`` (default in ``engine/cache.py``). The key hashes the file's *bytes* (plus the
-timeframe and a format version), not its size and modification time: mtimes can be coarse or be
-restored by tools (``touch -r``, ``rsync -t``, ``tar``), so size + mtime can match after an edit,
-while hashing the 4.6 MB real file costs about 3 ms. The bytes hashed are the bytes parsed, so an
-entry can only ever hold the validated content of exactly those bytes.
+``$TRADEBOT_CACHE_DIR`` (default in ``engine/cache.py``). The key hashes the file's *bytes*
+(plus the timeframe and a format version), not its size and modification time: mtimes can be
+coarse or be restored by tools (``touch -r``, ``rsync -t``, ``tar``), so size + mtime can match
+after an edit, while hashing the 4.6 MB real file costs about 3 ms. The bytes hashed are the
+bytes parsed, so an entry can only ever hold the validated content of exactly those bytes.
 """
 
 from __future__ import annotations

@@ -104,6 +104,25 @@ def _run(
     return feats, log
 
 
+def _usable_cuts(cuts: list[int], n: int) -> list[int]:
+    cuts = [k for k in cuts if 0 < k < n - 1]
+    if not cuts:
+        raise DataError(f"{n} bar{'s' * (n != 1)}: too few to check for lookahead (the check "
+                        "compares runs cut at several bars); use more bars (--bars 0 = all)")
+    return cuts
+
+
+def _past_warmup(cuts: list[int], n: int, warmup: int) -> list[int]:
+    """The cuts after the warm-up (inside it every output is NaN: nothing is tested)."""
+    kept = [k for k in cuts if k > warmup + 1]
+    if not kept:
+        raise DataError(
+            f"{n:,} bars: too few to check for lookahead: the config's features have a warm-up "
+            f"of {warmup:,} bars, so every cut (bars {cuts}) falls inside it and nothing "
+            f"would be tested; use at least {2 * (warmup + 2):,} bars (--bars, 0 = all)")
+    return kept
+
+
 def check_lookahead(
     config: RunConfig,
     bars: Bars,
@@ -127,18 +146,10 @@ def check_lookahead(
     n = len(bars)
     if cuts is None:
         cuts = sorted({int(n * f) for f in (0.2, 0.35, 0.5, 0.65, 0.8, 0.95)} - {0})
-    cuts = [k for k in cuts if 0 < k < n - 1]
-    if not cuts:
-        raise DataError(f"{n} bar{'s' * (n != 1)}: too few to check for lookahead (the check "
-                        "compares runs cut at several bars); use more bars (--bars 0 = all)")
+    cuts = _usable_cuts(cuts, n)
     warmup: list[int] = []
     full_feats, full_log = _run(config, bars, build, warmup)
-    if max(cuts) <= warmup[0] + 1:
-        raise DataError(
-            f"{n:,} bars: too few to check for lookahead: the config's features have a warm-up "
-            f"of {warmup[0]:,} bars, so every cut (bars {cuts}) falls inside it and nothing "
-            f"would be tested; use at least {2 * (warmup[0] + 2):,} bars (--bars, 0 = all)")
-    cuts = [k for k in cuts if k > warmup[0] + 1]
+    cuts = _past_warmup(cuts, n, warmup[0])
     report = LookaheadReport(cuts=cuts)
     for col in full_feats:
         report.verdicts[f"feature:{col}"] = ComponentVerdict(f"feature:{col}")

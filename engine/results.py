@@ -29,15 +29,19 @@ Rules (README, "Results"):
 - **Lock.** ``<parent>/.<name>.lock`` holds an exclusive ``flock`` and the owner's pid for the
   life of the claim: a second run into the same folder is refused with the first one's pid. The
   kernel drops the lock when its process dies, so a stale lock of a dead process is taken over.
-- **Stage, then move.** ``OutputDir.path`` is ``<parent>/.<name>.partial-<pid>/``. ``commit``
-  writes the marker, renames the previous result aside (``.<name>.old-<pid>``), renames the staging
-  folder to the target and deletes the old one: the target is at every moment the previous
-  complete result, nothing (for the instant between two renames), or the new complete result.
+- **Stage, then move.** ``OutputDir.path`` is ``<parent>/.<name>.partial-<pid>-<random>/``.
+  ``commit`` writes the marker and swaps the staging folder with the previous result
+  (``renameat2(RENAME_EXCHANGE)`` on Linux; elsewhere two renames, the previous result set
+  aside as ``.<name>.old-<pid>``), then deletes the previous result. The target is at every
+  moment the previous complete result, the new complete result, or (without the atomic swap,
+  for the instant between two renames) nothing.
 - **Journal.** A journal that belongs to the run (paper/live ``journal.sqlite``) is written into
   ``OutputDir.path`` while the run goes on and moves into the target with the rest at ``commit``,
-  so the target's journal always matches its trades. If the process is killed (SIGKILL, power
-  loss) before ``commit``, the staging folder, journal included, is left where it is (never
-  deleted by a later run: a later claim only warns about it).
+  so the target's journal always matches its trades. A run that ends without ``commit`` (a
+  second Ctrl-C, an error) keeps a staging folder that holds a journal as
+  ``<target>.interrupted-<UTC time>/`` (``OutputDir.abort``); anything else staged is deleted.
+  If the process is killed (SIGKILL, power loss) before ``commit``, the staging folder, journal
+  included, is left where it is (never deleted by a later run: a later claim only warns).
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MARKER = ".tradebot-results"
+# files an interrupted run must not lose (see OutputDir.abort)
+PRESERVE_ON_ABORT = ("journal.sqlite",)
 # files whose presence together marks a folder written by an older tradebot
 _LEGACY_RESULT = ("config.resolved.yaml", "metrics.json")
 
@@ -92,11 +98,17 @@ class OutputDir:
     """
 
     def __init__(self, target: Path) -> None:
+        import secrets
+
         self.target = target
-        self.path = target.parent / f".{target.name}.partial-{os.getpid()}"
+        # pid for the reader, a random part so that a reused pid never meets an old folder
+        tag = f"{os.getpid()}-{secrets.token_hex(3)}"
+        self.path = target.parent / f".{target.name}.partial-{tag}"
         self._lock_path = target.parent / f".{target.name}.lock"
         self._lock_fd: int | None = None
         self.committed = False
+        self.preserve_on_abort: set[str] = set(PRESERVE_ON_ABORT)
+        self.kept: Path | None = None  # where an aborted run's preserved files went
 
     # -- lock ----------------------------------------------------------------------------------
 
@@ -120,7 +132,7 @@ class OutputDir:
                     "for it to finish, or choose another --out (output.dir)") from None
             # the file may have been unlinked by its previous owner after we opened it
             try:
-                same = os.stat(self._lock_path).st_ino == os.fstat(fd).st_ino
+                same = self._lock_path.stat().st_ino == os.fstat(fd).st_ino
             except FileNotFoundError:
                 same = False
             if same:
@@ -165,8 +177,6 @@ class OutputDir:
                 if stale != self.path:
                     logger.warning("%s: left by a run that did not finish (killed?); tradebot "
                                    "never deletes it: look inside, then remove it", stale)
-            if self.path.exists():
-                shutil.rmtree(self.path)
             self.path.mkdir()
         except OSError as exc:
             self._unlock()
@@ -189,10 +199,10 @@ class OutputDir:
             else:
                 if old.exists():
                     shutil.rmtree(old)
-                os.rename(self.target, old)
-                os.rename(self.path, self.target)
+                self.target.rename(old)
+                self.path.rename(self.target)
         else:
-            os.rename(self.path, self.target)
+            self.path.rename(self.target)
         self.committed = True
         self._unlock()
         if old.exists():
@@ -200,9 +210,28 @@ class OutputDir:
         return self.target
 
     def abort(self) -> None:
-        """Delete the staging folder and release the lock; the target stays as it was."""
-        if not self.committed:
-            shutil.rmtree(self.path, ignore_errors=True)
+        """Drop the staging folder and release the lock; the target stays as it was.
+
+        If the staging folder holds a file named in ``preserve_on_abort`` (by default the
+        journal, ``journal.sqlite``: the record of a paper/live run's orders and fills), the
+        folder is not deleted but renamed to ``<target>.interrupted-<UTC time>`` beside the
+        target (``kept``), with a warning: never mixed into the target, never lost.
+        """
+        if not self.committed and self.path.exists():
+            if any((self.path / name).exists() for name in self.preserve_on_abort):
+                import time
+
+                stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+                kept = self.target.parent / f"{self.target.name}.interrupted-{stamp}"
+                try:
+                    self.path.rename(kept)
+                    self.kept = kept
+                    logger.warning("the run did not complete; its journal is kept in %s", kept)
+                except OSError as exc:
+                    logger.warning("the run did not complete; its journal is in %s (%s)",
+                                   self.path, exc)
+            else:
+                shutil.rmtree(self.path, ignore_errors=True)
         self._unlock()
 
     def __enter__(self) -> OutputDir:
@@ -261,7 +290,7 @@ def check_output_file(out: str | Path, inputs: tuple[str | Path, ...] = (),
     p = Path(out).expanduser()
     for src in inputs:
         s = Path(src).expanduser()
-        same = (s.exists() and p.exists() and os.path.samefile(s, p)) or (
+        same = (s.exists() and p.exists() and s.samefile(p)) or (
             s.resolve() == p.resolve())
         if same:
             raise ConfigError(f"{what} {p} is the input file {s}; writing it would destroy the "
@@ -281,7 +310,7 @@ def replace_file(out: Path, write: Any) -> Path:
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     try:
         write(tmp)
-        os.replace(tmp, out)
+        tmp.replace(out)
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()

@@ -18,4 +18,4 @@ Gaussian-mixture nodes (scikit-learn, not numba) in ``indicators.gmm``.
 """
 
 # engine sets NUMBA_CACHE_DIR's default before numba is first imported (engine/cache.py)
-import engine as _engine  # noqa: E402, F401
+import engine as _engine  # noqa: F401

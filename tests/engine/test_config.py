@@ -81,7 +81,8 @@ def test_not_yaml_and_missing_file(tmp_path):
 
 
 @pytest.mark.parametrize(("extra", "message"), [
-    ("account: {position_size_frac: yes}", "account.position_size_frac: must be a number, got True"),
+    ("account: {position_size_frac: yes}",
+     "account.position_size_frac: must be a number, got True"),
     ("account: {initial_cash: on}", "account.initial_cash: must be a number, got True"),
     ("costs: {slippage_bps: false}", "costs.slippage_bps: must be a number, got False"),
     ("execution: {workers: true}", "execution.workers: must be a number, got True"),
@@ -110,7 +111,8 @@ def test_plugin_params_are_strict_too():
         n: int = 3
         flag: bool = False
 
-    with pytest.raises(ConfigError, match=r"strategies\[a\]\.params\.n: must be a number, got True"):
+    with pytest.raises(ConfigError, match=r"strategies\[a\]\.params\.n: must be a number, "
+                                          r"got True"):
         validate_params(P, {"n": True}, "strategies[a]")
     with pytest.raises(ConfigError, match=r"strategies\[a\]\.params\.flag: must be true or false"):
         validate_params(P, {"flag": "yes"}, "strategies[a]")

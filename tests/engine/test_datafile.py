@@ -306,7 +306,7 @@ def test_an_edit_is_never_served_stale_even_with_same_size_and_mtime(tmp_path):
 def test_cache_is_per_timeframe(tmp_path):
     p = write(tmp_path, GOOD)
     load_bars(p)  # cached as validated for 15m
-    with pytest.raises(DataError, match="bars are 15m apart .* is 1h"):
+    with pytest.raises(DataError, match=r"bars are 15m apart .* is 1h"):
         load_bars(p, timeframe="1h")
 
 

@@ -177,7 +177,8 @@ def test_an_output_file_equal_to_its_input_is_refused(tmp_path):
 def test_data_synth_checks_its_out_before_the_work(tmp_path, capsys):
     real = bars_file(tmp_path, 50)
     before = real.read_bytes()
-    assert main(["data", "synth", "--out", str(real), "--calibrate", str(real), "--bars", "10"]) == 2
+    assert main(["data", "synth", "--out", str(real), "--calibrate", str(real),
+                 "--bars", "10"]) == 2
     assert "is the input file" in capsys.readouterr().err and real.read_bytes() == before
     assert main(["data", "synth", "--out", str(tmp_path), "--bars", "10"]) == 2
     assert "is a folder" in capsys.readouterr().err
@@ -185,3 +186,19 @@ def test_data_synth_checks_its_out_before_the_work(tmp_path, capsys):
     assert main(["data", "synth", "--out", str(out), "--bars", "300"]) == 0
     assert len(out.read_text().splitlines()) == 301
     assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temporary file left
+
+
+def test_an_interrupted_run_keeps_its_journal_beside_never_in_the_target(tmp_path):
+    out = tmp_path / "out"
+    with claim_output(out) as o:
+        (o.path / "metrics.json").write_text("first")
+        o.commit()
+    before = listing(out)
+    with pytest.raises(KeyboardInterrupt), claim_output(out) as o:
+        (o.path / "journal.sqlite").write_bytes(b"orders and fills")
+        (o.path / "metrics.json").write_text("half")
+        raise KeyboardInterrupt
+    assert listing(out) == before  # the target is untouched
+    assert o.kept is not None and o.kept.name.startswith("out.interrupted-")
+    assert (o.kept / "journal.sqlite").read_bytes() == b"orders and fills"
+    assert not is_result_folder(o.kept) or not (o.kept / MARKER).exists()
