@@ -498,3 +498,40 @@ def test_pip_check_lists_only_apexomnis_pins():
         assert m, ln
         named.add(m.group(1))
     assert named <= pinned, named - pinned
+
+
+@pytest.mark.real_data
+def test_real_data_replay_pages_and_round_trip(venue_mod, real_bars):
+    with venue_mod.LocalVenue(real_bars, start="2025-01-01 00:00") as v:
+        k0 = v.k0
+        assert k0 > 1000 and v.tick == "0.01"  # real BTC prices have two decimals
+        c = client_for(v)
+        end_s = int(v.open_ms[k0 - 1]) // 1000
+        rows = c.klines("BTC-USDT", "15", start_s=end_s - 199 * 900, end_s=end_s)
+        got = np.array([[float(r[x]) for x in "ohlcv"] for r in rows])
+        want = np.column_stack([a[k0 - 200:k0] for a in (real_bars.open, real_bars.high,
+                                                          real_bars.low, real_bars.close,
+                                                          real_bars.volume)])
+        np.testing.assert_array_equal(got[:, :4], want[:, :4])  # prices are written exactly
+        np.testing.assert_allclose(got[:, 4], want[:, 4], rtol=1e-8)  # volume: 8 decimals
+        c.create_order(**order_kw("rd-1", size="0.010", price="200000.0"))
+        v.advance(3)
+        c.create_order(**order_kw("rd-2", side="SELL", size="0.010", price="1000.0",
+                                  reduceOnly=True))
+        o = real_bars.open
+        pnl = (o[k0 + 3] - o[k0]) * 0.01
+        fees = (o[k0] + o[k0 + 3]) * 0.01 * 0.0005
+        bal = c.balance()
+        assert float(bal["realizedPnl"]) == pytest.approx(pnl, abs=1e-6)
+        assert float(bal["totalEquityValue"]) == pytest.approx(10_000 + pnl - fees, abs=1e-5)
+
+
+def test_start_after_the_last_candle_is_refused(venue_mod):
+    from engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="after the file's last candle"):
+        venue_mod.LocalVenue(make_bars(5), start="2030-01-01")
+    with pytest.raises(ConfigError, match="not a time"):
+        venue_mod.LocalVenue(make_bars(5), start="yesterday-ish")
+    v = venue_mod.LocalVenue(make_bars(5), start=str(T0_MS + 2 * 900_000))  # epoch ms
+    assert v.k0 == 2 and v.now_ms() == T0_MS + 2 * 900_000
