@@ -7,6 +7,8 @@ Groups (declared in setup.cfg; a plugin package declares its own):
 - ``tradebot.feature_handlers``: indicator / volume-profile / model handlers
 - ``tradebot.feeds``, ``tradebot.brokers``: adapters picked by mode in the composition root
 - ``tradebot.commands``: CLI sub-commands contributed by upper layers
+- ``tradebot.sinks``: event sinks the composition root attaches when configured (``zmq``: the
+  ZeroMQ bridge, ``publish:``)
 
 Entry points are read from installed metadata: after editing setup.cfg, re-run ``pip install -e .``
 (``make venv`` does it when setup.cfg changes).
@@ -27,6 +29,7 @@ FEATURE_HANDLERS = "tradebot.feature_handlers"
 FEEDS = "tradebot.feeds"
 BROKERS = "tradebot.brokers"
 COMMANDS = "tradebot.commands"
+SINKS = "tradebot.sinks"  # event sinks switched on by config (publish: -> zmq)
 
 _KIND_WORDS = {
     EXIT_STRATEGIES: "exit strategy",
@@ -35,7 +38,26 @@ _KIND_WORDS = {
     FEEDS: "bar feed",
     BROKERS: "broker",
     COMMANDS: "command",
+    SINKS: "event sink",
 }
+
+
+def _is_entry_point(item: Any) -> bool:
+    # ``importlib_metadata`` (the backport, imported by dask/distributed and others) adds a
+    # finder whose distributions yield its own EntryPoint class through the stdlib's
+    # ``entry_points()`` too: accept both
+    return isinstance(item, EntryPoint) or (
+        type(item).__name__ == "EntryPoint" and callable(getattr(item, "load", None))
+        and isinstance(getattr(item, "value", None), str))
+
+
+def _dist_name(ep: Any) -> str:
+    dist = getattr(ep, "dist", None)
+    return str(getattr(dist, "name", "?")) if dist is not None else "?"
+
+
+def _origin(ep: Any) -> str:
+    return f"{ep.value} (distribution {_dist_name(ep)})"
 
 
 class Registry:
@@ -49,10 +71,28 @@ class Registry:
         self.group = group
         self._found = dict(found)
         self._loaded: dict[str, Any] = {}
+        # names that several distributions declare: {name: ["module:attr (distribution X)", ...]}
+        self.conflicts: dict[str, list[str]] = {}
 
     @classmethod
     def installed(cls, group: str) -> Registry:
-        return cls(group, {ep.name: ep for ep in entry_points(group=group)})
+        """The entry points of ``group`` in the installed distributions.
+
+        Two distributions declaring one name are not a silent pick: loading that name raises
+        ``PluginLoadError`` naming both (``conflicts``).
+        """
+        found: dict[str, Any] = {}
+        conflicts: dict[str, list[str]] = {}
+        for ep in entry_points(group=group):
+            if ep.name in found:
+                first = found[ep.name]
+                if (_dist_name(first), first.value) != (_dist_name(ep), ep.value):
+                    conflicts.setdefault(ep.name, [_origin(first)]).append(_origin(ep))
+                continue
+            found[ep.name] = ep
+        reg = cls(group, found)
+        reg.conflicts = conflicts
+        return reg
 
     @classmethod
     def from_mapping(cls, group: str, mapping: Mapping[str, Any]) -> Registry:
@@ -61,10 +101,15 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._found)
 
+    def origin(self, name: str) -> str:
+        """``module:attr (distribution NAME)`` of an entry point, for messages."""
+        item = self._found[name]
+        return _origin(item) if _is_entry_point(item) else self.target(name)
+
     def target(self, name: str) -> str:
         """``module:attr`` of an entry point (or the object's qualified name)."""
         item = self._found[name]
-        if isinstance(item, EntryPoint):
+        if _is_entry_point(item):
             return item.value
         return f"{getattr(item, '__module__', '?')}:{getattr(item, '__qualname__', repr(item))}"
 
@@ -85,8 +130,15 @@ class Registry:
                 + (f"; did you mean {' or '.join(repr(h) for h in hint)}?" if hint else "")
                 + " (a plugin added to setup.cfg needs `pip install -e .` again)"
             )
+        if name in self.conflicts:
+            raise PluginLoadError(
+                f"{word} {name!r} is installed by more than one distribution: "
+                + " and ".join(self.conflicts[name])
+                + f"; uninstall all but one (pip uninstall DISTRIBUTION), or rename the {word} "
+                "in one of them"
+            )
         item = self._found[name]
-        if isinstance(item, EntryPoint):
+        if _is_entry_point(item):
             try:
                 obj = item.load()
             except Exception as exc:  # the plugin boundary: re-raise with the real cause

@@ -143,6 +143,7 @@ def run_sweep(plan: SweepPlan, out: Path | None = None, *, max_candidates: int |
     t0 = time.perf_counter()
     ex = make_executor(spec.execution.workers if workers is None else workers,
                        scheduler or spec.execution.scheduler)
+    executor = ex.describe()
     store = Store(out_dir / "results.sqlite")
     store.set_meta("space_hash", space_hash(plan))
     run = _Runner(plan, out_dir, ex, progress, store)
@@ -157,7 +158,7 @@ def run_sweep(plan: SweepPlan, out: Path | None = None, *, max_candidates: int |
     failed = sum(1 for r in store.all() if r.status == "failed")
     summary.update({"name": spec.name, "method": method, "objective": spec.objective.model_dump(),
                     "executed": run.ran, "reused": run.reused, "failed_results": failed,
-                    "elapsed_s": round(elapsed, 3), "executor": ex.describe(),
+                    "elapsed_s": round(elapsed, 3), "executor": executor,
                     "candidates_per_s": round(run.ran / elapsed, 4) if elapsed > 0 else None})
     outcome = SweepOutcome(out_dir, rows, best, best_score, summary, run.ran, run.reused, failed)
     if write_report:

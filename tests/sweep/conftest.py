@@ -14,8 +14,8 @@ SYNTH = ROOT / "data" / "SYNTH-BTCUSDT_15m_data.csv"
 DEFAULT = ROOT / "configs" / "default.yaml"
 GAPPY = ROOT / "tests" / "fixtures" / "GAPPY-USDT_15m_data.csv"
 
-# ~3,000 bars: enough for the profile and the signals to trade, small enough to stay fast
-SMALL_END = "2024-01-31 23:45:00"
+# 2,000 bars: enough for the profile and the signals to trade, small enough to stay fast
+SMALL_END = "2024-01-21 19:45:00"
 
 BASE_SWEEP: dict[str, Any] = {
     "name": "t",

@@ -20,7 +20,7 @@ from engine.sweep.search import points
 from engine.sweep.space import validate_all
 from engine.sweep.store import Store
 
-from .conftest import GAPPY, SYNTH, sweep_dict, write_sweep
+from .conftest import GAPPY, SMALL_END, SYNTH, sweep_dict, write_sweep
 
 # metrics compared: everything an objective or the table reads
 KEYS = ("total_return_pct", "sharpe", "profit_factor", "max_drawdown_pct", "trades",
@@ -52,7 +52,7 @@ def test_grid_equals_each_candidate_run_by_hand(plan_of, tmp_path):
     assert len(make_tasks([(c, 0, 1) for c in cands.values()], 0, 8)) == 2
     for r in results:
         _same(r.metrics, _by_hand(cands[r.cand]))
-        assert r.seen_bars == r.metrics["bars"] > 2500
+        assert r.seen_bars == r.metrics["bars"] == 2000
     # ranking by the objective, best first
     scores = [x["score"] for x in out.rows if x["score"] is not None]
     assert scores == sorted(scores, reverse=True)
@@ -147,7 +147,7 @@ def test_failing_candidate_recorded_and_sweep_goes_on(plan_of, tmp_path):
     d = sweep_dict(space={"data.file": [str(SYNTH), str(GAPPY)],
                           "signals.params.stop_atr_mult": [3.5, 4.5]})
     d["run"]["data"].pop("end")
-    d["run"]["data"]["end"] = "2024-01-31 23:45:00"
+    d["run"]["data"]["end"] = SMALL_END
     plan = plan_of(d)
     out = run_sweep(plan, tmp_path / "o", progress=False)
     bad = [r for r in out.rows if r["status"] == "failed"]
@@ -165,10 +165,10 @@ def test_a_failing_member_does_not_sink_its_group(plan_of):
     c = validate_all(plan, points(plan))[0]
     good = Member(c.key, c.strategy, c.param_dict, c.config.resolved_dict()["strategies"][0])
     broken = Member("bad", "x", {}, {"name": "x", "kind": "no_such_exit", "params": {}})
-    t = Task(c.config.resolved_dict(), 0, 2000, [good, broken])
+    t = Task(c.config.resolved_dict(), 0, 1500, [good, broken])
     res = {r.cand: r for r in run_task(t)}
     assert res["bad"].status == "failed" and "no_such_exit" in res["bad"].error
-    assert res[c.key].status == "ok" and res[c.key].metrics["bars"] == 2000
+    assert res[c.key].status == "ok" and res[c.key].metrics["bars"] == 1500
 
 
 def test_walk_forward_never_shows_a_test_bar_to_its_optimisation(plan_of, tmp_path):
@@ -242,9 +242,9 @@ def test_tpe_search_with_pruning(plan_of, tmp_path):
     plan = plan_of(d)
     out = run_sweep(plan, tmp_path / "o", progress=False)
     results = Store(tmp_path / "o" / "results.sqlite").all()
-    full = [r for r in results if r.seg_hi == r.metrics.get("bars", -1) + r.seg_lo
-            and r.seg_hi > 2000]
-    stage = [r for r in results if r.seg_hi < 2000]
+    full = [r for r in results if (r.seg_lo, r.seg_hi) == (0, 2000)]
+    stage = [r for r in results if (r.seg_lo, r.seg_hi) == (0, 800)]  # prune_stage_frac 0.4
+    assert len(full) + len(stage) == len(results)
     assert len(stage) == len({r.cand for r in stage}) >= 5  # the first stage of every trial
     assert 1 <= len(out.rows) <= 10 and len(full) == len(out.rows)
     assert out.best is not None and out.best_score == max(
