@@ -16,7 +16,8 @@ Routes (every answer is ``{"data": ..., "timeCost": ...}`` or an error in Apex's
   ``/api/v3/get-worst-price``; ``POST /api/v3/order`` (zk signatures of the order and of an
   attached TP/SL checked with zkLink's ``verify_musig`` against the account's key; a clientId
   used before is refused: ``ORDER_CLIENT_ID_DUPLICATE``), ``/api/v3/delete-order``,
-  ``/api/v3/delete-client-order-id``, ``/api/v3/delete-open-orders``.
+  ``/api/v3/delete-client-order-id``, ``/api/v3/delete-open-orders``,
+  ``/api/v3/set-initial-margin-rate``.
 
 The virtual clock
 -----------------
@@ -454,7 +455,8 @@ class LocalVenue:
     def _symbol_ok(self, raw: str | None) -> None:
         if raw is None or raw.replace("-", "").upper() != self.plain:
             raise ApexReject(2, f"symbol {raw!r} is not served: this local venue replays "
-                                f"{self.symbol}", "SYMBOL_NOT_FOUND")
+                                f"{self.symbol} (start it with --symbol {raw} to serve its file "
+                                "under that name)", "SYMBOL_NOT_FOUND")
 
     def klines(self, q: Mapping[str, str]) -> dict[str, list[dict[str, str]]]:
         self._symbol_ok(q.get("symbol"))
@@ -554,6 +556,22 @@ class LocalVenue:
         view["status"] = "PENDING"  # like the exchange: the create answer is always PENDING
         return view
 
+    def set_margin_rate(self, form: Mapping[str, str]) -> dict[str, Any]:
+        """Leverage: ``initialMarginRate`` (1 / leverage) for the symbol, at least the base one."""
+        sym = form.get("symbol", "")
+        if sym.replace("-", "").upper() != self.plain:
+            raise ApexReject(2, f"symbol {sym!r} is not served: this local venue replays "
+                                f"{self.symbol}", "SYMBOL_NOT_FOUND")
+        try:
+            rate = float(form.get("initialMarginRate", ""))
+        except ValueError:
+            rate = math.nan
+        if not self.imr <= rate <= 1.0:
+            raise ApexReject(2, f"initialMarginRate {form.get('initialMarginRate')!r} must be "
+                                f"between {fmt(self.imr)} (max leverage) and 1", "PARAM_INVALID")
+        self.book.imr = rate
+        return {}
+
     def fills(self, q: Mapping[str, str]) -> dict[str, Any]:
         rows = list(reversed(self.book.fills))  # newest first
         return {"orders": _page(rows, q), "totalSize": len(rows)}
@@ -598,6 +616,7 @@ class LocalVenue:
             ("POST", "/api/v3/delete-client-order-id"):
                 lambda: b.cancel(form.get("id", ""), by_client=True),
             ("POST", "/api/v3/delete-open-orders"): lambda: b.cancel_all() or {},
+            ("POST", "/api/v3/set-initial-margin-rate"): lambda: self.set_margin_rate(form),
         }
         fn = table.get((method, path))
         if fn is None:

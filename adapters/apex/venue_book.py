@@ -212,7 +212,8 @@ class VenueBook:
         return [{
             "symbol": self.symbol, "side": "LONG" if self.qty > 0 else "SHORT",
             "size": fmt(abs(self.qty)), "entryPrice": fmt(self.entry, 8),
-            "customInitialMarginRate": "0", "fundingFee": "0", "realizedPnl": fmt(self.realized),
+            "customInitialMarginRate": fmt(self.imr), "fundingFee": "0",
+            "realizedPnl": fmt(self.realized),
             "updatedTime": self.updated_ms,
         }]
 

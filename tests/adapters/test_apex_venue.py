@@ -319,6 +319,23 @@ def test_limit_stop_reduce_only_delete_and_delete_all(venue_mod):
         assert hist["totalSize"] == 4
 
 
+def test_leverage_changes_the_margin_an_order_needs(venue_mod):
+    with venue_mod.LocalVenue(make_bars(5), balance=500.0) as v:  # prices near 40,000
+        c = client_for(v)
+        # 0.2 BTC ~ 8,000 USDT: margin 160 at the default 50x, 800 at 10x
+        c.call("leverage", c.private.set_initial_margin_rate_v3, symbol="BTC-USDT",
+               initialMarginRate="0.1")
+        with pytest.raises(OrderRejected, match="insufficient balance"):
+            c.create_order(**order_kw("lv-1", size="0.200", price="45000.0"))
+        c.call("leverage", c.private.set_initial_margin_rate_v3, symbol="BTC-USDT",
+               initialMarginRate="0.02")
+        c.create_order(**order_kw("lv-2", size="0.200", price="45000.0"))
+        assert c.account()["positions"][0]["customInitialMarginRate"] == "0.02"
+        with pytest.raises(VenueError, match="initialMarginRate"):
+            c.call("leverage", c.private.set_initial_margin_rate_v3, symbol="BTC-USDT",
+                   initialMarginRate="0.001")
+
+
 def test_duplicate_client_id_is_refused(venue_mod):
     with venue_mod.LocalVenue(make_bars(5)) as v:
         c = client_for(v)
