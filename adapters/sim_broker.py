@@ -1,18 +1,21 @@
 """Simulated broker: fills one account's orders against bars under ``engine.fills``' policy.
 
-Used in backtest and paper mode. It listens on the bus for ``SubmitOrder`` / ``CancelOrder`` /
-``ModifyOrder`` commands of its account and, on each ``BarClosed`` (first in priority, before any
-decision on that bar), fills the orders that were working before the bar against the bar's range,
-publishing ``OrderFilled`` / ``OrderCanceled``.
+Used in backtest and paper mode; implements ``engine.ports.Broker``. The bus routes it the
+``SubmitOrder`` / ``CancelOrder`` / ``ModifyOrder`` commands of its account only (subscriptions
+keyed by account, ``engine.bootstrap.attach_broker``). On each ``BarClosed`` (first in priority,
+before any decision on that bar) it fills the orders that were working before the bar against the
+bar's range, publishing ``OrderFilled`` / ``OrderCanceled``.
+
+Every event it publishes is final: whether a bar's fills are ``ambiguous`` (they depended on the
+assumed order of the bar's two extremes) is decided before the first of them is published, so the
+journal, the bus and the account's trades agree.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-
-import msgspec
 
 from engine.events import (
     BarClosed,
@@ -22,7 +25,6 @@ from engine.events import (
     OrderCanceled,
     OrderFilled,
     SubmitOrder,
-    TradeClosed,
 )
 from engine.fills import (
     FIRST,
@@ -36,32 +38,39 @@ from engine.fills import (
     size_for_equity_frac,
 )
 from engine.portfolio import Account
+from engine.ports import WorkingOrder
+
+_NEVER_UP = math.inf  # band edges when no order works on that side
+_NEVER_DOWN = -math.inf
 
 
-@dataclass(slots=True)
 class _Working:
     """A working order (engine-internal, mutable)."""
 
-    order_id: str
-    is_buy: bool
-    type: str
-    qty: float
-    equity_frac: float
-    price: float
-    reduce_only: bool
-    stop_loss: float
-    take_profit: float
-    tag: str
-    parent: str | None = None
-    active_from: int = OPEN  # path point from which it works in the current bar
-    upward: bool = False  # buy stops and sell limits execute when the price rises to them
+    __slots__ = ("active_from", "equity_frac", "is_buy", "order_id", "price", "qty",
+                 "reduce_only", "stop_loss", "tag", "take_profit", "type", "upward")
 
-    def __post_init__(self) -> None:
-        self.upward = self.is_buy == (self.type == "stop")
+    def __init__(self, order_id: str, is_buy: bool, type: str, qty: float, equity_frac: float,
+                 price: float, reduce_only: bool, stop_loss: float, take_profit: float, tag: str,
+                 active_from: int = OPEN) -> None:
+        self.order_id = order_id
+        self.is_buy = is_buy
+        self.type = type
+        self.qty = qty
+        self.equity_frac = equity_frac
+        self.price = price
+        self.reduce_only = reduce_only
+        self.stop_loss = stop_loss
+        self.take_profit = take_profit
+        self.tag = tag
+        self.active_from = active_from  # path point from which it works in the current bar
+        # buy stops and sell limits execute when the price rises to them
+        self.upward = is_buy == (type == "stop")
 
 
 class SimBroker:
-    """Fills orders of one account; subscribe its handlers with ``attach``."""
+    """Fills the orders of one account (``engine.ports.Broker``); the composition root wires it
+    with ``engine.bootstrap.attach_broker``."""
 
     def __init__(
         self,
@@ -80,12 +89,14 @@ class SimBroker:
         self._market: list[_Working] = []
         self._resting: list[_Working] = []
         self._bar: BarClosed | None = None
-        self._n_child = 0
+        # the band outside which a bar touches some resting order: the lowest trigger of the
+        # orders that execute upward, the highest of those that execute downward
+        self._up = _NEVER_UP
+        self._down = _NEVER_DOWN
+        self._dirty = False  # _resting changed since the band was computed
 
     # -- commands ------------------------------------------------------------------------------
     def on_submit_order(self, cmd: SubmitOrder) -> None:
-        if cmd.account != self.name:
-            return
         w = _Working(
             cmd.order_id, cmd.side == "buy", cmd.type, cmd.qty, cmd.equity_frac, cmd.price,
             cmd.reduce_only, cmd.stop_loss, cmd.take_profit, cmd.tag,
@@ -101,34 +112,33 @@ class SimBroker:
                 self._market.append(w)
         else:
             self._resting.append(w)
+            self._dirty = True
 
     def on_cancel_order(self, cmd: CancelOrder) -> None:
-        if cmd.account != self.name:
-            return
         for book in (self._market, self._resting):
             for w in book:
                 if w.order_id == cmd.order_id:
                     book.remove(w)
+                    self._dirty = True
                     self._canceled(w, cmd.reason or "canceled")
                     return
         # A missing order is a state to report, not a crash (it may have just filled).
         self._publish_cancel(cmd.order_id, "not working (already filled or canceled)")
 
     def on_modify_order(self, cmd: ModifyOrder) -> None:
-        if cmd.account != self.name:
-            return
         for w in self._resting:
             if w.order_id == cmd.order_id:
                 w.price = cmd.price
+                self._dirty = True
                 if cmd.tag:
                     w.tag = cmd.tag
                 return
         self._publish_cancel(cmd.order_id, "modify: not working")
 
-    def working_orders(self) -> list[tuple[str, str, float, float, str]]:
-        """``(order_id, side, qty, price, tag)`` of every working order (for views and tests)."""
+    def working_orders(self) -> list[WorkingOrder]:
+        """Every working order, market orders waiting for the next open first."""
         return [
-            (w.order_id, "buy" if w.is_buy else "sell", w.qty, w.price, w.tag)
+            WorkingOrder(w.order_id, "buy" if w.is_buy else "sell", w.qty, w.price, w.tag)
             for w in (*self._market, *self._resting)
         ]
 
@@ -145,21 +155,74 @@ class SimBroker:
         self._market.clear()
         if self._resting:
             # Fast path: most bars touch no working order's price at all.
-            hi, lo = bar.high, bar.low
-            for w in self._resting:
-                if (hi >= w.price) if w.upward else (lo <= w.price):
-                    self._process_resting(bar)
-                    return
+            if self._dirty:
+                self._band()
+            if bar.high >= self._up or bar.low <= self._down:
+                self._process_resting(bar)
+
+    def _band(self) -> None:
+        up, down = _NEVER_UP, _NEVER_DOWN
+        for w in self._resting:
+            p = w.price
+            if w.upward:
+                if p < up:
+                    up = p
+            elif p > down:
+                down = p
+        self._up, self._down = up, down
+        self._dirty = False
 
     def _process_resting(self, bar: BarClosed) -> None:
-        acct = self.account
-        path = bar_path(bar.open, bar.high, bar.low, bar.close, self.policy, acct.side_sign)
+        self._dirty = True
         for w in self._resting:  # everything resting before this bar works from its open
             w.active_from = OPEN
-        # Points at which some order would execute. Orders executing at both extremes of one
-        # bar depend on the policy's assumed order: every fill of that bar is flagged ambiguous.
+        # Orders executing at both extremes of one bar depend on the policy's assumed order:
+        # every fill of that bar is flagged ambiguous. Decided before anything is published.
+        ambiguous = self._ambiguous(bar)
+        self._walk(bar, ambiguous)
+
+    def _ambiguous(self, bar: BarClosed) -> bool:
+        """Whether orders of this bar execute at both extremes of its path.
+
+        Without brackets to activate in the bar the book only shrinks, so the points are those of
+        the orders resting now; otherwise the bar is walked once on a copy with nothing published.
+        """
+        path = bar_path(bar.open, bar.high, bar.low, bar.close, self.policy,
+                        self.account.side_sign)
+        if not any(not w.reduce_only and (math.isfinite(w.stop_loss)
+                                          or math.isfinite(w.take_profit))
+                   for w in self._resting):
+            seen = set()
+            for w in self._resting:
+                hit = crossing(w.is_buy, w.type == "stop", w.price, path, OPEN)
+                if hit is not None:
+                    seen.add(hit[0])
+            return FIRST in seen and SECOND in seen
+        saved_acct = {k: copy.copy(getattr(self.account, k)) for k in Account.__slots__}
+        saved_book = [copy.copy(w) for w in self._resting]
+        publish = self._publish
+        acct = self.account
+
+        def quietly(ev: Event) -> None:  # book fills, publish nothing
+            if type(ev) is OrderFilled:
+                acct.book(ev)
+
+        self._publish = quietly
+        try:
+            return self._walk(bar, False)
+        finally:
+            self._publish = publish
+            self._resting = saved_book
+            self._dirty = True
+            for k, v in saved_acct.items():
+                setattr(acct, k, v)
+
+    def _walk(self, bar: BarClosed, ambiguous: bool) -> bool:
+        """Fill the resting orders the bar reaches, in path order; return whether orders
+        executed at both extremes."""
+        acct = self.account
+        path = bar_path(bar.open, bar.high, bar.low, bar.close, self.policy, acct.side_sign)
         seen: set[int] = set()
-        fills: list[OrderFilled] = []
         while self._resting:
             best: tuple[int, int, float, bool] | None = None
             for k, w in enumerate(self._resting):
@@ -177,30 +240,12 @@ class SimBroker:
                 continue
             is_stop = w.type == "stop"
             px = self.costs.slipped(price, w.is_buy) if is_stop else price
-            ambiguous = FIRST in seen and SECOND in seen
-            fill = self._fill(w, px, bar, taker=is_stop, gap=is_gap and point == OPEN,
-                              ambiguous=ambiguous)
-            if fill is not None:
-                fills.append(fill)
+            self._fill(w, px, bar, taker=is_stop, gap=is_gap and point == OPEN,
+                       ambiguous=ambiguous)
             self._activate_children(w, point)
             if acct.qty == 0.0:
                 self._cancel_orphans()
-        if FIRST in seen and SECOND in seen and fills and not fills[0].ambiguous:
-            self._flag_ambiguous(fills)
-
-    def _flag_ambiguous(self, fills: list[OrderFilled]) -> None:
-        # The fills were already published; record the ambiguity on the account's newest trades
-        # and open position so reports can count them (events are immutable: no edit after).
-        acct = self.account
-        ids = {f.order_id for f in fills}
-        for i in range(len(acct.trades) - 1, -1, -1):
-            t = acct.trades[i]
-            if t.exit_seq != fills[0].seq:
-                break
-            if not t.ambiguous:
-                acct.trades[i] = _with_ambiguous(t)
-        if acct.qty != 0.0 and ids:
-            acct.ambiguous_open = True
+        return FIRST in seen and SECOND in seen
 
     def close_at_end(self, bar: BarClosed, tag: str) -> None:
         """Close the position at ``bar.close`` (end of data) and cancel every working order."""
@@ -215,6 +260,7 @@ class SimBroker:
         for w in self._resting:
             self._canceled(w, tag)
         self._resting.clear()
+        self._dirty = True
 
     # -- helpers -------------------------------------------------------------------------------
     def _reduces(self, w: _Working) -> bool:
@@ -265,14 +311,13 @@ class SimBroker:
             (parent.take_profit, "limit", "TAKE_PROFIT"),
         ):
             if math.isfinite(price):
-                self._n_child += 1
                 self._resting.append(
                     _Working(
                         f"{parent.order_id}-{tag.lower()}", not parent.is_buy, typ, math.inf, 0.0,
-                        price, True, math.nan, math.nan, tag, parent=parent.order_id,
-                        active_from=point,
+                        price, True, math.nan, math.nan, tag, active_from=point,
                     )
                 )
+                self._dirty = True
 
     def _cancel_orphans(self) -> None:
         """Reduce-only orders die with the position they protected."""
@@ -283,6 +328,7 @@ class SimBroker:
             else:
                 keep.append(w)
         self._resting = keep
+        self._dirty = True
 
     def _canceled(self, w: _Working, reason: str) -> None:
         self._publish_cancel(w.order_id, reason)
@@ -296,6 +342,3 @@ class SimBroker:
             )
         )
 
-
-def _with_ambiguous(t: TradeClosed) -> TradeClosed:
-    return msgspec.structs.replace(t, ambiguous=True)

@@ -14,7 +14,7 @@ by adding adapters, not by touching the loop. No handler or plugin is ever told 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from engine.bus import (
     Bus,
 )
 from engine.clock import Clock, SimClock, WallClock
-from engine.config import FeatureConfig, RunConfig, validate_params
+from engine.config import FeatureConfig, RunConfig, StrategyConfig, validate_params
 from engine.errors import ConfigError, PluginLoadError
 from engine.events import (
     BarClosed,
@@ -38,6 +38,7 @@ from engine.events import (
     OrderFilled,
     SignalRaised,
     SubmitOrder,
+    TimerFired,
 )
 from engine.exits import ExitContext, ExitRunner, check_exit_contract
 from engine.features import FeatureStore, FeatureView
@@ -45,7 +46,7 @@ from engine.fills import Costs
 from engine.journal import Journal
 from engine.loop import run_loop
 from engine.portfolio import Account
-from engine.ports import BarFeed
+from engine.ports import BarFeed, Broker, BrokerFactory, FeatureHandler
 from engine.registry import (
     BROKERS,
     ENTRY_RULES,
@@ -54,7 +55,7 @@ from engine.registry import (
     FEEDS,
     Registry,
 )
-from engine.strategy import StrategyContext
+from engine.strategy import Strategy, StrategyContext
 
 logger = logging.getLogger(__name__)
 
@@ -84,17 +85,20 @@ class Engine:
     store: BarStore
     features: FeatureStore
     bus: Bus
-    clock: Clock
+    clock: Clock  # the one clock: simulated in a replay, wall time live (engine.clock)
     accounts: dict[str, Account]
-    brokers: dict[str, Any]
-    strategies: dict[str, Any]
-    handlers: dict[str, Any]
+    brokers: dict[str, Broker]
+    strategies: dict[str, Strategy]
+    handlers: dict[str, FeatureHandler]
     replay: bool
     finish: Callable[[BarClosed], None]
 
     def run(self, on_progress: Callable[[int], None] | None = None) -> BarClosed | None:
+        bind_clock = getattr(self.feed, "bind_clock", None)
+        if bind_clock is not None:  # a live feed waits no longer than the next timer
+            bind_clock(self.clock)
         last = run_loop(iter(self.feed), self.store, self.bus, replay=self.replay,
-                        on_progress=on_progress)
+                        on_progress=on_progress, clock=self.clock)
         if last is not None:
             self.finish(last)
         return last
@@ -178,7 +182,8 @@ def build_engine(
     replay = history is not None
     if history is not None:
         store = BarStore.preloaded(history)
-        clock: Clock = SimClock()
+        # simulated time starts at the first bar's open and moves to each bar's close
+        clock: Clock = SimClock(int(history.ts_open_ns[0]) if len(history) else 0)
     else:
         from engine.timeframes import timeframe_ns
 
@@ -187,9 +192,10 @@ def build_engine(
     features = FeatureStore(store)
     bus = Bus(on_error=on_error)  # type: ignore[arg-type]
     publish = bus.publish
+    clock.bind(publish)  # timers fire as TimerFired through the bus
 
     # Features first: computed once per bar and shared by every strategy.
-    handlers: dict[str, Any] = {}
+    handlers: dict[str, FeatureHandler] = {}
     outputs: dict[str, tuple[str, ...]] = {}
     for f in collect_features(config, reg):
         factory = reg.features.load(f.kind)
@@ -203,22 +209,23 @@ def build_engine(
             bus.subscribe(BarClosed, h.on_bar_closed, priority=PRIORITY_FEATURES,
                           name=f"feature:{f.id}")
 
-    broker_cls = reg.brokers.load(broker_kind)
+    broker_cls: BrokerFactory = reg.brokers.load(broker_kind)
     signal_rule = None
     if config.signals is not None:
         rule_cls = reg.strategies.load(config.signals.kind)
         rule_params = validate_params(rule_cls.Params, config.signals.params, "signals")
         sig_ctx = StrategyContext("signals", store.symbol, store, features.view(), None, publish,
-                                  config.account.position_size_frac, outputs, handlers)
+                                  config.account.position_size_frac, outputs, handlers,
+                                  clock=clock)
         signal_rule = rule_cls(sig_ctx, rule_params)
         bus.subscribe(BarClosed, signal_rule.on_bar_closed, priority=PRIORITY_SIGNALS,
                       name="signals")
     kit = _StrategyKit(config, reg, broker_cls, store, features.view(), handlers, outputs,
-                       signal_rule)  # strategies read through the view: bounded by the bar
+                       signal_rule, clock)  # strategies read through the view: bounded by the bar
     workers = _workers(config, replay, store.loaded)
     accounts: dict[str, Account] = {}
-    brokers: dict[str, Any] = {}
-    strategies: dict[str, Any] = {}
+    brokers: dict[str, Broker] = {}
+    strategies: dict[str, Strategy] = {}
     parallel: _Parallel | None = None
     if workers > 1:
         # the strategies run in worker processes after the shared pass (engine.parallel)
@@ -305,16 +312,23 @@ class _StrategyKit:
 
     config: RunConfig
     reg: Registries
-    broker_cls: Any
+    broker_cls: BrokerFactory
     store: BarStore
     features: FeatureView  # the read-only face: strategies cannot reach backing()
-    handlers: dict[str, Any]
+    handlers: dict[str, FeatureHandler]
     outputs: dict[str, tuple[str, ...]]
-    signal_rule: Any
+    signal_rule: Strategy | None
+    clock: Clock
 
-    def wire(self, which: Any, bus: Bus, accounts: dict[str, Account],
-             brokers: dict[str, Any], strategies: dict[str, Any]) -> None:
+    def wire(self, which: Sequence[StrategyConfig], bus: Bus, accounts: dict[str, Account],
+             brokers: dict[str, Broker], strategies: dict[str, Strategy],
+             clock: Clock | None = None) -> None:
+        """Build and subscribe each strategy's account, broker and strategy (or exit runner).
+
+        Commands and fills are routed by account: each broker, account and runner subscribes
+        with ``account=<strategy name>`` and so sees its own only."""
         config, reg = self.config, self.reg
+        clock = clock or self.clock
         publish = bus.publish
         costs = Costs.from_bps(config.costs.taker_fee_bps, config.costs.maker_fee_bps,
                                config.costs.slippage_bps)
@@ -323,38 +337,47 @@ class _StrategyKit:
             broker = self.broker_cls(acct, publish, costs, config.execution.intrabar,
                                      config.execution.market_fill)
             tag = f"{s.name}"
-            for ev, fn in ((BarClosed, broker.on_bar_closed),
-                           (SubmitOrder, broker.on_submit_order),
-                           (CancelOrder, broker.on_cancel_order),
-                           (ModifyOrder, broker.on_modify_order)):
-                bus.subscribe(ev, fn, priority=PRIORITY_BROKER, name=f"broker:{tag}")
+            attach_broker(bus, broker, name=f"broker:{tag}")
             bus.subscribe(OrderFilled, acct.on_order_filled, priority=PRIORITY_PORTFOLIO,
-                          name=f"account:{tag}")
+                          name=f"account:{tag}", account=s.name)
             if s.kind in reg.exits.names():
                 strat = _exit_runner(s, reg, acct, self.store, self.features, self.handlers,
                                      self.signal_rule, publish, config.account.position_size_frac)
                 bus.subscribe(SignalRaised, strat.on_signal_raised, priority=PRIORITY_STRATEGY,
                               name=f"strategy:{tag}")
                 bus.subscribe(OrderFilled, strat.on_order_filled, priority=PRIORITY_PORTFOLIO + 1,
-                              name=f"strategy:{tag}")
+                              name=f"strategy:{tag}", account=s.name)
             else:
                 cls = reg.strategies.load(s.kind)
                 params = validate_params(cls.Params, s.params, f"strategies[{s.name}]")
                 ctx = StrategyContext(s.name, self.store.symbol, self.store, self.features, acct,
                                       publish, config.account.position_size_frac, self.outputs,
-                                      self.handlers)
+                                      self.handlers, clock=clock)
                 strat = cls(ctx, params)
+                on_timer = getattr(strat, "on_timer", None)
+                if callable(on_timer):  # a strategy using ctx.clock's timers
+                    bus.subscribe(TimerFired, on_timer, priority=PRIORITY_STRATEGY,
+                                  name=f"strategy:{tag}")
             bus.subscribe(BarClosed, strat.on_bar_closed, priority=PRIORITY_STRATEGY,
                           name=f"strategy:{tag}")
             accounts[s.name] = acct
             brokers[s.name] = broker
             strategies[s.name] = strat
 
-    def close_at_end(self, brokers: dict[str, Any], last: BarClosed) -> None:
-        closer = getattr(self.broker_cls, "close_at_end", None)
-        if closer is not None:
-            for b in brokers.values():
-                closer(b, last, "END_OF_DATA")
+    def close_at_end(self, brokers: dict[str, Broker], last: BarClosed) -> None:
+        for b in brokers.values():
+            b.close_at_end(last, "END_OF_DATA")
+
+
+def attach_broker(bus: Bus, broker: Broker, *, name: str | None = None) -> None:
+    """Subscribe ``broker`` (``engine.ports.Broker``): every bar first, and the commands of its
+    account only (routed by ``broker.name``)."""
+    name = name or f"broker:{broker.name}"
+    bus.subscribe(BarClosed, broker.on_bar_closed, priority=PRIORITY_BROKER, name=name)
+    for ev, fn in ((SubmitOrder, broker.on_submit_order),
+                   (CancelOrder, broker.on_cancel_order),
+                   (ModifyOrder, broker.on_modify_order)):
+        bus.subscribe(ev, fn, priority=PRIORITY_BROKER, name=name, account=broker.name)
 
 
 class _Parallel:
@@ -373,7 +396,7 @@ class _Parallel:
         self.signals: dict[int, list[SignalRaised]] = {}
         bus.subscribe(SignalRaised, self._record, priority=PRIORITY_STRATEGY, name="record-signals")
         # the strategies are validated (and their plugins imported) now, not in the workers
-        kit.wire(kit.config.strategies, Bus(), {}, {}, {})
+        kit.wire(kit.config.strategies, Bus(), {}, {}, {}, SimClock())
 
     def _record(self, sig: SignalRaised) -> None:
         self.signals.setdefault(sig.seq, []).append(sig)

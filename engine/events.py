@@ -47,9 +47,19 @@ class BarClosed(Event, frozen=True, kw_only=True, gc=False):
     volume: float
 
 
+class TimerFired(Event, frozen=True, kw_only=True, gc=False):
+    """Fact: timer ``name`` of the engine's clock came due (``engine.clock``).
+
+    ``ts_event_ns`` is the time it was due, ``ts_init_ns`` the clock's time when it fired (equal
+    in a backtest; a little later live); ``count`` is 1 for its first firing, then 2, 3, ...
+    """
+
+    name: str
+    count: int
+
 
 class SubmitOrder(Event, frozen=True, kw_only=True, gc=False):
-    """Command: place an order for ``account``.
+    """Command: place an order for ``account`` (routed by the bus to that account's broker only).
 
     Size is either ``qty`` (base units, > 0) or ``equity_frac`` (a fraction of the account's
     equity, resolved at the fill price so that notional plus the fee equals that fraction).
@@ -114,16 +124,6 @@ class SignalRaised(Event, frozen=True, kw_only=True, gc=False):
     atr: float
     targets: tuple[float, ...] = ()
     confidence: float = NAN
-
-
-class OrderAccepted(Event, frozen=True, kw_only=True, gc=False):
-    account: str
-    order_id: str
-    side: OrderSide
-    type: OrderType
-    qty: float
-    price: float
-    tag: str
 
 
 class OrderFilled(Event, frozen=True, kw_only=True, gc=False):

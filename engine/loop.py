@@ -1,8 +1,15 @@
 """The one loop: drive a bar feed through the bus. Same code in backtest, paper and live.
 
-The loop binds the ``BarClosed`` handlers once and calls them in order for every bar; the only
-difference between a replay and a live feed is how the bar gets into the ``BarStore`` (revealed
-from a preloaded history, or appended).
+The loop binds the ``BarClosed`` handlers once per chunk of bars and calls them in order for
+every bar; the only difference between a replay and a live feed is how the bar gets into the
+``BarStore`` (revealed from a preloaded history, or appended). Before each bar it moves the clock
+to the bar's close time, which fires the timers due by then (``engine.clock``); a live feed may
+yield ``None`` while it waits (an idle tick), on which the loop only fires due timers.
+
+A handler that raises is known exactly: the loop's own variable holds the handler it was calling,
+so two instances of one class are never confused. The bus's error policy then applies
+(``Bus.recover``): backtest re-raises; paper/live disable that handler, publish ``HandlerFailed``,
+deliver the bar to the handlers after it, and carry on with the next bar.
 """
 
 from __future__ import annotations
@@ -11,29 +18,49 @@ from collections.abc import Callable, Iterable
 
 from engine.bars import BarStore
 from engine.bus import Bus
+from engine.clock import Clock, SimClock
 from engine.events import BarClosed
 
 CHUNK = 8192
 
 
 def run_loop(
-    bars: Iterable[BarClosed],
+    bars: Iterable[BarClosed | None],
     store: BarStore,
     bus: Bus,
     *,
     replay: bool,
     on_progress: Callable[[int], None] | None = None,
+    clock: Clock | None = None,
 ) -> BarClosed | None:
-    """Deliver every bar to the bus; return the last bar delivered (or ``None``)."""
-    handlers = bus.handlers(BarClosed)
+    """Deliver every bar to the bus; return the last bar delivered (or ``None``).
+
+    Args:
+        clock: the engine's clock, advanced to each bar's close before its handlers run (timers
+            due by then fire first). ``None``: a private simulated clock with no timers.
+    """
+    if clock is None:
+        clock = SimClock()
+        clock.bind(bus.publish)
+    sim = clock if isinstance(clock, SimClock) else None
     last: BarClosed | None = None
     n = 0
     it = iter(bars)
     while True:
+        handlers = bus.handlers(BarClosed)
         done = 0
         exhausted = False
+        h = None  # the handler being called; None outside the handler calls
         try:
             for bar in it:
+                if bar is None:  # a live feed waited without a bar: time passed
+                    clock.fire_due()
+                    continue
+                t = bar.ts_event_ns
+                if sim is not None and t < sim.due_ns:
+                    sim.now = t  # fast path: no timer due yet
+                else:
+                    clock.advance(t)
                 if replay:
                     store.count = bar.seq + 1  # reveal: nothing after this bar is readable
                 else:
@@ -44,32 +71,22 @@ def run_loop(
                 last = bar
                 for h in handlers:
                     h(bar)
+                h = None
                 done += 1
                 if done == CHUNK:
                     break
             else:
                 exhausted = True
         except Exception as exc:
-            if last is None:
-                raise
-            # Raises in backtest; live ("isolate") disables the handler and carries on with
-            # the next bar (the failing bar is not re-delivered to the others).
-            bus.handler_failed(BarClosed, _failed_index(handlers, exc), last, exc)
-            handlers = bus.handlers(BarClosed)
+            if h is None or last is None:
+                raise  # the feed, the store or the clock failed: not a handler's fault
+            index = next(i for i, x in enumerate(handlers) if x is h)
+            # backtest ("raise") re-raises; live ("isolate") disables that handler, delivers the
+            # bar to the handlers after it and carries on with the next bar
+            bus.recover(handlers, index, last, exc)
+            done += 1
         n += done
         if on_progress is not None and done:
             on_progress(n)
         if exhausted:
             return last
-
-
-def _failed_index(handlers: tuple[Callable[..., None], ...], exc: BaseException) -> int:
-    """Which handler raised, found from the traceback (keeps the hot loop free of bookkeeping)."""
-    tb = exc.__traceback__
-    codes = [getattr(getattr(h, "__func__", h), "__code__", None) for h in handlers]
-    while tb is not None:
-        code = tb.tb_frame.f_code
-        if code in codes:
-            return codes.index(code)
-        tb = tb.tb_next
-    return 0

@@ -19,11 +19,12 @@ from typing import Any
 
 from engine.bars import BarStore
 from engine.bus import PRIORITY_SIGNALS, Bus
+from engine.clock import SimClock
 from engine.errors import StrategyError
 from engine.events import BarClosed, SignalRaised
 from engine.loop import run_loop
 from engine.portfolio import Account
-from engine.ports import BarFeed
+from engine.ports import BarFeed, Broker
 
 
 def split(names: list[str], workers: int) -> list[list[str]]:
@@ -38,10 +39,13 @@ def _replay_group(kit: Any, names: list[str], signals: dict[int, list[SignalRais
                   feed: BarFeed, store: BarStore) -> dict[str, Account]:
     """One group's strategies over the whole feed, fed the recorded signals (in a worker)."""
     bus = Bus(on_error="raise")
+    # this worker's own clock: the strategies' timers fire through this worker's bus
+    clock = SimClock(int(store.raw_column("ts_open_ns")[0]) if store.loaded else 0)
+    clock.bind(bus.publish)
     accounts: dict[str, Account] = {}
-    brokers: dict[str, Any] = {}
+    brokers: dict[str, Broker] = {}
     which = [s for s in kit.config.strategies if s.name in names]
-    kit.wire(which, bus, accounts, brokers, {})
+    kit.wire(which, bus, accounts, brokers, {}, clock)
     publish = bus.publish
 
     def replay_signals(bar: BarClosed) -> None:
@@ -50,7 +54,7 @@ def _replay_group(kit: Any, names: list[str], signals: dict[int, list[SignalRais
 
     # the signal rule's place in the order: after brokers and features, before strategies
     bus.subscribe(BarClosed, replay_signals, priority=PRIORITY_SIGNALS, name="signals-replay")
-    last = run_loop(iter(feed), store, bus, replay=True)
+    last = run_loop(iter(feed), store, bus, replay=True, clock=clock)
     if last is not None and kit.config.execution.close_at_end:
         kit.close_at_end(brokers, last)
     for a in accounts.values():

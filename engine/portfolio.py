@@ -1,10 +1,13 @@
 """One account's cash, position, closed trades and bar-level equity.
 
-Equity is marked to market at every bar close: ``equity[i] = cash_i + qty_i * close[i]`` where
-``cash_i`` and ``qty_i`` are the account's state after bar i. Cash and position only change on
-fills, so the account records its state at each fill and ``equity_curve(close)`` evaluates every
-bar's mark in one vectorised pass; no per-bar handler call is needed for it (it was ~10 % of a
-backtest's time). ``equity_at(price)`` gives the live mark at any moment.
+Fills reach the account through the bus, routed to it alone (``on_order_filled`` subscribed with
+``account=name``); it books each one and publishes a ``TradeClosed`` for every closing slice.
+
+Equity per bar is derived, not marked on every bar: ``equity[i] = cash_i + qty_i * close[i]``
+where ``cash_i`` and ``qty_i`` are the account's state after bar i. Cash and position only change
+on fills, so the account records its state at each fill and ``equity_curve(close)`` evaluates
+every bar's mark in one vectorised pass after the run. ``equity_at(price)`` gives the mark at any
+moment.
 
 Cash accounting: a buy pays ``qty * price + fee``, a sell receives ``qty * price - fee``; equity is
 ``cash + position_qty * mark``. No leverage is modelled: sizing as a fraction of equity keeps
@@ -23,7 +26,7 @@ from engine.events import Event, OrderFilled, TradeClosed
 
 
 class Account:
-    """State of one strategy's account, updated by fills and marked on every bar close."""
+    """State of one strategy's account, updated by its fills."""
 
     __slots__ = (
         "_entry_fees",
@@ -95,8 +98,14 @@ class Account:
 
     # -- handlers ------------------------------------------------------------------------------
     def on_order_filled(self, fill: OrderFilled) -> None:
-        if fill.account != self.name:
-            return
+        """Book ``fill`` (one of this account's: the bus routes by account) and publish the
+        ``TradeClosed`` of the slice it closed, if any."""
+        trade = self.book(fill)
+        if trade is not None:
+            self._publish(trade)
+
+    def book(self, fill: OrderFilled) -> TradeClosed | None:
+        """Apply ``fill`` to cash and position; return the trade it closed (not published)."""
         signed = fill.qty if fill.side == "buy" else -fill.qty
         if fill.side == "buy":
             self.cash -= fill.qty * fill.price + fill.fee
@@ -104,17 +113,20 @@ class Account:
             self.cash += fill.qty * fill.price - fill.fee
         self.fees_paid += fill.fee
         q = self.qty
+        trade = None
         if q == 0.0 or (q > 0) == (signed > 0):
             self._add(signed, fill, fill.fee)
-            self._record(fill.seq)
-            return
-        closing = min(abs(signed), abs(q))
-        exit_fee = fill.fee * closing / fill.qty
-        self._reduce(closing, fill, exit_fee)
-        rest = abs(signed) - closing
-        if rest > 1e-12:  # the fill reversed the position
-            self._add(math.copysign(rest, signed), fill, fill.fee - exit_fee)
+        else:
+            closing = min(abs(signed), abs(q))
+            exit_fee = fill.fee * closing / fill.qty
+            trade = self._reduce(closing, fill, exit_fee)
+            rest = abs(signed) - closing
+            if rest > 1e-12:  # the fill reversed the position
+                self._add(math.copysign(rest, signed), fill, fill.fee - exit_fee)
+        if fill.ambiguous and self.qty != 0.0:
+            self.ambiguous_open = True  # what is left was shaped by an assumed intrabar order
         self._record(fill.seq)
+        return trade
 
     def _record(self, seq: int) -> None:
         self.fill_seqs.append(seq)
@@ -135,7 +147,7 @@ class Account:
         self.qty = q + signed
         self._entry_fees += fee
 
-    def _reduce(self, closing: float, fill: OrderFilled, exit_fee: float) -> None:
+    def _reduce(self, closing: float, fill: OrderFilled, exit_fee: float) -> TradeClosed:
         q = self.qty
         sign = 1.0 if q > 0 else -1.0
         share = self._entry_fees * closing / abs(q)
@@ -167,4 +179,4 @@ class Account:
             self._entry_fees = 0.0
             self.ambiguous_open = False
         self.trades.append(trade)
-        self._publish(trade)
+        return trade

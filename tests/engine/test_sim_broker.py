@@ -256,3 +256,41 @@ def test_close_at_end_closes_at_last_close():
     assert (t.exit_price, t.exit_reason) == (120, "END_OF_DATA")
     assert r.broker.working_orders() == []
     assert math.isnan(r.acct.avg_price)
+
+
+def test_published_trades_are_final_when_a_bracket_makes_the_bar_ambiguous():
+    """A reversal at the bar's first extreme whose take-profit fills at the second: the first
+    trade's ambiguity is known only after it closed. It must be published ambiguous (before, it
+    was published clean and rewritten on the account afterwards: journal and trades.csv
+    disagreed)."""
+    from engine.events import TradeClosed
+
+    r = Rig(policy=IntrabarPolicy.OHLC_PATH)
+    r.bar(100, 100, 100, 100)
+    r.submit("buy", qty=1.0)
+    r.bar(100, 101, 99, 100)  # long 1 at 100
+    # sell 2 at 105: closes the long, opens a short 1 with a take-profit at 93
+    r.submit("sell", "limit", qty=2.0, price=105.0, take_profit=93.0)
+    r.bar(100, 108, 92, 95)  # falling bar: open -> high (105 sells) -> low (93 buys back)
+    published = [e for e in r.events if isinstance(e, TradeClosed)]
+    assert [(t.side, t.entry_price, t.exit_price) for t in published] == [
+        ("long", 100.0, 105.0), ("short", 105.0, 93.0)]
+    assert published == r.acct.trades  # what the journal got is what trades.csv gets
+    assert all(t.ambiguous for t in published)
+    assert all(f.ambiguous for f in r.fills() if f.seq == 2)
+    assert r.acct.qty == 0.0
+
+
+def test_dry_walk_for_ambiguity_leaves_no_trace():
+    """The look-ahead walk over a bar with brackets publishes nothing and leaves the account and
+    the book as the real walk finds them."""
+    r = Rig(policy=IntrabarPolicy.OHLC_PATH)
+    r.bar(100, 100, 100, 100)
+    r.submit("buy", "stop", qty=1.0, price=103.0, stop_loss=98.0)
+    r.bar(100, 101, 99, 100)  # not reached
+    n_events = len(r.events)
+    r.bar(100, 104, 100, 102)  # rising bar: low 100, high 104 fills the entry; stop not reached
+    new = r.events[n_events:]
+    assert [type(e).__name__ for e in new] == ["OrderFilled", "BarClosed"]
+    assert r.acct.qty == 1.0 and not new[0].ambiguous
+    assert [w.order_id for w in r.broker.working_orders()] == ["o1-stop_loss"]
