@@ -422,6 +422,10 @@ def plan_from_spec(spec: SweepConfig, source: str = "sweep", *, data: str | Path
                               "strategies[NAME].params.KEY or features[ID].params.KEY")
         if p.startswith(("output.", "journal.", "execution.workers", "mode", "name")):
             raise ConfigError(f"{source}: space.{p}: not a parameter a sweep can vary")
+    if registries is None:
+        from engine.bootstrap import Registries
+
+        registries = Registries()  # entry points read once, not per candidate
     return SweepPlan(spec, source, base, dims, names, registries)
 
 

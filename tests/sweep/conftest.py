@@ -36,6 +36,12 @@ BASE_SWEEP: dict[str, Any] = {
     "execution": {"workers": 1},
 }
 
+# 6 candidates: 2 x 2 trailing stops, 2 POC targets (4 of them exit-only variants)
+SMALL_SPACE = {
+    "signals.params.stop_atr_mult": [3.5, 4.5],
+    "strategies[trailing_stop].params.trail_buffer_pct": [0.5, 1.5],
+}
+
 
 def sweep_dict(**changes: Any) -> dict[str, Any]:
     d = copy.deepcopy(BASE_SWEEP)

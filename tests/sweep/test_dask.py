@@ -16,7 +16,7 @@ import pytest
 
 from engine.sweep.runner import run_sweep
 
-from .conftest import sweep_dict
+from .conftest import SMALL_SPACE, sweep_dict
 
 DASK = Path(sys.executable).with_name("dask")
 
@@ -82,14 +82,13 @@ def loopback_cluster(tmp_path):
 
 
 def test_dask_cluster_gives_the_local_results(plan_of, tmp_path, loopback_cluster):
-    plan = plan_of(sweep_dict(space={
-        "signals.params.stop_atr_mult": [3.5, 4.5],
-        "strategies[trailing_stop].params.trail_buffer_pct": [0.5, 1.5]}))
-    remote = run_sweep(plan, tmp_path / "dask", scheduler=loopback_cluster, progress=False)
+    plan = plan_of(sweep_dict(space=SMALL_SPACE))
+    remote = run_sweep(plan, tmp_path / "dask", scheduler=loopback_cluster, progress=False,
+                       write_report=False)
     assert "Dask cluster tcp://127.0.0.1" in remote.summary["executor"]
     assert "(2 workers)" in remote.summary["executor"]
     assert remote.ran == 6 and remote.failed == 0
-    local = run_sweep(plan, tmp_path / "local", workers=1, progress=False)
+    local = run_sweep(plan, tmp_path / "local", workers=1, progress=False, write_report=False)
 
     def table(o):
         return [(r["cand"], r["score"], r["trades"], r["total_return_pct"]) for r in o.rows]
