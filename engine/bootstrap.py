@@ -41,7 +41,7 @@ from engine.events import (
     TimerFired,
 )
 from engine.exits import ExitContext, ExitRunner, check_exit_contract
-from engine.features import FeatureStore, FeatureView
+from engine.features import AnyFeature, FeatureStore, FeatureView
 from engine.fills import Costs
 from engine.journal import Journal
 from engine.loop import run_loop
@@ -112,6 +112,12 @@ def strategy_class(reg: Registries, kind: str, name: str) -> Any:
         PluginLoadError: ``kind`` is neither; the message suggests the closest names of both
             kinds and lists what is installed (or the plugin's real import error).
     """
+    if kind in reg.exits.names() and kind in reg.strategies.names():
+        raise PluginLoadError(
+            f"strategies[{name}]: kind {kind!r} is installed twice, as the exit strategy "
+            f"{reg.exits.origin(kind)} and as the entry rule {reg.strategies.origin(kind)}; "
+            "uninstall one of them (pip uninstall DISTRIBUTION)"
+        )
     if kind in reg.exits.names():
         return reg.exits.load(kind)
     if kind in reg.strategies.names():
@@ -130,19 +136,33 @@ def strategy_class(reg: Registries, kind: str, name: str) -> Any:
 
 
 def collect_features(config: RunConfig, reg: Registries) -> list[FeatureConfig]:
-    """Configured features plus those the signal rule and strategies require, by id."""
+    """Configured features plus those the signal rule and strategies require, by id.
+
+    A requirement (``required_features(params)``, entry rules and exit plugins alike) is a
+    ``FeatureConfig`` (exactly this id, kind and params) or an ``AnyFeature`` (some feature of a
+    kind, whatever its params: added under its id with default params only if none is set up).
+    """
     feats: dict[str, FeatureConfig] = {f.id: f for f in config.features}
-    wanted: list[tuple[str, Any, dict[str, Any]]] = []
+    anys: list[tuple[str, AnyFeature]] = []
+    wanted: list[tuple[str, Any, dict[str, Any], str]] = []
     if config.signals is not None:
-        wanted.append(("signals", reg.strategies.load(config.signals.kind), config.signals.params))
+        wanted.append(("signals", reg.strategies.load(config.signals.kind), config.signals.params,
+                       ""))
     for s in config.strategies:
-        wanted.append((f"strategies[{s.name}]", strategy_class(reg, s.kind, s.name), s.params))
-    for where, cls, raw in wanted:
+        cls = strategy_class(reg, s.kind, s.name)
+        wanted.append((f"strategies[{s.name}]", cls, s.params,
+                       s.kind if s.kind in reg.exits.names() else ""))
+    for where, cls, raw, exit_kind in wanted:
         req = getattr(cls, "required_features", None)
         if req is None:
             continue
+        if exit_kind:
+            check_exit_contract(exit_kind, cls)  # an exit plugin: its API version first
         params = validate_params(cls.Params, raw, where)
         for f in req(params):
+            if isinstance(f, AnyFeature):
+                anys.append((where, f))
+                continue
             have = feats.get(f.id)
             if have is None:
                 feats[f.id] = f
@@ -151,6 +171,16 @@ def collect_features(config: RunConfig, reg: Registries) -> list[FeatureConfig]:
                     f"feature id {f.id!r} is configured as {have.kind} {have.params} but "
                     f"{where} needs {f.kind} {f.params}; rename the configured feature"
                 )
+    for where, a in anys:  # after the exact ones: any feature of the kind will do
+        if any(f.kind == a.kind for f in feats.values()):
+            continue
+        taken = feats.get(a.id)
+        if taken is not None:
+            raise ConfigError(
+                f"{where} needs a {a.kind} feature and would add it as {a.id!r}, but that id is "
+                f"configured as {taken.kind}; add a {a.kind} feature under another id"
+            )
+        feats[a.id] = FeatureConfig(id=a.id, kind=a.kind)
     return list(feats.values())
 
 

@@ -9,13 +9,22 @@ intrabar policy (``engine.fills``). A stop moved on a bar's close takes effect f
 
 A plugin class has:
 
-- ``API_VERSION: ClassVar[int]`` equal to ``engine.exits.API_VERSION`` (checked at load);
+- ``API_VERSION: ClassVar[tuple[int, int]]``: the plugin API (major, minor) it was written for
+  (a plain int ``M`` means ``(M, 0)``); it loads when the major equals the engine's and the minor
+  is at most the engine's (``api_version_problem``), so a plugin for 1.0 runs on 1.1;
 - ``Params``: a pydantic model of its YAML params (``extra="forbid"``);
 - ``__init__(self, params)``;
 - ``plan(self, setup: TradeSetup, ctx: ExitContext) -> ExitPlan``;
-- ``on_bar(self, pos: PositionView, bar: BarClosed, ctx: ExitContext) -> Sequence[ExitIntent]``.
+- ``on_bar(self, pos: PositionView, bar: BarClosed, ctx: ExitContext) -> Sequence[ExitIntent]``;
+- optionally ``required_features(params) -> list[FeatureConfig | AnyFeature]`` (API 1.1), the
+  one declaration of what it reads, the same as an entry rule's (API 1.0 plugins declared
+  ``NEEDS_HANDLERS``, handler method names; still honoured).
 
-Register it under the entry-point group ``tradebot.exit_strategies`` (docs/writing-strategies.md).
+Plugin authors import all of this from one public module, ``strategies.api``; register the class
+under the entry-point group ``tradebot.exit_strategies`` (docs/writing-strategies.md).
+
+API history: 1.0 the contract above without ``required_features``; 1.1 ``required_features``
+on exit plugins, ``strategies.api``.
 """
 
 from __future__ import annotations
@@ -43,7 +52,7 @@ from engine.events import (
 from engine.features import FeatureView
 from engine.portfolio import Account
 
-API_VERSION = 1
+API_VERSION: tuple[int, int] = (1, 1)  # (major, minor) of the plugin API: see the module doc
 DEFAULT_MAX_HOLD_BARS = 672  # 7 days of 15m bars, the reference bot's hold limit
 
 
@@ -148,7 +157,7 @@ class ExitContext:
 
 
 class ExitStrategy(Protocol):
-    API_VERSION: ClassVar[int]
+    API_VERSION: ClassVar[tuple[int, int] | int]
     Params: ClassVar[type[BaseModel]]
 
     def plan(self, setup: TradeSetup, ctx: ExitContext) -> ExitPlan: ...
@@ -158,18 +167,55 @@ class ExitStrategy(Protocol):
     ) -> Sequence[ExitIntent]: ...
 
 
+def api_version(declared: Any) -> tuple[int, int] | None:
+    """A declared ``API_VERSION`` as (major, minor): ``1`` -> (1, 0), ``(1, 1)`` -> (1, 1);
+    None if it is neither."""
+    if isinstance(declared, int) and not isinstance(declared, bool):
+        return (declared, 0)
+    if (isinstance(declared, tuple) and len(declared) == 2
+            and all(isinstance(x, int) and not isinstance(x, bool) for x in declared)):
+        return (declared[0], declared[1])
+    return None
+
+
+def api_version_problem(declared: Any) -> str | None:
+    """Why a plugin declaring ``API_VERSION = declared`` cannot load here (None: it can).
+
+    Compatible: the same major and a minor at most the engine's (a plugin written for 1.0 runs on
+    a 1.1 engine; one written for 1.2 needs an engine that has 1.2).
+    """
+    have = f"{API_VERSION[0]}.{API_VERSION[1]}"
+    v = api_version(declared)
+    if v is None:
+        return (f"API_VERSION is {declared!r}; declare the plugin API it was written for as "
+                f"(major, minor), e.g. API_VERSION = {API_VERSION} (this tradebot has {have})")
+    want = f"{v[0]}.{v[1]}"
+    if v[0] > API_VERSION[0] or (v[0] == API_VERSION[0] and v[1] > API_VERSION[1]):
+        return (f"it was written for plugin API {want}, newer than this tradebot's {have}: "
+                "upgrade tradebot (pip install -U ai-trading-bot)")
+    if v[0] < API_VERSION[0]:
+        return (f"it was written for plugin API {want}, and this tradebot's is {have} (major "
+                f"{API_VERSION[0]} changed the contract): upgrade the plugin, or use a tradebot "
+                f"with plugin API {v[0]}.x")
+    return None
+
+
 def check_exit_contract(name: str, cls: Any) -> None:
     """Refuse a plugin that does not honour the contract, saying what is missing."""
     problems = []
-    version = getattr(cls, "API_VERSION", None)
-    if version != API_VERSION:
-        problems.append(f"API_VERSION is {version!r}, the engine needs {API_VERSION}")
+    version = api_version_problem(getattr(cls, "API_VERSION", None))
+    if version is not None:
+        problems.append(version)
     params = getattr(cls, "Params", None)
     if not (isinstance(params, type) and issubclass(params, BaseModel)):
         problems.append("Params must be a pydantic BaseModel subclass")
     for meth in ("plan", "on_bar"):
         if not callable(getattr(cls, meth, None)):
             problems.append(f"method {meth}() is missing")
+    req = getattr(cls, "required_features", None)
+    if req is not None and not callable(req):
+        problems.append("required_features must be a static method (params) -> list of "
+                        "FeatureConfig / AnyFeature")
     if problems:
         raise PluginLoadError(f"exit strategy {name!r} ({cls!r}): " + "; ".join(problems))
 
@@ -195,6 +241,8 @@ class ExitRunner:
         self._publish = publish
         self.frac = position_size_frac
         self.sides = sides
+        # operator pause (a ZeroMQ bridge command): no new entries; open positions are managed
+        self.entries_paused = False
         self._n = 0
         self._pending: TradeSetup | None = None
         self._setup: TradeSetup | None = None
@@ -208,7 +256,8 @@ class ExitRunner:
 
     # -- events --------------------------------------------------------------------------------
     def on_signal_raised(self, sig: SignalRaised) -> None:
-        if self.account.qty != 0.0 or self._pending is not None or sig.side not in self.sides:
+        if (self.entries_paused or self.account.qty != 0.0 or self._pending is not None
+                or sig.side not in self.sides):
             return
         self._pending = TradeSetup.from_signal(sig)
         self._submit(sig, "buy" if sig.side == "long" else "sell", "market",

@@ -163,3 +163,26 @@ class FeatureStore(FeatureView):
         """The whole writable column, for a handler's batch precomputation only: it is not
         bounded by the current bar (strategies read through ``FeatureView``)."""
         return self._cols[name]
+
+
+class AnyFeature:
+    """A plugin's requirement (in ``required_features``): *some* feature of ``kind``, whatever its
+    params (e.g. the volume profile an exit plugin reads through its handler). The configured
+    one is used if the config has one; if not, the engine adds ``{id: id, kind: kind}`` with the
+    handler's default params. A ``FeatureConfig`` instead asks for exactly that id and params.
+    """
+
+    __slots__ = ("id", "kind")
+
+    def __init__(self, kind: str, id: str) -> None:
+        self.kind = kind
+        self.id = id
+
+    def __repr__(self) -> str:
+        return f"AnyFeature(kind={self.kind!r}, id={self.id!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AnyFeature) and (self.kind, self.id) == (other.kind, other.id)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.id))

@@ -9,8 +9,10 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from engine.errors import ConfigError, PluginLoadError
-from engine.exits import check_exit_contract
-from engine.registry import ENTRY_RULES, EXIT_STRATEGIES, FEATURE_HANDLERS
+from engine.exits import API_VERSION, api_version, check_exit_contract
+from engine.registry import ENTRY_RULES, EXIT_STRATEGIES, FEATURE_HANDLERS, Registry
+
+STRATEGY_GROUPS = (EXIT_STRATEGIES, ENTRY_RULES)  # one namespace: a config's strategies[].kind
 
 
 def register_list(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -27,6 +29,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     bad = 0
     for group, word in ((EXIT_STRATEGIES, "exit"), (ENTRY_RULES, "entry"),
                         (FEATURE_HANDLERS, "feature")):
+        conflicts = Registry.installed(group).conflicts
         for ep in sorted(entry_points(group=group), key=lambda e: e.name):
             version = ep.dist.version if ep.dist is not None else "?"
             dist = ep.dist.name if ep.dist is not None else "?"
@@ -34,9 +37,14 @@ def cmd_list(args: argparse.Namespace) -> int:
             # "?": it did not load)
             api = "-" if group != EXIT_STRATEGIES else "?"
             try:
+                if ep.name in conflicts:
+                    raise PluginLoadError(
+                        f"{ep.name!r} is installed by more than one distribution: "
+                        + " and ".join(conflicts[ep.name]) + "; uninstall all but one")
                 obj = ep.load()
                 if group == EXIT_STRATEGIES:
-                    api = str(getattr(obj, "API_VERSION", "?"))
+                    v = api_version(getattr(obj, "API_VERSION", None))
+                    api = f"{v[0]}.{v[1]}" if v is not None else "?"
                     check_exit_contract(ep.name, obj)
                 status = "ok"
             except PluginLoadError as exc:
@@ -68,6 +76,15 @@ def cmd_new(args: argparse.Namespace) -> int:
     root = args.dir / f"tradebot-{name.replace('_', '-')}"  # = the distribution name
     if root.exists():
         raise ConfigError(f"{root} already exists; choose another name or --dir")
+    for group in STRATEGY_GROUPS:
+        taken = [ep for ep in entry_points(group=group) if ep.name == name]
+        if taken:
+            dist = taken[0].dist.name if taken[0].dist is not None else "?"
+            raise ConfigError(
+                f"strategy name {name!r} is taken: the installed distribution {dist} has "
+                f"{'an exit strategy' if group == EXIT_STRATEGIES else 'an entry rule'} of that "
+                f"name ({taken[0].value}); choose another name (`tradebot strategies list` "
+                "shows the installed ones)")
     files = {
         "pyproject.toml": _PYPROJECT,
         "setup.cfg": _SETUP_CFG,
@@ -79,8 +96,9 @@ def cmd_new(args: argparse.Namespace) -> int:
     for rel, text in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).format(name=name, cls=cls, pkg=pkg,
-                                                      dist=name.replace("_", "-")))
+        path.write_text(textwrap.dedent(text).format(
+            name=name, cls=cls, pkg=pkg, dist=name.replace("_", "-"),
+            api_major=API_VERSION[0], api_minor=API_VERSION[1]))
     print(f"created {root}/ with exit strategy {name!r} ({pkg}.strategy:{cls})")
     print(f"next: pip install -e {root}   then   tradebot strategies list")
     return 0
@@ -120,23 +138,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from engine.events import BarClosed
-from engine.exits import (
-    API_VERSION,
+from strategies.api import (
+    BarClosed,
     ExitContext,
     ExitIntent,
     ExitPlan,
+    FeatureConfig,
     MoveStop,
+    PluginParams,
     PositionView,
     TakePartial,
     TradeSetup,
 )
 
 
-class {cls}Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class {cls}Params(PluginParams):
     target_pct: float = Field(default=3.0, gt=0, description="partial target, % from entry")
     partial_frac: float = Field(default=0.5, gt=0, le=1)
     trail_pct: float = Field(default=2.0, gt=0, description="trail distance behind the close")
@@ -144,8 +162,15 @@ class {cls}Params(BaseModel):
 
 
 class {cls}:
-    API_VERSION: ClassVar[int] = API_VERSION
+    # the plugin API it was written for: loads on {api_major}.{api_minor} or a later {api_major}.x
+    API_VERSION: ClassVar[tuple[int, int]] = ({api_major}, {api_minor})
     Params = {cls}Params
+
+    @staticmethod
+    def required_features(p: {cls}Params) -> list[FeatureConfig]:
+        # what it reads, set up by the engine: e.g. [VOLUME_PROFILE] for window(ctx, ...), or
+        # FeatureConfig(id="atr_14", kind="atr", params={{"n": 14}}) read via ctx.features
+        return []
 
     def __init__(self, params: {cls}Params) -> None:
         self.p = params
@@ -167,8 +192,7 @@ class {cls}:
 '''
 
 _TEST = '''\
-from engine.exits import check_exit_contract
-from strategies.testing import check_exit_plugin
+from strategies.api import check_exit_contract, check_exit_plugin
 from {pkg}.strategy import {cls}
 
 

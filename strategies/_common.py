@@ -1,4 +1,6 @@
-"""Rules shared by several exit plugins (long rule; shorts mirror through ``sign``)."""
+"""Rules shared by several exit plugins (long rule; shorts mirror through ``sign``).
+
+Internal: plugins import these through ``strategies.api``."""
 
 from __future__ import annotations
 
@@ -10,10 +12,16 @@ from engine.exits import ExitContext, MoveStop, PositionView
 from strategies._profile import window
 
 
-class ExitParams(BaseModel):
-    """Parameters every built-in exit strategy shares (the reference bot's numbers)."""
+class PluginParams(BaseModel):
+    """A plugin's params base: unknown keys are refused (a typo never silently defaults), and
+    params are frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExitParams(PluginParams):
+    """Parameters every built-in exit strategy shares (the reference bot's numbers)."""
+
     lookback: int = Field(default=200, ge=10, description="profile bars for targets and trails")
     trail_every_bars: int = Field(default=10, ge=1)
     trail_buffer_pct: float = Field(default=1.0, ge=0)

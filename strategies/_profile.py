@@ -1,5 +1,7 @@
 """How exit plugins read volume profiles: through the volume-profile handler on the context.
 
+Internal: plugins import ``window`` and ``WindowProfile`` through ``strategies.api``.
+
 Plugins ask ``window(ctx, start, stop)`` for the profile of bars ``[start, stop)``; the handler
 (``indicators`` layer, found on ``ExitContext.handlers`` by its ``window_profile`` method)
 computes it with the same kernels and mode as the per-bar columns, so backtests, alerts and the
@@ -33,7 +35,8 @@ def window(ctx: ExitContext, start: int, stop: int) -> WindowProfile:
     h = ctx.handler_with("window_profile")
     if h is None:
         raise ConfigError(
-            "this exit strategy needs the volume profile: add a feature "
+            "this exit strategy needs the volume profile: declare it (required_features "
+            "returning [VOLUME_PROFILE], strategies.api) or add a feature "
             "{id: vp, kind: volume_profile} (configs/default.yaml has one)"
         )
     return h.window_profile(max(0, start), stop)

@@ -19,19 +19,25 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from engine.events import BarClosed
-from engine.exits import (
+from strategies.api import (
     API_VERSION,
+    VOLUME_PROFILE,
+    AnyFeature,
+    BarClosed,
     ExitContext,
     ExitIntent,
+    ExitParams,
     ExitPlan,
     MoveStop,
     PositionView,
     TakePartial,
     TradeSetup,
+    first_beyond,
+    hvn_trail,
+    is_tick,
+    tighter,
+    window,
 )
-from strategies._common import ExitParams, first_beyond, hvn_trail, is_tick, tighter
-from strategies._profile import window
 
 
 class LvnAccelerationParams(ExitParams):
@@ -44,9 +50,12 @@ class LvnAccelerationParams(ExitParams):
 
 
 class LvnAcceleration:
-    API_VERSION: ClassVar[int] = API_VERSION
-    NEEDS_HANDLERS: ClassVar[tuple[str, ...]] = ("window_profile",)  # the volume profile
+    API_VERSION: ClassVar[tuple[int, int]] = API_VERSION
     Params = LvnAccelerationParams
+
+    @staticmethod
+    def required_features(p: LvnAccelerationParams) -> list[AnyFeature]:
+        return [VOLUME_PROFILE]  # window() reads the volume profile, whatever its settings
 
     def __init__(self, params: LvnAccelerationParams) -> None:
         self.p = params

@@ -13,19 +13,24 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from engine.events import BarClosed
-from engine.exits import (
+from strategies.api import (
     API_VERSION,
+    VOLUME_PROFILE,
+    AnyFeature,
+    BarClosed,
     ExitContext,
     ExitIntent,
+    ExitParams,
     ExitPlan,
     MoveStop,
     PositionView,
     TakePartial,
     TradeSetup,
+    hvn_trail,
+    is_tick,
+    tighter,
+    window,
 )
-from strategies._common import ExitParams, hvn_trail, is_tick, tighter
-from strategies._profile import window
 
 
 class MultiTierParams(ExitParams):
@@ -37,9 +42,12 @@ class MultiTierParams(ExitParams):
 
 
 class MultiTier:
-    API_VERSION: ClassVar[int] = API_VERSION
-    NEEDS_HANDLERS: ClassVar[tuple[str, ...]] = ("window_profile",)  # the volume profile
+    API_VERSION: ClassVar[tuple[int, int]] = API_VERSION
     Params = MultiTierParams
+
+    @staticmethod
+    def required_features(p: MultiTierParams) -> list[AnyFeature]:
+        return [VOLUME_PROFILE]  # window() reads the volume profile, whatever its settings
 
     def __init__(self, params: MultiTierParams) -> None:
         self.p = params

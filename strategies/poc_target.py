@@ -16,19 +16,25 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from engine.events import BarClosed
-from engine.exits import (
+from strategies.api import (
     API_VERSION,
+    VOLUME_PROFILE,
+    AnyFeature,
+    BarClosed,
     ExitContext,
     ExitIntent,
+    ExitParams,
     ExitPlan,
     MoveStop,
     PositionView,
     TakePartial,
     TradeSetup,
+    beyond,
+    hvn_trail,
+    is_tick,
+    tighter,
+    window,
 )
-from strategies._common import ExitParams, beyond, hvn_trail, is_tick, tighter
-from strategies._profile import window
 
 
 class PocTargetParams(ExitParams):
@@ -38,10 +44,13 @@ class PocTargetParams(ExitParams):
 
 
 class PocTarget:
-    API_VERSION: ClassVar[int] = API_VERSION
-    NEEDS_HANDLERS: ClassVar[tuple[str, ...]] = ("window_profile",)  # the volume profile
+    API_VERSION: ClassVar[tuple[int, int]] = API_VERSION
     Params = PocTargetParams
     ORDER: ClassVar[tuple[str, str]] = ("poc", "va")  # which level is tried first
+
+    @staticmethod
+    def required_features(p: PocTargetParams) -> list[AnyFeature]:
+        return [VOLUME_PROFILE]  # window() reads the volume profile, whatever its settings
 
     def __init__(self, params: PocTargetParams) -> None:
         self.p = params

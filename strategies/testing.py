@@ -21,7 +21,7 @@ from engine.config import RunConfig
 from engine.datafile import load_bars
 from engine.exits import check_exit_contract
 from engine.lookahead import check_lookahead
-from engine.registry import EXIT_STRATEGIES, FEEDS, Registry
+from engine.registry import EXIT_STRATEGIES, Registry
 
 BUNDLED = Path(__file__).resolve().parents[1] / "data" / "SYNTH-BTCUSDT_15m_data.csv"
 
@@ -42,11 +42,11 @@ class KitReport:
 
 
 def kit_config(name: str, params: dict[str, Any] | None = None,
-               signals: dict[str, Any] | None = None) -> RunConfig:
-    features = []
-    installed = Registries().features.names()
-    if "volume_profile" in installed:
-        features.append({"id": "vp", "kind": "volume_profile"})
+               signals: dict[str, Any] | None = None, legacy_needs: bool = False) -> RunConfig:
+    """The kit's run: the plugin on the shared rule signals. The features it reads come from its
+    own ``required_features`` (so a plugin that forgets to declare one fails the kit); only a
+    plugin of API 1.0 declaring ``NEEDS_HANDLERS`` gets the volume profile configured for it."""
+    features = [{"id": "vp", "kind": "volume_profile"}] if legacy_needs else []
     return RunConfig.model_validate({
         "name": f"kit-{name}",
         "data": {"file": str(BUNDLED)},
@@ -69,11 +69,10 @@ def check_exit_plugin(cls: type, params: dict[str, Any] | None = None, *,
     reg = Registries()
     exits = {n: reg.exits.load(n) for n in reg.exits.names()}
     reg.exits = Registry.from_mapping(EXIT_STRATEGIES, {**exits, name: cls})
-    feed_cls = reg.feeds.load("csv") if "csv" in reg.feeds.names() else Registry.installed(
-        FEEDS).load("csv")
+    feed_cls = reg.feeds.load("csv")
     data = bars if bars is not None else load_bars(BUNDLED)
     data = data.slice(0, min(n_bars, len(data)))
-    cfg = kit_config(name, params)
+    cfg = kit_config(name, params, legacy_needs=bool(getattr(cls, "NEEDS_HANDLERS", ())))
 
     def build(c: RunConfig, b: Bars) -> Any:
         return build_engine(c, reg, feed=feed_cls.from_bars(b))

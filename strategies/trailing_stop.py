@@ -14,9 +14,20 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from engine.events import BarClosed
-from engine.exits import API_VERSION, ExitContext, ExitIntent, ExitPlan, PositionView, TradeSetup
-from strategies._common import ExitParams, hvn_trail, is_tick
+from strategies.api import (
+    API_VERSION,
+    VOLUME_PROFILE,
+    AnyFeature,
+    BarClosed,
+    ExitContext,
+    ExitIntent,
+    ExitParams,
+    ExitPlan,
+    PositionView,
+    TradeSetup,
+    hvn_trail,
+    is_tick,
+)
 
 
 class TrailingStopParams(ExitParams):
@@ -24,9 +35,12 @@ class TrailingStopParams(ExitParams):
 
 
 class TrailingStop:
-    API_VERSION: ClassVar[int] = API_VERSION
-    NEEDS_HANDLERS: ClassVar[tuple[str, ...]] = ("window_profile",)  # the volume profile
+    API_VERSION: ClassVar[tuple[int, int]] = API_VERSION
     Params = TrailingStopParams
+
+    @staticmethod
+    def required_features(p: TrailingStopParams) -> list[AnyFeature]:
+        return [VOLUME_PROFILE]  # window() reads the volume profile, whatever its settings
 
     def __init__(self, params: TrailingStopParams) -> None:
         self.p = params

@@ -18,19 +18,24 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from engine.events import BarClosed
-from engine.exits import (
+from strategies.api import (
     API_VERSION,
+    VOLUME_PROFILE,
+    AnyFeature,
+    BarClosed,
     CloseAll,
     ExitContext,
     ExitIntent,
+    ExitParams,
     ExitPlan,
     MoveStop,
     PositionView,
     TradeSetup,
+    hvn_trail,
+    is_tick,
+    tighter,
+    window,
 )
-from strategies._common import ExitParams, hvn_trail, is_tick, tighter
-from strategies._profile import window
 
 
 class VolumeDivergenceParams(ExitParams):
@@ -42,9 +47,12 @@ class VolumeDivergenceParams(ExitParams):
 
 
 class VolumeDivergence:
-    API_VERSION: ClassVar[int] = API_VERSION
-    NEEDS_HANDLERS: ClassVar[tuple[str, ...]] = ("window_profile",)  # the volume profile
+    API_VERSION: ClassVar[tuple[int, int]] = API_VERSION
     Params = VolumeDivergenceParams
+
+    @staticmethod
+    def required_features(p: VolumeDivergenceParams) -> list[AnyFeature]:
+        return [VOLUME_PROFILE]  # window() reads the volume profile, whatever its settings
 
     def __init__(self, params: VolumeDivergenceParams) -> None:
         self.p = params

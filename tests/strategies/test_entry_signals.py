@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from adapters.csv_feed import CsvFeed
 from engine.bootstrap import Registries, build_engine
-from engine.config import RunConfig
+from engine.config import FeatureConfig, RunConfig
 from engine.events import SignalRaised
 from engine.registry import FEATURE_HANDLERS, Registry
 from strategies.entry import SignalParams
@@ -166,14 +166,40 @@ def test_hybrid_needs_a_model_signal_of_the_same_side_in_the_window(real_bars):
     assert [s for s in got if s.seq == first.seq] == []
 
 
-def test_an_exit_plugin_without_its_volume_profile_is_refused_before_the_run(real_bars):
-    from engine.errors import ConfigError
-
+def test_an_exit_plugin_gets_the_volume_profile_it_declares(real_bars):
+    """``required_features`` -> [VOLUME_PROFILE]: the engine sets one up when the config has
+    none, and uses the configured one (whatever its id and settings) when it has one."""
     cfg = RunConfig.model_validate({
         "data": {"file": "unused.csv"},
         "signals": {"kind": "signals", "params": {"mode": "rules"}},
         "strategies": [{"name": "t", "kind": "trailing_stop"}],
     })
-    with pytest.raises(ConfigError, match=r"'t' \(exit plugin 'trailing_stop'\) reads a feature "
+    eng = build_engine(cfg, feed=CsvFeed.from_bars(real_bars.slice(0, 500)))
+    assert type(eng.handlers["vp"]).__name__ == "VolumeProfileHandler"
+    mine = cfg.model_copy(update={"features": [
+        FeatureConfig(id="profile", kind="volume_profile", params={"mode": "range"})]})
+    eng = build_engine(mine, feed=CsvFeed.from_bars(real_bars.slice(0, 500)))
+    kinds = [type(h).__name__ for h in eng.handlers.values()]
+    assert "vp" not in eng.handlers and kinds.count("VolumeProfileHandler") == 1
+    assert eng.handlers["profile"].params.mode == "range"
+
+
+def test_an_api_1_0_plugin_without_its_volume_profile_is_refused_before_the_run(real_bars):
+    """A plugin of API 1.0 declares handler methods (NEEDS_HANDLERS): still checked."""
+    from engine.errors import ConfigError
+    from engine.registry import EXIT_STRATEGIES
+
+    reg = Registries()
+    base = reg.exits.load("trailing_stop")
+    legacy = type("Legacy", (), {"API_VERSION": 1, "NEEDS_HANDLERS": ("window_profile",),
+                                 "Params": base.Params, "plan": base.plan,
+                                 "on_bar": base.on_bar, "__init__": base.__init__})
+    reg.exits = Registry.from_mapping(EXIT_STRATEGIES, {"legacy": legacy})
+    cfg = RunConfig.model_validate({
+        "data": {"file": "unused.csv"},
+        "signals": {"kind": "signals", "params": {"mode": "rules"}},
+        "strategies": [{"name": "t", "kind": "legacy"}],
+    })
+    with pytest.raises(ConfigError, match=r"'t' \(exit plugin 'legacy'\) reads a feature "
                                           r"handler offering window_profile\(\).*kind: volume_pro"):
-        build_engine(cfg, feed=CsvFeed.from_bars(real_bars.slice(0, 500)))
+        build_engine(cfg, reg, feed=CsvFeed.from_bars(real_bars.slice(0, 500)))

@@ -243,5 +243,6 @@ def test_a_plugin_with_another_api_version_is_refused_with_the_reason():
         API_VERSION = 0
         Params = dict
 
-    with pytest.raises(PluginLoadError, match=r"API_VERSION is 0, the engine needs 1.*Params"):
+    with pytest.raises(PluginLoadError, match=r"written for plugin API 0\.0, and this tradebot's "
+                                              r"is 1\.\d+ .*upgrade the plugin.*Params"):
         check_exit_contract("old", Old)

@@ -27,6 +27,7 @@ SYNTH = ROOT / "data" / "SYNTH-BTCUSDT_15m_data.csv"
 DEMO = ROOT / "tests" / "fixtures" / "DEMO-USDT_15m_data.csv"
 BIN = Path(sys.executable).parent
 BROKEN = "tests.fixtures.plugins.broken_exit:BrokenExit"
+API = f"{API_VERSION[0]}.{API_VERSION[1]}"  # as `strategies list` shows it
 
 BUILT_INS = {
     "poc_target": "strategies.poc_target:PocTarget",
@@ -73,7 +74,7 @@ def test_strategies_list_shows_the_six_built_ins_with_module_and_api_version(cap
         row = rows[name]
         assert row[0] == "exit", row
         assert row[2] == target, row
-        assert row[3] == str(API_VERSION), row
+        assert row[3] == API, row
         assert row[4] == "ai-trading-bot", row
         assert row[-1] == "ok", row
     # entry rules and feature handlers are listed too, without an exit API version
@@ -175,7 +176,8 @@ def test_new_strategy_creates_a_package_with_entry_point_params_and_test(scaffol
     cfg = (pkg / "setup.cfg").read_text()
     assert "name = tradebot-my-exit" in cfg
     assert f"{EXIT_STRATEGIES} =\n    my_exit = tradebot_my_exit.strategy:MyExit" in cfg
-    assert "class MyExitParams(BaseModel)" in (pkg / "tradebot_my_exit" / "strategy.py").read_text()
+    module = (pkg / "tradebot_my_exit" / "strategy.py").read_text()
+    assert "class MyExitParams(PluginParams)" in module and "from strategies.api import" in module
     assert "check_exit_plugin(MyExit" in (pkg / "tests" / "test_strategy.py").read_text()
     assert (site / "tradebot_my_exit" / "strategy.py").is_file()
     # the same name again is refused rather than overwriting the author's work
@@ -192,7 +194,7 @@ def test_installed_scaffold_is_listed_and_its_generated_test_passes(scaffold):
                           text=True, timeout=300, env=env, cwd=pkg.parent)
     assert done.returncode == 0, done.stdout + done.stderr
     row = _rows(done.stdout)["my_exit"]
-    assert row[:5] == ["exit", "my_exit", "tradebot_my_exit.strategy:MyExit", str(API_VERSION),
+    assert row[:5] == ["exit", "my_exit", "tradebot_my_exit.strategy:MyExit", API,
                        "tradebot-my-exit"], row
     assert row[-1] == "ok", row
 
