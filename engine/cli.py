@@ -31,16 +31,84 @@ from typing import Any
 
 from engine.errors import EngineError
 
+# = engine.registry.COMMANDS (not imported: engine.registry imports importlib.metadata, which
+# alone costs more than the rest of `tradebot --help`)
+COMMANDS = "tradebot.commands"
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
-def _command_entry_points() -> dict[str, Any]:
-    from importlib.metadata import entry_points
+def _dist_key(folder: str) -> str:
+    """Normalised distribution name of a ``NAME-VERSION.dist-info`` / ``.egg-info`` folder."""
+    import re
 
-    from engine.registry import COMMANDS
+    stem = folder.rsplit(".", 1)[0]
+    return re.sub(r"[-_.]+", "_", stem.split("-", 1)[0]).lower()
 
-    return {ep.name: ep for ep in sorted(entry_points(group=COMMANDS), key=lambda e: e.name)}
+
+def command_entry_points() -> dict[str, str]:
+    """``{command: "module:function"}`` of the ``tradebot.commands`` entry points.
+
+    Read straight from the ``entry_points.txt`` of each installed distribution on ``sys.path``
+    (the first distribution of a name wins, as in ``importlib.metadata``), because importing
+    ``importlib.metadata`` alone costs more than the rest of ``tradebot --help``.
+    """
+    import configparser
+    import sys
+    from pathlib import Path
+
+    found: dict[str, str] = {}
+    seen: set[str] = set()
+    for entry in sys.path:
+        base = Path(entry or ".")
+        try:
+            names = sorted(p.name for p in base.iterdir()
+                           if p.name.endswith((".dist-info", ".egg-info")))
+        except OSError:  # a zip file, a missing folder
+            continue
+        for name in names:
+            key = _dist_key(name)
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                text = (base / name / "entry_points.txt").read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            if f"[{COMMANDS}]" not in text:  # most distributions: no need to parse
+                continue
+            ini = configparser.ConfigParser(delimiters=("=",), interpolation=None)
+            ini.optionxform = str  # type: ignore[assignment,method-assign]
+            try:
+                ini.read_string(text)
+            except configparser.Error:
+                continue
+            if ini.has_section(COMMANDS):
+                for cmd, value in ini.items(COMMANDS):
+                    found.setdefault(cmd.strip(), value.strip())
+    return dict(sorted(found.items()))
+
+
+def _load_register(name: str, value: str) -> Any:
+    """The ``register`` function of one command (its module imported now).
+
+    Raises:
+        PluginLoadError: the module or the function cannot be loaded (with the real cause).
+    """
+    import importlib
+
+    from engine.errors import PluginLoadError
+
+    module, _, attr = value.partition(":")
+    try:
+        obj: Any = importlib.import_module(module.strip())
+        for part in attr.strip().split("."):
+            obj = getattr(obj, part)
+    except Exception as exc:  # the plugin boundary: re-raise with the real cause
+        raise PluginLoadError(
+            f"command {name!r} ({value}) failed to import: {type(exc).__name__}: {exc}"
+        ) from exc
+    return obj
 
 
 def _source_file(module: str) -> str | None:
@@ -144,16 +212,12 @@ def build_parser(argv: Sequence[str] | None = None) -> Any:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    eps = _command_entry_points()
     chosen = _command_word(list(sys.argv[1:] if argv is None else argv))
-    for name, ep in eps.items():
+    for name, value in command_entry_points().items():
         if name == chosen:
-            from engine.registry import COMMANDS, Registry
-
-            register = Registry(COMMANDS, {name: ep}).load(name)
-            register(sub)
+            _load_register(name, value)(sub)
         else:
-            sub.add_parser(name, help=static_help(ep.value), add_help=False)
+            sub.add_parser(name, help=static_help(value), add_help=False)
     return parser
 
 

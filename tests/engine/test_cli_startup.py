@@ -108,3 +108,13 @@ def test_caches_have_one_default_for_make_direct_and_tests():
     assert "export NUMBA_CACHE_DIR" not in make and "export TRADEBOT_CACHE_DIR" not in make
     conftest = (ROOT / "tests" / "conftest.py").read_text()
     assert 'setdefault("NUMBA_CACHE_DIR"' not in conftest
+
+
+def test_the_fast_entry_point_scan_agrees_with_importlib_metadata():
+    from engine.cli import COMMANDS as CLI_COMMANDS
+    from engine.cli import command_entry_points
+    from engine.registry import COMMANDS as REGISTRY_COMMANDS
+
+    assert CLI_COMMANDS == REGISTRY_COMMANDS
+    expected = {ep.name: ep.value for ep in entry_points(group=REGISTRY_COMMANDS)}
+    assert command_entry_points() == expected and "run" in expected
