@@ -262,6 +262,8 @@ def build_engine(
         parallel = _Parallel(kit, workers, bus)
     else:
         kit.wire(config.strategies, bus, accounts, brokers, strategies)
+    if not replay:  # the venue is asked first: unreachable, nothing is written
+        _warm_up(config, feed, store, handlers)
     journal = None
     if config.journal.enabled or not replay:
         # paper/live always journal every bar, signal, order, fill, trade (output.dir)
@@ -270,8 +272,6 @@ def build_engine(
         journal = Journal(path, f"{config.name}-{config.config_hash()}",
                           include_bars=config.journal.include_bars or not replay)
         bus.subscribe_all(journal, name="journal")
-    if not replay:
-        _warm_up(config, feed, store, handlers)
 
     def finish(last: BarClosed) -> None:
         if journal is not None:
@@ -281,6 +281,8 @@ def build_engine(
             return
         if config.execution.close_at_end:
             kit.close_at_end(brokers, last)
+        if journal is not None:
+            journal.flush()  # the END_OF_DATA closes too
 
     return Engine(config, feed, store, features, bus, clock, accounts, brokers, strategies,
                   handlers, replay, finish)
