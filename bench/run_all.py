@@ -25,6 +25,7 @@ SECTIONS = [
     ("volume_profile", "bench.bench_volume_profile", {}),
     ("strategies", "bench.bench_strategies", {}),
     ("models", "bench.bench_models", {}),
+    ("sweep", "bench.bench_sweep", {}),
 ]
 
 
