@@ -182,7 +182,8 @@ class LocalVenue:
                  policy: IntrabarPolicy | str = IntrabarPolicy.STOP_FIRST,
                  tick_size: str | None = None, step_size: str = "0.001",
                  min_order_size: str | None = None, initial_margin_rate: float = 0.02,
-                 record_requests: bool = True) -> None:
+                 record_requests: bool = True, websocket: bool = False,
+                 ws_port: int = 0) -> None:
         if len(bars.ts_open_ns) == 0:
             raise ConfigError("the venue needs at least one candle to replay")
         if speed < 0 or not math.isfinite(speed):
@@ -234,6 +235,10 @@ class LocalVenue:
         self._faults: list[_Fault] = []
         self._pubkey: str | None = None
         self._host, self._port = host, port
+        self._ws_wanted, self._ws_port = websocket, ws_port
+        self.stream: Any = None  # VenueStream when websocket=True
+        self.ws_url = ""
+        self._fills_pushed = 0
         self.httpd: _VenueHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -247,6 +252,11 @@ class LocalVenue:
         self.httpd = _VenueHTTPServer((self._host, self._port), self)
         host, port = self.httpd.server_address[:2]
         self.url = f"http://{host}:{port}"
+        if self._ws_wanted:
+            from adapters.apex.venue_ws import VenueStream
+
+            self.stream = VenueStream(self, self._host, self._ws_port).start()
+            self.ws_url = self.stream.url
         self._wall0 = time.monotonic()
         with self.lock:
             self._sync()
@@ -257,6 +267,9 @@ class LocalVenue:
         return self
 
     def stop(self) -> None:
+        if self.stream is not None:
+            self.stream.stop()
+            self.stream = None
         if self.httpd is not None:
             self.httpd.shutdown()
             self.httpd.server_close()
@@ -318,15 +331,52 @@ class LocalVenue:
             if b.opened <= k:
                 if self.open_ms[k] <= now:
                     b.on_open(k)
+                    self._push_candle(k, closed=False)
                 else:
                     break
             if self.close_ms[k] <= now:
                 b.on_close(k)
+                self._push_candle(k, closed=True)
             else:
                 break
         f = self._forming(now)
         if f is not None:
             b.set_mark(f[4])
+        self._push_account()
+
+    def _push_candle(self, k: int, closed: bool) -> None:
+        if self.stream is None:
+            return
+        d = self.price_decimals
+        o = float(self.o[k])
+        h, lw, c, v = ((float(self.h[k]), float(self.lo[k]), float(self.c[k]), float(self.v[k]))
+                       if closed else (o, o, o, 0.0))
+        t = int(self.open_ms[k])
+        now = self.now_ms()
+        self.stream.publish(f"candle.{self.interval}.{self.plain}", {
+            "topic": f"candle.{self.interval}.{self.plain}", "type": "snapshot", "ts": now,
+            "data": [{"start": t, "end": t + self.tf_ms - 1, "interval": self.interval,
+                      "open": fmt(o, d), "close": fmt(c, d), "high": fmt(h, d), "low": fmt(lw, d),
+                      "volume": fmt(v, 8), "turnover": fmt(v * c, 8), "confirm": closed,
+                      "timestamp": now}]})
+
+    def _push_account(self) -> None:
+        b = self.book
+        if self.stream is None:
+            b.changed.clear()
+            return
+        if not b.changed and self._fills_pushed == len(b.fills):
+            return
+        ids = list(dict.fromkeys(b.changed))
+        b.changed.clear()
+        fills = b.fills[self._fills_pushed:]
+        self._fills_pushed = len(b.fills)
+        from adapters.apex.venue_ws import ACCOUNT_TOPIC
+
+        self.stream.publish(ACCOUNT_TOPIC, {"topic": ACCOUNT_TOPIC, "type": "delta", "contents": {
+            "positions": b.positions_view(), "orders": [b.order_view(b.orders[i]) for i in ids],
+            "fills": fills, "contractWallets": b.wallets_view(), "spotWallets": [],
+            "accounts": [], "transfers": []}})
 
     def _forming(self, now: int) -> tuple[int, float, float, float, float, float] | None:
         """(index, open, high, low, close, volume) of the candle forming at ``now``, if any."""
@@ -622,7 +672,10 @@ class LocalVenue:
         if fn is None:
             raise ApexReject(404, f"no route {method} {path} on the local Apex venue",
                              "NOT_FOUND", status=404)
-        return fn()
+        try:
+            return fn()
+        finally:
+            self._push_account()
 
 
 def _page(rows: list[dict[str, Any]], q: Mapping[str, str]) -> list[dict[str, Any]]:

@@ -170,6 +170,7 @@ class VenueBook:
         self._ids = itertools.count(774568067192586606)
         self._fill_ids = itertools.count(1)
         self.updated_ms = 0
+        self.changed: list[str] = []  # ids of orders changed since the last account push
 
     # -- account views -------------------------------------------------------------------------
     @property
@@ -250,6 +251,7 @@ class VenueBook:
             o.children = _attached(form)
         self.orders[oid] = o
         self.working[oid] = o
+        self.changed.append(oid)
         self.by_client[cid] = o
         if typ != "MARKET":
             o.status = "OPEN" if typ == "LIMIT" else "UNTRIGGERED"
@@ -383,6 +385,7 @@ class VenueBook:
         o.filled_value += qty * price
         o.filled_fee += fee
         o.status = "FILLED"
+        self.changed.append(o.id)
         self.working.pop(o.id, None)
         o.updated_ms = ts
         self.fills.append({
@@ -407,6 +410,7 @@ class VenueBook:
                                      parent.form.get("triggerPriceType", "") or "MARKET"})
             self.orders[oid] = child
             self.working[oid] = child
+            self.changed.append(oid)
             self.by_client.setdefault(child.client_id, child)
 
     def _cancel_orphans(self) -> None:
@@ -416,6 +420,7 @@ class VenueBook:
 
     def _cancel(self, o: VenueOrder, reason: str) -> None:
         o.status = "CANCELED"
+        self.changed.append(o.id)
         self.working.pop(o.id, None)
         o.cancel_reason = reason
         o.updated_ms = self.now_ms

@@ -7,6 +7,7 @@ level: apexomni and the venue load inside the command.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -40,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8888,
                    help="port (default 8888; 0 = any free port, printed on start)")
+    p.add_argument("--ws-port", type=int, metavar="N",
+                   help="also serve the websocket API (candles, account pushes) on this port "
+                        "(0 = any free port; default: no websocket)")
     p.add_argument("--start", metavar="TIME",
                    help="virtual start time, UTC ('2024-01-01 06:00' or epoch ms); candles "
                         "before it are history (default: the file's first candle)")
@@ -71,7 +75,8 @@ def cmd_venue(args: argparse.Namespace) -> int:
         bars, speed=args.speed, start=args.start, host=args.host, port=args.port,
         symbol=args.symbol, balance=args.balance, taker_fee=args.taker_fee_bps / 1e4,
         maker_fee=args.maker_fee_bps / 1e4, slippage=args.slippage_bps / 1e4,
-        policy=args.intrabar, record_requests=False,
+        policy=args.intrabar, record_requests=False, websocket=args.ws_port is not None,
+        ws_port=args.ws_port or 0,
     )
     try:
         venue.start()
@@ -82,9 +87,15 @@ def cmd_venue(args: argparse.Namespace) -> int:
                           "--port (0 = any free port)") from exc
     mode = "lockstep" if venue.speed == 0 else f"speed {venue.speed:g}x"
     print(f"local Apex venue at {venue.url}", flush=True)
+    if venue.ws_url:
+        print(f"websocket at {venue.ws_url}", flush=True)
     print(f"replaying {venue.symbol} {bars.timeframe}: {venue.n} candles, "
           f"{venue.k0} before the start ({_iso(venue.t0_ms)} UTC), {mode}; Ctrl-C stops",
           flush=True)
+    def _terminate(*_: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         while True:
             time.sleep(0.5)

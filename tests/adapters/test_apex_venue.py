@@ -479,6 +479,8 @@ def test_cli_serves_a_file_until_terminated(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+    assert proc.returncode == 0  # SIGTERM stops it like Ctrl-C
+    assert "venue stopped at 2024-01-01 00:15:00 UTC, 1 candles closed" in proc.stderr.read()
 
 
 def test_cli_bad_file_is_a_clean_error(tmp_path):
