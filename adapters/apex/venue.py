@@ -247,8 +247,14 @@ class LocalVenue:
     def start(self) -> LocalVenue:
         if self.credentials.zk_seeds:
             sdk = zklink_sdk()  # also imports apexomni once, before the first request
-            seeds = bytes.fromhex(self.credentials.zk_seeds.removeprefix("0x"))
-            self._pubkey = sdk.ZkLinkSigner().new_from_seed(seeds).public_key()
+            try:
+                seeds = bytes.fromhex(self.credentials.zk_seeds.removeprefix("0x"))
+                self._pubkey = sdk.ZkLinkSigner().new_from_seed(seeds).public_key()
+            except Exception as exc:
+                raise ConfigError(
+                    f"APEX_ZK_SEEDS is not a usable zk seed ({type(exc).__name__}): write it as "
+                    "hex, at least 32 bytes (the Omni key from the web UI; any 64 hex bytes for "
+                    "a local venue)") from None
         self.httpd = _VenueHTTPServer((self._host, self._port), self)
         host, port = self.httpd.server_address[:2]
         self.url = f"http://{host}:{port}"

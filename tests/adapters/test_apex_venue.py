@@ -545,6 +545,18 @@ def test_real_data_replay_pages_and_round_trip(venue_mod, real_bars):
         assert float(bal["totalEquityValue"]) == pytest.approx(10_000 + pnl - fees, abs=1e-5)
 
 
+def test_bad_zk_seeds_are_a_clean_error(venue_mod):
+    from adapters.apex.client import ApexCredentials
+    from engine.errors import ConfigError
+
+    for seeds in ("not-hex", "ab" * 8):
+        v = venue_mod.LocalVenue(make_bars(5),
+                                 credentials=ApexCredentials("k", "s", "p", seeds))
+        with pytest.raises(ConfigError, match="APEX_ZK_SEEDS"):
+            v.start()
+        assert v.httpd is None
+
+
 def test_start_after_the_last_candle_is_refused(venue_mod):
     from engine.errors import ConfigError
 
