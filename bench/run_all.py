@@ -24,6 +24,7 @@ SECTIONS = [
     ("engine", "bench.bench_engine", {}),
     ("volume_profile", "bench.bench_volume_profile", {}),
     ("strategies", "bench.bench_strategies", {}),
+    ("paper", "bench.bench_paper", {}),
     ("models", "bench.bench_models", {}),
     ("sweep", "bench.bench_sweep", {}),
 ]
