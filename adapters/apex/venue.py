@@ -49,7 +49,8 @@ returned, else the last ``limit`` up to ``end`` (or now); oldest first. Values a
 (``t`` = open time in ms, as a string like the real API). Like the real API, the **forming**
 candle is the last element when it falls in the range (at the virtual time: its open, the
 path-interpolated price so far, the volume so far); a feed must drop it (its ``t + interval`` is
-after the server time). Only the replayed file's interval is served.
+after the server time). Longer intervals that are multiples of the file's are aggregated from
+it (days from 00:00 UTC, weeks from Monday); only the file's own interval counts for rule 1.
 
 Fault injection (tests): ``venue.inject(path, kind, count=1, delay=..., key=...)`` makes the next
 ``count`` requests to ``path`` (``"*"`` = any) fail:
@@ -106,6 +107,7 @@ FAULTS = ("timeout", "http500", "rate_limit", "html502", "drop_reply_after_accep
 _MAX_U32, _MAX_U64 = 2**32 - 1, 2**64 - 1
 _DECIMALS = 18  # USDT's decimals in the zk order encoding (the real value)
 _SIG_HEX = set("0123456789abcdefABCDEF")
+_WEEK_ORIGIN_MS = 4 * 86_400_000  # weekly candles open on Mondays (1970-01-05)
 
 
 class _Drop(Exception):
@@ -516,9 +518,8 @@ class LocalVenue:
 
     def klines(self, q: Mapping[str, str]) -> dict[str, list[dict[str, str]]]:
         self._symbol_ok(q.get("symbol"))
-        if q.get("interval", self.interval) != self.interval:
-            raise ApexReject(2, f"interval {q.get('interval')!r} is not served: this local venue "
-                                f"replays interval {self.interval}", "INTERVAL_NOT_SERVED")
+        interval = q.get("interval", self.interval)
+        iv_ms = self._interval_ms(interval)
         try:
             limit = min(int(q.get("limit", MAX_KLINES)), MAX_KLINES)
             start = int(q["start"]) * 1000 if q.get("start") not in (None, "") else None
@@ -532,6 +533,8 @@ class LocalVenue:
         closed = self.n_closed()
         forming = self._forming(now)
         last = closed + (1 if forming is not None and forming[0] == closed else 0)
+        if iv_ms != self.tf_ms:
+            return {self.plain: self._klines_of(interval, iv_ms, start, end, limit, last, forming)}
         lo = int(np.searchsorted(self.open_ms[:last], start, "left")) if start is not None else 0
         hi = int(np.searchsorted(self.open_ms[:last], end, "right")) if end is not None else last
         if start is not None:
@@ -551,6 +554,52 @@ class LocalVenue:
         if self.speed == 0.0 and closed > 0 and (closed - 1) in idx:
             self._advance_due = True  # rule 1: the newest closed candle has been seen
         return {self.plain: out}
+
+    def _interval_ms(self, interval: str) -> int:
+        """Length of an Apex interval code in ms, when this venue can serve it: its own, or a
+        multiple of it built from the replayed candles."""
+        secs = {code: s for s, code in INTERVALS.items()}.get(interval)
+        tf_s = self.tf_ms // 1000
+        if secs is None or secs < tf_s or secs % tf_s:
+            raise ApexReject(2, f"interval {interval!r} is not served: this local venue replays "
+                                f"interval {self.interval} and builds multiples of it (up to 'W'; "
+                                "not 'M')", "INTERVAL_NOT_SERVED")
+        return secs * 1000
+
+    def _klines_of(self, interval: str, iv_ms: int, start: int | None, end: int | None,
+                   limit: int, last: int, forming: tuple[Any, ...] | None) -> list[dict[str, str]]:
+        """Candles of a longer interval, aggregated from the replayed ones (weeks start on
+        Monday, days at 00:00 UTC); the newest may be forming."""
+        origin = _WEEK_ORIGIN_MS if interval == "W" else 0
+        opens = self.open_ms[:last]
+        if start is not None:
+            first = -((origin - start) // iv_ms) * iv_ms + origin  # first group open >= start
+            stop = first + limit * iv_ms
+            if end is not None:
+                stop = min(stop, ((end - origin) // iv_ms + 1) * iv_ms + origin)
+            blo = int(np.searchsorted(opens, first, "left"))
+        else:
+            e = end if end is not None else (int(opens[-1]) if last else self.t0_ms)
+            stop = ((e - origin) // iv_ms + 1) * iv_ms + origin
+            blo = int(np.searchsorted(opens, stop - limit * iv_ms, "left"))
+        bhi = int(np.searchsorted(opens, stop, "left"))
+        if bhi <= blo:
+            return []
+        o, h, lw, c, v = (a[blo:bhi].copy() for a in (self.o, self.h, self.lo, self.c, self.v))
+        if forming is not None and blo <= forming[0] < bhi:
+            j = forming[0] - blo
+            o[j], h[j], lw[j], c[j], v[j] = forming[1:]
+        keys = (opens[blo:bhi] - origin) // iv_ms
+        groups, starts = np.unique(keys, return_index=True)
+        ends = np.append(starts[1:], len(keys)) - 1
+        go, gc = o[starts], c[ends]
+        gh, gl = np.maximum.reduceat(h, starts), np.minimum.reduceat(lw, starts)
+        gv = np.add.reduceat(v, starts)
+        d = self.price_decimals
+        rows = [{"s": self.plain, "i": interval, "t": str(int(g * iv_ms + origin)),
+                 "o": fmt(go[i], d), "h": fmt(gh[i], d), "l": fmt(gl[i], d), "c": fmt(gc[i], d),
+                 "v": fmt(gv[i], 8), "tr": fmt(gv[i] * gc[i], 8)} for i, g in enumerate(groups)]
+        return rows[:limit] if start is not None else rows[-limit:]
 
     def ticker(self, q: Mapping[str, str]) -> list[dict[str, Any]]:
         if q.get("symbol") is not None:

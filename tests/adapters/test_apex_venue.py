@@ -179,10 +179,39 @@ def test_klines_pagination_strings_and_the_forming_candle(venue_mod):
         # end bounds the range (inclusive), no start = the last `limit` up to end
         tail = c.klines("BTC-USDT", "15", end_s=(T0_MS + 99 * 900_000) // 1000, limit=10)
         assert [int(r["t"]) for r in tail] == [T0_MS + i * 900_000 for i in range(90, 100)]
-        # another interval or symbol: Apex-shaped error
-        assert c.public.klines_v3(symbol="BTCUSDT", interval="60")["key"] == "INTERVAL_NOT_SERVED"
+        # an interval it cannot build, or another symbol: Apex-shaped error
+        assert c.public.klines_v3(symbol="BTCUSDT", interval="1")["key"] == "INTERVAL_NOT_SERVED"
         with pytest.raises(VenueError, match=r"ETH-?USDT"):
             c.klines("ETH-USDT", "15")
+
+
+def test_longer_intervals_are_built_from_the_replayed_candles(venue_mod):
+    bars = make_bars(200)
+    with venue_mod.LocalVenue(bars, start=T0_MS + 10 * 900_000) as v:  # 02:30 on day 1
+        c = client_for(v)
+        rows = c.klines("BTC-USDT", "60", start_s=T0_MS // 1000)
+        assert [int(r["t"]) for r in rows] == [T0_MS, T0_MS + 3_600_000, T0_MS + 7_200_000]
+        h0 = rows[0]
+        assert (float(h0["o"]), float(h0["c"])) == (bars.open[0], bars.close[3])
+        assert float(h0["h"]) == bars.high[:4].max() and float(h0["l"]) == bars.low[:4].min()
+        assert float(h0["v"]) == pytest.approx(bars.volume[:4].sum(), rel=1e-9)
+        forming = rows[-1]  # 02:00-03:00: two closed 15m candles and the forming one's open
+        assert float(forming["c"]) == bars.open[10]
+        assert float(forming["v"]) == pytest.approx(bars.volume[8:10].sum(), rel=1e-9)
+        assert v.n_closed() == 10
+        c.klines("BTC-USDT", "60")  # only the replayed interval moves the lockstep clock
+        assert c.server_time_ms() == T0_MS + 10 * 900_000
+        v.advance(150)
+        days = c.klines("BTC-USDT", "D")
+        assert [int(r["t"]) for r in days] == [T0_MS, T0_MS + 86_400_000]
+        assert float(days[0]["h"]) == bars.high[:96].max()
+        # 160 candles closed (40 h): the last two 4h candles are 36-40 h and the forming one
+        assert [int(r["t"]) for r in c.klines("BTC-USDT", "240", limit=2)] == \
+            [T0_MS + 144 * 900_000, T0_MS + 160 * 900_000]
+        weeks = c.klines("BTC-USDT", "W")  # 2024-01-01 is a Monday
+        assert [int(r["t"]) for r in weeks] == [T0_MS]
+        assert c.public.klines_v3(symbol="BTCUSDT", interval="5")["key"] == "INTERVAL_NOT_SERVED"
+        assert c.public.klines_v3(symbol="BTCUSDT", interval="M")["key"] == "INTERVAL_NOT_SERVED"
 
 
 def test_lockstep_steps_one_candle_per_poll_after_the_newest_was_seen(venue_mod):
