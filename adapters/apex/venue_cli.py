@@ -85,6 +85,10 @@ def cmd_venue(args: argparse.Namespace) -> int:
 
         raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc}; choose another "
                           "--port (0 = any free port)") from exc
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {args.host}: other machines can reach this venue and trade "
+              "its account (with the test credentials unless APEX_* are set)", file=sys.stderr,
+              flush=True)
     mode = "lockstep" if venue.speed == 0 else f"speed {venue.speed:g}x"
     print(f"local Apex venue at {venue.url}", flush=True)
     if venue.ws_url:
