@@ -61,13 +61,15 @@ def test_static_help_reads_the_source_without_importing():
 
 
 def test_a_command_runs_without_importing_the_others():
+    demo = ROOT / "tests" / "fixtures" / "DEMO-USDT_15m_data.csv"
     res = _python(
         "import sys\n"
         "from engine.cli import main\n"
-        "rc = main(['strategies', 'list'])\n"
-        "print('TORCH', 'torch' in sys.modules, 'OTHERS', sorted(m for m in sys.modules if m in "
-        "('engine.run_command', 'indicators.cli', 'models.cli', 'adapters.data_cli')))\n")
-    assert "OTHERS []" in res.stdout, res.stderr
+        f"rc = main(['data', 'validate', {str(demo)!r}])\n"
+        "print('RC', rc, 'TORCH', 'torch' in sys.modules, 'OTHERS', sorted(m for m in "
+        "sys.modules if m in ('engine.run_command', 'indicators.cli', 'models.cli', "
+        "'engine.plugins_cli', 'engine.sweep.cli')))\n")
+    assert "RC 0 TORCH False OTHERS []" in res.stdout, res.stderr
 
 
 def test_ctrl_c_inside_a_startup_import_is_interrupted_not_a_traceback():
