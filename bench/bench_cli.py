@@ -43,7 +43,6 @@ def run(runs: int = 5) -> dict[str, object]:
         "tradebot_help_s": helps,
         "tradebot_run_help_s": run_help,
         "help_over_python": helps / base,
-        "help_under_0.5s": helps < 0.5,
     }
 
 
