@@ -301,7 +301,9 @@ def map_exception(exc: BaseException, action: str, base_url: str,
             return VenueStateUnknown(f"{action}: {base_url} answered without JSON ({text}); {lost}")
         return TransientVenueError(f"{action}: {base_url} answered without JSON ({text}); retry "
                                    "with backoff")
-    if isinstance(exc, requests.exceptions.RequestException):
+    if isinstance(exc, requests.exceptions.RequestException):  # broken reply, bad chunking...
+        if places_order:
+            return VenueStateUnknown(f"{action}: request to {base_url} failed ({exc}); {lost}")
         return TransientVenueError(f"{action}: request to {base_url} failed: {exc}")
     text = str(exc)
     if "tickSize" in text or "stepSize" in text:
