@@ -55,6 +55,7 @@ import msgspec
 import zmq
 
 from engine import wire
+from engine.bus import PRIORITY_SINK
 from engine.errors import ConfigError
 from engine.events import (
     BarClosed,
@@ -72,7 +73,6 @@ from engine.events import (
 log = logging.getLogger(__name__)
 
 INTERVAL_S = 0.02  # publisher cycle
-PENDING_MAX_AGE_S = 0.2  # events between bars wait at most this for their bar
 RECENT = 500  # signals, orders, fills, trades kept for snapshots
 NOT_PUBLISHED = frozenset({"TimerFired"})  # internal clock ticks stay off the wire
 LOOPBACK = ("127.", "localhost", "[::1]", "::1")
@@ -97,7 +97,7 @@ class Settings(msgspec.Struct, kw_only=True):
     snapshot_bars: int = 2_000
     heartbeat_s: float = 1.0
     speed: float = 0.0
-    max_cpu_share: float = 0.1
+    max_cpu_share: float = 0.05
     server_secret_file: str | None = None
     clients_dir: str | None = None
 
@@ -134,16 +134,22 @@ class ZmqBridge:
         self.paused = False
         self.finished = False
         self.alive = True
-        # engine thread -> publisher
+        # events waiting for the next publishing round (engine thread only)
         self._q: deque[Any] = deque()
-        # publisher -> engine thread: (identity, id, op, args); and back: (identity, reply)
+        # service thread -> engine thread: (identity, id, op, args)
         self._cmds: deque[tuple[bytes, str, str, dict[str, Any]]] = deque()
-        self._replies: deque[tuple[bytes, dict[str, Any]]] = deque()
         self._wake = threading.Event()
-        # pacing (engine thread)
+        # pacing and publishing rounds (engine thread)
         self._period = 1.0 / self.s.speed if self.s.speed > 0 else 0.0
         self._next_t = 0.0
-        # publisher state (publisher thread only)
+        live_pace = bool(self._period) or not engine.replay
+        self._every = 1 if live_pace else 64  # bars between looks at the clock and commands
+        self._interval = 0.0 if live_pace else INTERVAL_S
+        self._nb = self._every
+        self._last_round = time.perf_counter()
+        self._subscribed: set[bytes] = set()  # topic prefixes with a subscriber (XPUB)
+        # publisher state: written by the engine thread under _lock, read by snapshots
+        self._lock = threading.Lock()
         self.seq = 0
         self.sent = 0
         self.skipped = 0
@@ -151,7 +157,6 @@ class ZmqBridge:
         self.bar_seq = -1
         self.last_bar: BarClosed | None = None
         self._pending: list[Event] = []
-        self._pending_since = 0.0
         self.signals: deque[SignalRaised] = deque(maxlen=RECENT)
         self.orders: deque[Event] = deque(maxlen=RECENT)
         self.fills: deque[OrderFilled] = deque(maxlen=RECENT)
@@ -169,9 +174,14 @@ class ZmqBridge:
         self._own_ctx = context is None
         self._auth = None
         self._bind()
-        engine.bus.subscribe_all(self, name="zmq-bridge")
+        # typed subscriptions at the sinks' priority: bars take the cheapest path
+        bus = engine.bus
+        bus.subscribe(BarClosed, self._on_bar, priority=PRIORITY_SINK, name="zmq-bridge")
+        for cls in wire.EVENT_TYPES.values():
+            if cls is not BarClosed:
+                bus.subscribe(cls, self, priority=PRIORITY_SINK, name="zmq-bridge")
         clock = getattr(engine, "clock", None)
-        if cfg.mode != "backtest" and hasattr(clock, "set_timer"):
+        if not engine.replay and hasattr(clock, "set_timer"):
             # live: apply commands while the feed waits between bars (engine.clock timers)
             try:
                 clock.set_timer("zmq-bridge-commands", interval_ns=250_000_000)
@@ -193,8 +203,16 @@ class ZmqBridge:
                 )
         if curve:
             self._start_curve()
-        self.pub = self._socket(zmq.PUB)
+        self.pub = self._socket(zmq.XPUB)  # a PUB that also tells who subscribes
         self.pub.sndhwm = s.hwm
+        # replies from the engine thread to the service thread (which owns the ROUTER)
+        inproc = f"inproc://zmq-bridge-replies-{id(self):x}"
+        self._reply_pull = self._ctx.socket(zmq.PULL)
+        self._reply_pull.linger = 0
+        self._reply_pull.bind(inproc)
+        self._reply_push = self._ctx.socket(zmq.PUSH)
+        self._reply_push.linger = 0
+        self._reply_push.connect(inproc)
         self.router = self._socket(zmq.ROUTER)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)
         try:
@@ -234,7 +252,8 @@ class ZmqBridge:
         return sock
 
     def _close_sockets(self) -> None:
-        for sock in (getattr(self, "pub", None), getattr(self, "router", None)):
+        for sock in (getattr(self, "pub", None), getattr(self, "router", None),
+                     getattr(self, "_reply_pull", None), getattr(self, "_reply_push", None)):
             if sock is not None:
                 sock.close(0)
         if self._auth is not None:
@@ -244,13 +263,42 @@ class ZmqBridge:
             self._ctx.term()
 
     # -- engine thread ---------------------------------------------------------------------------
-    def __call__(self, event: Event) -> None:
-        """The bus sink (engine thread): queue the event; apply waiting commands; pace."""
+    def _on_bar(self, bar: BarClosed) -> None:
+        """Sink for bars (engine thread, after every other handler of the bar): queue it; every
+        ``_every`` bars apply waiting commands and, when due, publish a round; pace a replay."""
+        self._q.append(bar)
+        self._nb -= 1
+        if self._nb <= 0:
+            self._tick()
+
+    def _tick(self) -> None:
+        self._nb = self._every
         if self._cmds:
             self.drain_commands()
-        self._q.append(event)
-        if self._period and type(event) is BarClosed:
+        now = time.perf_counter()
+        dt = now - self._last_round
+        if dt >= self._interval:
+            # at most max_cpu_share of the time the engine ran since the last round
+            share = self.s.max_cpu_share
+            self._round(dt * share if self._interval and share < 1.0 else math.inf)
+            self._last_round = time.perf_counter()
+        if self._period:
             self._pace()
+
+    def __call__(self, event: Event) -> None:
+        """Sink for every other event (engine thread)."""
+        self._q.append(event)
+        if self._cmds:
+            self.drain_commands()
+        elif type(event).__name__ == "TimerFired":
+            self._round(math.inf)  # live, between bars: events and heartbeat go out now
+
+    def idle(self) -> None:
+        """Publish what is waiting and the heartbeat; apply commands (engine thread, e.g. a
+        finished replay held open for the UI)."""
+        if self._cmds:
+            self.drain_commands()
+        self._round(math.inf)
 
     def _pace(self) -> None:
         now = time.monotonic()
@@ -280,8 +328,9 @@ class ZmqBridge:
                 ts_event_ns=ts, ts_init_ns=time.time_ns(), request_id=rid, op=op,
                 args=_plain(args), ok=ok, error=error or "", source=ident.hex(),
             ))
-            self._replies.append((ident, wire.reply(rid, ok, error, result,
-                                                    bar_seq=last, paused=self.paused)))
+            self._round(math.inf, beat=True)  # the command event and status go out first
+            rep = wire.reply(rid, ok, error, result, bar_seq=last, paused=self.paused)
+            self._reply_push.send_multipart((ident, b"", wire.encode(rep)))
 
     def _last_ts(self) -> int:
         n = self.engine.store.count
@@ -335,9 +384,6 @@ class ZmqBridge:
         if not hasattr(strat, "on_signal_raised"):
             return False, (f"strategy {name!r} is an entry rule that trades by itself; manual "
                            "entries need an exit-plugin strategy"), None
-        acct = self.engine.accounts[name]
-        if acct.qty != 0.0 or getattr(strat, "_pending", None) is not None:
-            return False, f"strategy {name!r} already has a position or an entry working", None
         sig: SignalRaised | None = args.get("signal")
         last = self.engine.store.count - 1
         if last < 0:
@@ -364,6 +410,9 @@ class ZmqBridge:
                 rule="manual", side=side, entry_price=entry, stop_price=stop,
                 atr=abs(entry - stop), targets=(float(target),) if target is not None else (),
             )
+        acct = self.engine.accounts[name]
+        if acct.qty != 0.0 or getattr(strat, "_pending", None) is not None:
+            return False, f"strategy {name!r} already has a position or an entry working", None
         paused = getattr(strat, "entries_paused", False)
         try:
             strat.entries_paused = False  # an explicit operator entry goes through a pause
@@ -418,14 +467,14 @@ class ZmqBridge:
         return out
 
     def run_finished(self, last: BarClosed | None) -> None:
-        """The engine finished its run (called by ``Engine.run``): flush, say so in status."""
+        """The engine finished its run (``Engine.run`` calls it): publish everything left and
+        a status saying so."""
         self.drain_commands()
         self.finished = True
-        self.alive = False
-        self._q.append(_FINISHED)
+        self._round(math.inf, beat=True)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the thread (publishing what is queued first) and close the sockets."""
+        """Stop the service thread and close the sockets (the engine's thread, after the run)."""
         if self._stop.is_set():
             return
         self.alive = False
@@ -433,61 +482,52 @@ class ZmqBridge:
         self._thread.join(timeout)
         self._close_sockets()
 
-    def wait_flushed(self, timeout: float = 5.0) -> bool:
-        """Wait until the publisher has handled everything queued so far (tests, replay)."""
-        end = time.monotonic() + timeout
-        while self._q or self._pending:
-            if time.monotonic() > end:
-                return False
-            time.sleep(0.005)
-        return True
-
-    # -- publisher thread ------------------------------------------------------------------------
-    def _serve(self) -> None:
-        poller = zmq.Poller()
-        poller.register(self.router, zmq.POLLIN)
-        try:
-            while not self._stop.is_set():
-                if poller.poll(int(INTERVAL_S * 1000)):
-                    self._requests()
-                self._cycle()
-            self._cycle(final=True)
-        except Exception:  # pragma: no cover - logged; the engine must not die of it
-            log.exception("zmq bridge thread failed")
-
-    def _cycle(self, final: bool = False) -> None:
-        while self._replies:
-            ident, rep = self._replies.popleft()
-            self._send_reply(ident, rep)
-        self._pump(final)
-        now = time.monotonic()
-        if now - self._last_beat >= self.s.heartbeat_s or final:
-            self._publish("status", "status", int(time.time() * 1000), self.status())
-            self._last_beat = now
-
-    def _pump(self, final: bool) -> None:
-        q = self._q
-        budget = INTERVAL_S * self.s.max_cpu_share
-        t0 = time.perf_counter()
-        skipping = False
-        while q:
-            ev = q.popleft()
-            if ev is _FINISHED:
-                self._flush_pending(True)
+    # -- publishing rounds (engine thread) -----------------------------------------------------
+    def _round(self, budget_s: float, beat: bool = False) -> None:
+        """Publish the queued events (bars beyond ``budget_s`` are skipped as a gap)."""
+        with self._lock:
+            self._subscriptions()
+            q = self._q
+            t0 = time.perf_counter()
+            skipping = not self._subscribed
+            if skipping:  # nobody listens: keep the state, encode nothing
+                last = None
+                while q:
+                    ev = q.popleft()
+                    if type(ev) is BarClosed:
+                        last = ev
+                        self.seq += 1
+                        self.skipped += 1
+                    else:
+                        self._keep(ev)
+                if last is not None:
+                    self.bar_seq, self.last_bar = last.seq, last
+            while q:
+                ev = q.popleft()
+                if type(ev) is BarClosed:
+                    if not skipping and budget_s != math.inf:
+                        skipping = time.perf_counter() - t0 > budget_s
+                    self._bar(ev, skipping)
+                else:
+                    self._keep(ev)
+                    self._pending.append(ev)
+            self._flush_pending()
+            now = time.monotonic()
+            if beat or now - self._last_beat >= self.s.heartbeat_s:
                 self._publish("status", "status", int(time.time() * 1000), self.status())
-                continue
-            if type(ev) is BarClosed:
-                if not skipping and self.s.max_cpu_share < 1.0 and not final:
-                    skipping = time.perf_counter() - t0 > budget
-                self._bar(ev, skipping)
-            else:
-                self._keep(ev)
-                if not self._pending:
-                    self._pending_since = time.monotonic()
-                self._pending.append(ev)
-        if self._pending and (final or self.finished
-                              or time.monotonic() - self._pending_since > PENDING_MAX_AGE_S):
-            self._flush_pending(True)
+                self._last_beat = now
+
+    def _subscriptions(self) -> None:
+        """Read XPUB's (un)subscribe frames: with no subscriber nothing is encoded."""
+        while True:
+            try:
+                frame = self.pub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if frame[:1] == b"\x01":
+                self._subscribed.add(frame[1:])
+            elif frame[:1] == b"\x00":
+                self._subscribed.discard(frame[1:])
 
     def _bar(self, bar: BarClosed, skip: bool) -> None:
         self.bar_seq = bar.seq
@@ -500,11 +540,11 @@ class ZmqBridge:
         ts = bar.ts_event_ns // 1_000_000
         self._publish("bar", "BarClosed", ts, bar)
         self._publish("features", "features", ts, self._features_row(bar.seq))
-        self._flush_pending(False)
+        self._flush_pending()
         self._publish("equity", "equity", ts, {"bar_seq": bar.seq,
                                                "equity": self._equity_at(bar.seq)})
 
-    def _flush_pending(self, any_time: bool) -> None:
+    def _flush_pending(self) -> None:
         for ev in self._pending:
             name = type(ev).__name__
             if name in NOT_PUBLISHED:
@@ -618,9 +658,16 @@ class ZmqBridge:
                 ops += sorted(wire.TRADING_OPS)
         return ops
 
-    def snapshot(self, bars: int | None = None) -> dict[str, Any]:
+    def snapshot(self, bars: int | None = None) -> tuple[int, dict[str, Any]]:
+        """``(seq, snapshot)``: the state after message ``seq`` (any thread)."""
         n = min(int(bars or self.s.snapshot_bars), self.s.snapshot_bars)
-        b = self.bar_seq
+        with self._lock:  # the engine thread holds it while it publishes a round
+            seq, b, status = self.seq, self.bar_seq, self.status()
+            signals, orders, fills, trades = (list(self.signals), list(self.orders),
+                                              list(self.fills), list(self.trades))
+            commands, alerts = list(self.commands), list(self.alerts)
+            working = {k: [dict(o) for o in v.values()] for k, v in self.working.items()}
+            plan = {k: dict(v) for k, v in self.plan.items()}
         a = max(0, b - n + 1)
         have = b >= 0
         first_ts = self._bars(a, a)[0]["ts_event_ns"] if have else 0
@@ -632,35 +679,54 @@ class ZmqBridge:
         for name, acct in self.engine.accounts.items():
             if acct.qty == 0.0:
                 continue
-            work = list(self.working.get(name, {}).values())
-            plan = self.plan.get(name, {})
+            work = working.get(name, [])
+            given = plan.get(name, {})
             stops = [o["price"] for o in work if o["type"] == "stop"]
             targets = [o["price"] for o in work if o["type"] == "limit"]
             setup = getattr(self.engine.strategies.get(name), "_setup", None)
             positions[name] = {
                 "side": "long" if acct.qty > 0 else "short", "qty": abs(acct.qty),
                 "entry_price": acct.avg_price, "entry_seq": acct.entry_seq,
-                "stop": stops[0] if stops else plan.get("stop", math.nan),
-                "targets": targets or ([plan["target"]] if math.isfinite(
-                    plan.get("target", math.nan)) else []),
+                "stop": stops[0] if stops else given.get("stop", math.nan),
+                "targets": targets or ([given["target"]] if math.isfinite(
+                    given.get("target", math.nan)) else []),
                 "alarm_id": getattr(setup, "alarm_id", ""), "orders": work,
             }
 
-        def recent(xs: deque[Any]) -> list[Any]:
+        def recent(xs: list[Any]) -> list[Any]:
             return [x for x in xs if x.ts_event_ns == 0 or x.ts_event_ns >= first_ts]
 
-        return {
+        return seq, {
             "run": self.run_id, "mode": self.mode, "symbol": self.symbol,
             "timeframe": self.timeframe,
             "bars": self._bars(a, b) if have else [],
             "features": self._features_rows(a, b) if have else [],
-            "signals": recent(self.signals), "orders": recent(self.orders),
-            "fills": recent(self.fills), "trades": recent(self.trades),
-            "commands": list(self.commands), "alerts": list(self.alerts),
-            "equity": equity, "status": self.status(), "positions": positions, "setups": {},
+            "signals": recent(signals), "orders": recent(orders),
+            "fills": recent(fills), "trades": recent(trades),
+            "commands": commands, "alerts": alerts,
+            "equity": equity, "status": status, "positions": positions, "setups": {},
         }
 
-    # -- requests (publisher thread) -----------------------------------------------------------
+    # -- the service thread: requests and replies ---------------------------------------------
+    def _serve(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self._reply_pull, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                ready = dict(poller.poll(250))
+                if self.router in ready:
+                    self._requests()
+                if self._reply_pull in ready:
+                    while True:
+                        try:
+                            frames = self._reply_pull.recv_multipart(zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                        self._send_frames(frames)
+        except Exception:  # pragma: no cover - logged; the engine must not die of it
+            log.exception("zmq bridge service thread failed")
+
     def _requests(self) -> None:
         while True:
             try:
@@ -689,9 +755,8 @@ class ZmqBridge:
                 self._send_reply(ident, wire.reply(rid, False, f"bars must be an int >= 1, "
                                                    f"got {n!r}"))
                 return
-            self._pump(False)  # everything the engine did so far is in it
-            self._send_reply(ident, wire.reply(rid, True, None, None, seq=self.seq,
-                                               snapshot=self.snapshot(n)))
+            seq, snap = self.snapshot(n)
+            self._send_reply(ident, wire.reply(rid, True, None, None, seq=seq, snapshot=snap))
             return
         alarm = args.get("alarm_id")
         if alarm:
@@ -713,13 +778,15 @@ class ZmqBridge:
         self._wake.set()
 
     def _send_reply(self, ident: bytes, rep: dict[str, Any]) -> None:
+        self._send_frames((ident, b"", wire.encode(rep)))
+
+    def _send_frames(self, frames: Any) -> None:
         try:
-            self.router.send_multipart((ident, b"", wire.encode(rep)), flags=zmq.NOBLOCK)
+            self.router.send_multipart(frames, flags=zmq.NOBLOCK)
         except zmq.ZMQError as exc:  # the client went away
-            log.debug("reply %s not sent: %s", rep.get("id"), exc)
+            log.debug("reply not sent: %s", exc)
 
 
-_FINISHED = object()
 _BACKTEST_REFUSAL = (
     "{op} refused: this engine runs in backtest mode (a backtest or a replay is not live, so it "
     "takes no trading commands); pause and resume work, trading needs mode paper or live"
