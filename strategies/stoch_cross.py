@@ -64,6 +64,7 @@ class StochCross:
         self._k_col = ctx.output(feats[0].id, "k")
         self._atr_col = ctx.output(feats[1].id, "atr")
         self._n = 0
+        self.entries_paused = False  # operator pause (ZeroMQ bridge): exits still happen
         # fast reads bounded by the current bar (a read past it raises LookaheadError)
         self._k = ctx.features.reader(self._k_col).at
         self._atr = ctx.features.reader(self._atr_col).at
@@ -93,7 +94,7 @@ class StochCross:
         if q != 0.0:
             self._submit(bar, "buy" if q < 0 else "sell", qty=math.inf, reduce_only=True,
                          tag="SIGNAL_EXIT")
-        if not is_long and not self.p.allow_short:
+        if (not is_long and not self.p.allow_short) or self.entries_paused:
             return
         atr = self._atr(bar.seq)
         if not atr > 0.0:
