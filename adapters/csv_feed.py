@@ -69,6 +69,9 @@ class CsvFeed:
         Raises:
             DataError: as for the constructor, or a bound is not a time, or no bar is left.
         """
+        if data.file is None:  # a paper/live config: its candles come from a venue
+            raise DataError("data.file is not set: this replays a candle file; give --data FILE "
+                            "(a SYMBOL_TIMEFRAME_data.csv, e.g. from `tradebot data download`)")
         feed = cls(data.file, symbol=data.symbol, timeframe=data.timeframe, gaps=data.gaps)
         if data.start is None and data.end is None:
             return feed

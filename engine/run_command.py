@@ -73,6 +73,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--max-bars", type=_positive_int, metavar="N",
                    help="paper/live: stop after N closed bars (Ctrl-C also stops cleanly and "
                         "writes the results)")
+    p.add_argument("--publish", nargs="?", const="", metavar="ADDR",
+                   help="publish events to the UI / alert front ends (the ZeroMQ bridge, "
+                        "docs/ui.md) on ADDR (default publish.pub, tcp://127.0.0.1:5555); "
+                        "snapshots and commands on publish.commands")
     p.set_defaults(func=cmd_run)
 
 
@@ -110,8 +114,9 @@ def mode_unavailable(mode: str, feeds: list[str] | None = None,
         brokers = Registry.installed(BROKERS).names()
     if mode == "paper" and "apex" not in feeds:
         return ("mode: paper trades simulated orders on live market data, which needs the Apex "
-                "market-data feed ('apex' in the tradebot.feeds entry points); it is being "
-                "built and is not installed yet. Use mode: backtest for now")
+                "market-data feed ('apex' in the tradebot.feeds entry points, "
+                "adapters/apex/feed.py), which is not registered in this install: run "
+                "`pip install -e .` again (it registers the entry points), or use mode: backtest")
     if mode == "live":
         missing = [what for what, ok in (
             ("the Apex market-data feed ('apex' in tradebot.feeds)", "apex" in feeds),
@@ -207,6 +212,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides["output.dir"] = str(args.out)
     if getattr(args, "venue", None) is not None:
         overrides["data.venue"] = args.venue
+    if getattr(args, "publish", None) is not None:
+        overrides["publish.enabled"] = True
+        if args.publish:
+            overrides["publish.pub"] = args.publish
     cfg = load_config(args.config, overrides)
     why = mode_unavailable(cfg.mode)
     if why:
@@ -229,6 +238,10 @@ def _run(cfg: RunConfig, out: Any, args: argparse.Namespace) -> int:
     # paper/live journal into the staged folder: it lands in output.dir with the results
     engine = build_engine(cfg, journal_path=Path(out.path) / "journal.sqlite")
     check_enough_bars(engine, _source(cfg))
+    for sink in engine.sinks:  # the ZeroMQ bridge says where to connect
+        if hasattr(sink, "pub_addr"):
+            print(f"publishing events on {sink.pub_addr}, snapshots and commands on "
+                  f"{sink.commands_addr}", file=sys.stderr)
     if getattr(args, "max_bars", None) is not None:
         engine.feed.max_bars = args.max_bars  # type: ignore[attr-defined]
     if not engine.replay and cfg.output.progress and not args.no_progress:
@@ -256,6 +269,7 @@ def _run(cfg: RunConfig, out: Any, args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+        engine.close()
     elapsed = time.perf_counter() - t0
     check_features_have_values(engine, _source(cfg))
     metrics = all_metrics(engine.accounts, engine.store)

@@ -143,12 +143,17 @@ class KlineClient:
             try:
                 data = self._call("server time", self.api.public.server_time)
                 self._time_path = "v1"
-            except (TransientVenueError, VenueUnreachable):
+            except VenueUnreachable:
                 raise
-            except VenueError:
+            except VenueError as first:
                 if self._time_path == "v1":
                     raise
-                data = self._call("server time", self._v3_time)
+                # no /api/v1/time here (an error reply or a non-JSON 404 page): try v3 once;
+                # if that fails too, the first error is the one to report
+                try:
+                    data = self._call("server time", self._v3_time)
+                except VenueError:
+                    raise first from None
                 self._time_path = "v3"
         t = data.get("time") if isinstance(data, dict) else data
         try:
