@@ -440,9 +440,11 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
 
 
 def format_validation_error(exc: ValidationError) -> str:
-    """One line per problem: ``key.path: message (got value)``."""
+    """One line per problem: ``key.path: message (got value)``; after ``MAX_PROBLEMS`` lines the
+    rest are counted (a file that is not a config at all would list every line of it)."""
     lines = []
-    for err in exc.errors():
+    errors = exc.errors()
+    for err in errors[:MAX_PROBLEMS]:
         loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
@@ -450,7 +452,13 @@ def format_validation_error(exc: ValidationError) -> str:
         got = err.get("input")
         shown = "" if err["type"] in ("extra_forbidden", "missing") else f" (got {got!r})"
         lines.append(f"  {loc}: {msg}{shown}")
+    if len(errors) > MAX_PROBLEMS:
+        more = len(errors) - MAX_PROBLEMS
+        lines.append(f"  ... and {more} more problems (is this a run config?)")
     return "\n".join(lines)
+
+
+MAX_PROBLEMS = 12
 
 
 def validate_params(model: type[BaseModel], params: dict[str, Any], where: str) -> BaseModel:

@@ -300,7 +300,25 @@ def check_output_file(out: str | Path, inputs: tuple[str | Path, ...] = (),
     _check_creatable(p.absolute(), what)
     if p.exists() and not os.access(p, os.W_OK):
         raise ConfigError(f"{what} {p} is read-only; choose another output file")
+    _probe(p.absolute(), what)
     return p
+
+
+def _probe(p: Path, what: str) -> None:
+    """Create and delete a file beside ``p``: the only sure test that it can be written (root
+    passes every permission check, a read-only mount or /proc still refuses)."""
+    parent = next((a for a in p.parents if a.exists()), None)
+    if parent is None or parent != p.parent:
+        return  # the folder does not exist yet: _check_creatable vetted its existing ancestor
+    probe = parent / f".{p.name}.probe-{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError as exc:
+        raise ConfigError(f"{what} {p}: cannot write in {parent} ({exc.strerror}); choose "
+                          "another output file or fix the permissions") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        probe.unlink()
 
 
 def replace_file(out: Path, write: Any) -> Path:

@@ -144,3 +144,12 @@ def test_a_folder_or_a_binary_file_is_a_clear_error(tmp_path):
 def test_an_override_below_a_scalar_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match=r"data must be a mapping of keys \(to set data.file\)"):
         load_config(_write(tmp_path, "data: 5\nstrategies: []\n"), {"data.file": "x.csv"})
+
+
+def test_a_file_that_is_no_config_lists_a_few_problems_not_every_line(tmp_path):
+    text = "\n".join(f"user{i}: x" for i in range(40)) + "\n"
+    with pytest.raises(ConfigError) as exc:
+        load_config(_write(tmp_path, text))
+    msg = str(exc.value)
+    assert "user0: unknown key" in msg and "user39" not in msg
+    assert "more problems (is this a run config?)" in msg

@@ -172,6 +172,9 @@ def test_an_output_file_equal_to_its_input_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="is a folder"):
         check_output_file(tmp_path, inputs=(data,))
     assert check_output_file(tmp_path / "new" / "x.csv", inputs=(data,)) == tmp_path / "new/x.csv"
+    with pytest.raises(ConfigError, match=r"--out /proc/x.csv: cannot write in /proc"):
+        check_output_file("/proc/x.csv")  # refused before the work even for root
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
 def test_data_synth_checks_its_out_before_the_work(tmp_path, capsys):
