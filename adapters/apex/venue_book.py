@@ -18,6 +18,10 @@ against the venue can be diffed with a backtest:
   flat; a reduce-only fill is capped at the position size.
 - Resting orders are matched when a candle closes, walking the modelled path
   ``open -> extreme -> extreme -> close`` (``stop_first`` by default).
+- Fill records carry two fields the real API does not have (diagnostics for backtest-to-live
+  diffs; do not rely on them against the exchange): ``gap`` (a stop or limit filled at the open
+  because the candle opened through it) and ``ambiguous`` (orders at both extremes of one candle:
+  the result depended on the assumed path order), as the engine's ``OrderFilled`` has them.
 
 One-way (net) position per symbol, USDT wallet, cross margin with the symbol's
 ``initialMarginRate``; no funding, no liquidation.
@@ -33,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.fills import OPEN, Costs, IntrabarPolicy, bar_path, crossing
+from engine.fills import FIRST, OPEN, SECOND, Costs, IntrabarPolicy, bar_path, crossing
 
 FINAL = ("FILLED", "CANCELED")
 WORKING = ("PENDING", "OPEN", "UNTRIGGERED")
@@ -324,24 +328,35 @@ class VenueBook:
             return  # fast path: nothing reached
         sign = (self.qty > 0) - (self.qty < 0)
         path = bar_path(float(self.o[k]), hi, lo, float(self.c[k]), self.policy, sign)
-        while True:
-            best: tuple[int, float, VenueOrder] | None = None
-            for w in self._resting(k):
-                start = w.active_point if w.active_candle == k else OPEN
-                hit = crossing(w.is_buy, w.is_stop, w.level, path, start)
-                if hit is not None and (best is None or hit[0] < best[0]):
-                    best = (hit[0], hit[1], w)
-            if best is None:
-                return
-            point, price, w = best
+        seen: set[int] = set()  # path points where some order would execute
+        first_fill = len(self.fills)
+        while (best := self._next_hit(k, path, seen)) is not None:
+            point, price, gap, w = best
             if w.reduce_only and not self._reduces(w.is_buy):
                 self._cancel(w, "REDUCE_ONLY_CANCELED")
                 continue
             px = self.costs.slipped(price, w.is_buy) if w.is_stop else price
-            self._fill(w, px, taker=w.is_stop, candle=k)
+            self._fill(w, px, taker=w.is_stop, candle=k, gap=gap)
             self._activate_children(w, k, point)
             if self.qty == 0.0:
                 self._cancel_orphans()
+        if FIRST in seen and SECOND in seen:  # the fills depended on the assumed path order
+            for f in self.fills[first_fill:]:
+                f["ambiguous"] = True
+
+    def _next_hit(self, k: int, path: tuple[float, float, float, float],
+                  seen: set[int]) -> tuple[int, float, bool, VenueOrder] | None:
+        """The resting order that executes first on candle ``k``'s path: (point, price, gap,
+        order); every point where some order would execute is added to ``seen``."""
+        best: tuple[int, float, bool, VenueOrder] | None = None
+        for w in self._resting(k):
+            start = w.active_point if w.active_candle == k else OPEN
+            hit = crossing(w.is_buy, w.is_stop, w.level, path, start)
+            if hit is not None:
+                seen.add(hit[0])
+                if best is None or hit[0] < best[0]:
+                    best = (hit[0], hit[1], hit[2] and hit[0] == OPEN, w)
+        return best
 
     def _fill_market(self, o: VenueOrder, k: int) -> None:
         if o.reduce_only and not self._reduces(o.is_buy):
@@ -355,7 +370,8 @@ class VenueBook:
     def _reduces(self, is_buy: bool) -> bool:
         return (self.qty > 0 and not is_buy) or (self.qty < 0 and is_buy)
 
-    def _fill(self, o: VenueOrder, price: float, *, taker: bool, candle: int) -> None:
+    def _fill(self, o: VenueOrder, price: float, *, taker: bool, candle: int,
+              gap: bool = False) -> None:
         qty = o.size
         if o.reduce_only:
             qty = min(qty, abs(self.qty))
@@ -395,7 +411,7 @@ class VenueBook:
             "value": fmt(qty * price, 8), "fee": fmt(fee, 8),
             "liquidity": "TAKER" if taker else "MAKER", "direction": o.side,
             "reduceOnly": o.reduce_only, "createdAt": ts, "updatedTime": ts,
-            "candleOpenTime": ts,
+            "candleOpenTime": ts, "gap": gap, "ambiguous": False,
         })
 
     def _activate_children(self, parent: VenueOrder, k: int, point: int) -> None:

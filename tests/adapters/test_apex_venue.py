@@ -288,6 +288,7 @@ def test_market_order_fills_at_the_next_open_and_attached_stop_fills_on_the_path
         fills = c.fills()["orders"]
         # stop_first (the default policy): a long sees the low first, so the stop fills
         assert [(f["orderType"], f["price"]) for f in fills[:1]] == [("STOP_MARKET", "98.5")]
+        assert fills[0]["ambiguous"] and not fills[0]["gap"]  # the target was in range too
         assert c.account()["positions"] == [] and c.open_orders() == []
         bal = c.balance()
         expect = 10_000 + (98.5 - 100.5) - 100.5 * 0.0005 - 98.5 * 0.0005

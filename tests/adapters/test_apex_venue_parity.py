@@ -3,20 +3,22 @@
 The same bars and the same decisions (a market entry with an attached stop-loss and take-profit
 whenever flat, decided on a bar's close) go once through ``adapters.sim_broker.SimBroker`` and once
 through the venue with the real apexomni client: fills must agree in order, side, size, price,
-fee and liquidity. Needs apexomni (fails in CI without it, skips elsewhere).
+fee, liquidity and the gap flag. Needs apexomni (fails in CI without it, skips elsewhere).
 """
 
 from __future__ import annotations
 
 import importlib.util
 
+import numpy as np
 import pytest
 
 from adapters.sim_broker import SimBroker
+from engine.bars import Bars
 from engine.events import BarClosed, OrderFilled, SubmitOrder
 from engine.fills import Costs, IntrabarPolicy
 from engine.portfolio import Account
-from tests.adapters.test_apex_venue import make_bars
+from tests.adapters.test_apex_venue import MIN15_NS, T0_MS, make_bars
 from tests.conftest import need
 
 TAKER, MAKER = 0.0005, 0.0002
@@ -63,7 +65,7 @@ def _sim_fills(bars, decisions, policy):
                 type="market", seq=n, qty=0.01, stop_loss=stop, take_profit=target,
                 tag="ENTRY"))
     return [(f.side.upper(), round(f.qty, 9), round(f.price, 6), round(f.fee, 9),
-             f.liquidity.upper()) for f in fills]
+             f.liquidity.upper(), f.gap) for f in fills]
 
 
 def _venue_fills(bars, decisions, policy):
@@ -90,17 +92,32 @@ def _venue_fills(bars, decisions, policy):
                     tpTriggerPrice=f"{target:.1f}", tpPrice=f"{worst:.1f}")
         rows = list(reversed(c.fills(limit=1000)["orders"]))  # oldest first
     return [(f["side"], round(float(f["size"]), 9), round(float(f["price"]), 6),
-             round(float(f["fee"]), 9), f["liquidity"]) for f in rows]
+             round(float(f["fee"]), 9), f["liquidity"], f["gap"]) for f in rows]
 
 
-@pytest.mark.parametrize("policy", [IntrabarPolicy.STOP_FIRST, IntrabarPolicy.OHLC_PATH])
-def test_venue_fills_equal_the_sim_brokers(policy):
-    bars = make_bars(160, seed=11)
+def gappy_bars(n: int, seed: int) -> Bars:
+    """15m candles whose opens jump away from the previous close (stops and limits gap)."""
+    rng = np.random.default_rng(seed)
+    close = np.round(40_000 + np.cumsum(rng.normal(0, 30, n)), 1)
+    open_ = np.round(np.concatenate([[40_000.0], close[:-1]]) + rng.normal(0, 40, n), 1)
+    high = np.round(np.maximum(open_, close) + rng.uniform(1, 30, n), 1)
+    low = np.round(np.minimum(open_, close) - rng.uniform(1, 30, n), 1)
+    ts = np.arange(n, dtype=np.int64) * MIN15_NS + T0_MS * 1_000_000
+    return Bars.from_columns("BTC-USDT", "15m", MIN15_NS, ts, open_, high, low, close,
+                             rng.uniform(1, 10, n))
+
+
+@pytest.mark.parametrize(("policy", "gappy"), [(IntrabarPolicy.STOP_FIRST, False),
+                                               (IntrabarPolicy.OHLC_PATH, False),
+                                               (IntrabarPolicy.STOP_FIRST, True)])
+def test_venue_fills_equal_the_sim_brokers(policy, gappy):
+    bars = gappy_bars(160, seed=5) if gappy else make_bars(160, seed=11)
     decisions = _decisions(bars)
     sim = _sim_fills(bars, decisions, policy)
     venue = _venue_fills(bars, decisions, policy)
     assert len(sim) > 20  # entries, stops and targets all happen
     assert {f[4] for f in sim} == {"TAKER", "MAKER"}
+    assert any(f[5] for f in sim) == gappy  # gap fills happen (only) on gappy candles
     # the venue writes 8 decimals; prices are on a 0.1 grid and sizes 0.01, so every price and
     # fee here has at most 7: the rounding below only removes binary noise
     assert venue == sim
