@@ -314,6 +314,7 @@ class ApexFeed:
         self._in_io = False
         self._clock: tuple[float, int] | None = None  # (monotonic s, server ms) first sample
         self._rate = 1.0  # server-clock seconds per wall second
+        self._rate_known = False
         self._started = False
         self._late = 0  # polls since a close was due without its candle
         self._engine_clock: Any = None  # bind_clock
@@ -477,6 +478,7 @@ class ApexFeed:
             m0, s0 = self._clock
             if mono - m0 > 1.0:
                 self._rate = max(1.0, (now - s0) / 1000.0 / (mono - m0))
+                self._rate_known = True
         return now
 
     def _next_open(self) -> int:
@@ -492,7 +494,9 @@ class ApexFeed:
         self.stats.polls += 1
         due = self._next_open() + self.tf_ms
         if now < due:  # sleep until the next close per the venue's clock
-            return [], min(max((due - now) / 1000.0 / self._rate, 0.001), self.max_wait_s)
+            # (its speed is measured over the first second: a local venue may run 900x)
+            cap = self.max_wait_s if self._rate_known else min(self.max_wait_s, 0.5)
+            return [], min(max((due - now) / 1000.0 / self._rate, 0.001), cap)
         newest = self._newest_closed_open(now)
         start = self._last[0] if self._last is not None else self._next_open()
         dup0 = self.kl.duplicates

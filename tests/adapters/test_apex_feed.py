@@ -251,3 +251,20 @@ def test_request_stop_ends_a_wait_at_once() -> None:
         t0 = time.monotonic()
         assert [x for x in it if x is not None] == []
         assert time.monotonic() - t0 < 5.0
+
+
+def test_a_fast_venue_clock_is_followed(bars: Bars) -> None:
+    # `tradebot venue --speed 900`: a 15m candle per wall second; the feed measures the venue's
+    # clock speed and sleeps until each close by it: every candle arrives closed, before the
+    # next one closes, without polling in a busy loop
+    with LocalVenue(bars, speed=900, start=_open_ms(bars, 300)) as v:
+        feed = ApexFeed(v.url, "BTC-USDT", "15m", max_bars=4)
+        feed.fetch_warmup(10)
+        lags = []
+        for x in feed:
+            if x is not None:
+                lags.append(v.now_ms() - x.ts_event_ns // 1_000_000)
+    assert len(lags) == 4
+    assert all(0 <= lag < TF for lag in lags[1:]), lags  # closed, and not a candle late
+    assert feed.stats.polls < 40
+    assert 500 < feed._rate < 2000  # measured: about 900 venue seconds per second
