@@ -240,6 +240,9 @@ def _read_bytes(path: Path) -> bytes:
 
 def _header(path: Path, data: bytes) -> list[str]:
     """Normalised column names of line 1, checked against ``COLUMNS``."""
+    if b"\x00" in data[:65536]:
+        raise DataError(f"{path}: a binary file, not a CSV (it contains NUL bytes); give a text "
+                        f"file with the header {','.join(COLUMNS)} and one line per bar")
     first = data.split(b"\n", 1)[0].decode("utf-8", errors="replace")
     if not data.strip():
         raise DataError(f"{path}: the file is empty; it needs the header {','.join(COLUMNS)} "

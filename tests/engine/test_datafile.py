@@ -393,3 +393,12 @@ def test_missing_real_data_fails_in_ci_and_skips_elsewhere(monkeypatch):
     with pytest.raises(pytest.skip.Exception, match="gone"):
         need(False, "gone")
     need(True, "present")  # no effect
+
+
+def test_a_binary_file_is_named_as_such(tmp_path):
+    p = tmp_path / "BIN-USDT_15m_data.csv"
+    p.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4)
+    with pytest.raises(DataError, match=r"a binary file, not a CSV \(it contains NUL bytes\)"):
+        load_bars(p, use_cache=False)
+    report = validate_file(p)
+    assert not report.ok and "binary file" in report.problems[0]
