@@ -120,3 +120,15 @@ def test_the_fast_entry_point_scan_agrees_with_importlib_metadata():
     assert CLI_COMMANDS == REGISTRY_COMMANDS
     expected = {ep.name: ep.value for ep in entry_points(group=REGISTRY_COMMANDS)}
     assert command_entry_points() == expected and "run" in expected
+
+
+@pytest.mark.parametrize("words", [["run", "c.yaml"], ["check-lookahead", "c.yaml"],
+                                   ["indicators", "--data", "x.csv", "--out", "y.csv"],
+                                   ["data", "validate", "x.csv"]])
+def test_the_commands_the_data_hints_name_take_those_flags(words):
+    # engine/datafile.py's hints send the user to --symbol/--timeframe/--gaps on these commands
+    from engine.cli import build_parser
+
+    args = build_parser(words).parse_args(
+        [*words, "--symbol", "BTCUSDT", "--timeframe", "1h", "--gaps", "fill"])
+    assert (args.symbol, args.timeframe, args.gaps) == ("BTCUSDT", "1h", "fill")
