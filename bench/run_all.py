@@ -25,6 +25,7 @@ SECTIONS = [
     ("volume_profile", "bench.bench_volume_profile", {}),
     ("strategies", "bench.bench_strategies", {}),
     ("paper", "bench.bench_paper", {}),
+    ("apex_venue", "bench.bench_apex_venue", {}),
     ("models", "bench.bench_models", {}),
     ("sweep", "bench.bench_sweep", {}),
 ]
