@@ -678,11 +678,12 @@ class LocalVenue:
         return {}
 
     def fills(self, q: Mapping[str, str]) -> dict[str, Any]:
-        rows = list(reversed(self.book.fills))  # newest first
+        rows = _filtered(list(reversed(self.book.fills)), q)  # newest first
         return {"orders": _page(rows, q), "totalSize": len(rows)}
 
     def history_orders(self, q: Mapping[str, str]) -> dict[str, Any]:
         rows = [self.book.order_view(o) for o in reversed(list(self.book.orders.values()))]
+        rows = _filtered(rows, q)
         return {"orders": _page(rows, q), "totalSize": len(rows)}
 
     def get_order(self, q: Mapping[str, str], by_client: bool) -> dict[str, Any]:
@@ -731,6 +732,23 @@ class LocalVenue:
             return fn()
         finally:
             self._push_account()
+
+
+def _filtered(rows: list[dict[str, Any]], q: Mapping[str, str]) -> list[dict[str, Any]]:
+    """``symbol``, ``side``, ``beginTimeInclusive`` / ``endTimeExclusive`` (ms, on
+    ``createdAt``: virtual time) filters of the fills and history-orders queries."""
+    try:
+        begin = int(q.get("beginTimeInclusive") or 0)
+        end = int(q.get("endTimeExclusive") or 0) or None
+    except ValueError:
+        raise ApexReject(2, "beginTimeInclusive and endTimeExclusive must be epoch ms",
+                         "PARAM_INVALID") from None
+    sym = (q.get("symbol") or "").replace("-", "").upper()
+    side = (q.get("side") or "").upper()
+    return [r for r in rows
+            if (not sym or r["symbol"].replace("-", "") == sym)
+            and (not side or r["side"] == side)
+            and int(r["createdAt"]) >= begin and (end is None or int(r["createdAt"]) < end)]
 
 
 def _page(rows: list[dict[str, Any]], q: Mapping[str, str]) -> list[dict[str, Any]]:

@@ -347,6 +347,11 @@ def test_limit_stop_reduce_only_delete_and_delete_all(venue_mod):
         assert c.fills()["orders"][0]["size"] == "1"
         hist = c.history_orders()
         assert hist["totalSize"] == 4
+        # filters: side, and the virtual time of the fill (the limit filled at candle 2's open)
+        assert c.fills(side="BUY")["totalSize"] == 1
+        assert c.fills(symbol="BTC-USDT", beginTimeInclusive=T0_MS + 3 * 900_000)["totalSize"] == 1
+        assert c.fills(endTimeExclusive=T0_MS + 3 * 900_000)["orders"][0]["orderId"] == lim["id"]
+        assert c.history_orders(side="SELL", limit=1, page=1)["totalSize"] == 2
 
 
 def test_leverage_changes_the_margin_an_order_needs(venue_mod):
