@@ -146,15 +146,20 @@ def _times(t: list[int]) -> Any:
     return np.asarray(t, dtype="int64").astype("datetime64[ns]")
 
 
+def _params_text(params: dict[str, Any]) -> str:
+    return ", ".join(f"{_short(k)}={Path(v).name if k == 'data.file' else v}"
+                     for k, v in params.items())
+
+
 def _table(rows: list[dict[str, Any]], dims: list[str], top: int) -> str:
     if not rows:
         return "<p>no results</p>"
     cols = [k for k in rows[0] if k not in ("params", "cand", "error")]
-    heads = ["#", *cols, *(_short(d) for d in dims)]
+    heads = ["#", *cols, "params", "error"]
     body = []
     for i, r in enumerate(rows[:top], 1):
         cells = [str(i), *(html.escape(_fmt(r.get(k))) for k in cols),
-                 *(html.escape(_fmt(r["params"].get(d))) for d in dims)]
+                 html.escape(_params_text(r["params"])), html.escape((r.get("error") or "")[:200])]
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return ("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in heads)
             + "</tr></thead><tbody>" + "".join(body) + "</tbody></table>")
@@ -241,9 +246,9 @@ def _html(out_dir: Path, outcome: Any, plan: Any, summary: dict[str, Any]) -> li
                                       "test trades")) + "</tr></thead><tbody>"
         for w in wr:
             wtab += "<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in (
-                w["window"], Path(w["file"]).name, f"{w['train'][0]}-{w['train'][1]}",
-                f"{w['test'][0]}-{w['test'][1]}", w["strategy"],
-                ", ".join(f"{_short(k)}={v}" for k, v in w["params"].items()),
+                w["window"], "-" if w["file"] == "None" else Path(w["file"]).name,
+                f"{w['train'][0]}-{w['train'][1]}", f"{w['test'][0]}-{w['test'][1]}",
+                w["strategy"], _params_text(w["params"]),
                 w["train_score"], w["test_score"], w["test_return_pct"], w["test_trades"],
             )) + "</tr>"
         wtab += "</tbody></table>"
@@ -252,7 +257,8 @@ def _html(out_dir: Path, outcome: Any, plan: Any, summary: dict[str, Any]) -> li
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <script src="plotly.min.js"></script>
 <style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse;margin:1em 0;
-font-size:90%}}td,th{{border:1px solid #ccc;padding:.2em .5em;text-align:right}}</style></head>
+font-size:90%}}td,th{{border:1px solid #ccc;padding:.2em .5em;text-align:right}}td:last-child,
+td:nth-last-child(2){{text-align:left}}</style></head>
 <body><h2>{html.escape(title)}</h2><p>{html.escape(head)}</p>{_diag_text(summary)}
 <h3>Top {spec.report.top_n}</h3>{_table(outcome.rows, dims, spec.report.top_n)}{wtab}{charts}
 </body></html>

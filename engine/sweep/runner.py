@@ -174,52 +174,15 @@ def _plain(run: _Runner, cands: list[Candidate], limit: int | None
            ) -> tuple[dict[str, Any], list[dict[str, Any]], Candidate | None, float | None]:
     plan = run.plan
     obj = plan.spec.objective
-    results: dict[str, tuple[Candidate, Result]] = {}
     if plan.spec.search.method == "tpe":
-        for c0, n in _files(run, plan):
-            if n is None:
-                continue
-            batch = plan.spec.search.batch or 2 * run.ex.workers
-            fixed = {"data.file": c0} if "data.file" in plan.dims else None
-            trials = tpe_optimise(plan, 0, n, run.evaluate,
-                                  n_trials=_cap(plan.spec.search.n_trials, limit) or 1,
-                                  batch=batch, fixed=fixed, on_invalid=_invalid(run))
-            for c, _ in trials:
-                r = run.store.get(result_key(c.key, 0, n))
-                if r is not None:
-                    results[c.key] = (c, r)
+        results = _plain_tpe(run, limit)
     else:
-        jobs, bad = [], []
-        for c in cands:
-            n = run.bars_of(c)
-            (jobs if n is not None else bad).append((c, 0, n or 0))
-        for c, lo, hi in bad:
-            run.record_failures([(c, lo, hi)], run.data_error(c))
-        got = run.evaluate(jobs)
-        for c, lo, hi in jobs + bad:
-            r = got.get(result_key(c.key, lo, hi)) or run.store.get(result_key(c.key, lo, hi))
-            if r is not None:
-                results[c.key] = (c, r)
-    rows = []
-    for c, r in results.values():
-        rows.append(_row(c, r, result_score(r, obj)))
-    rows.sort(key=_rank)
+        results = _plain_grid(run, cands)
+    rows = sorted((_row(c, r, result_score(r, obj)) for c, r in results.values()), key=_rank)
     best_row = next((x for x in rows if x["score"] is not None), None)
     best = results[best_row["cand"]][0] if best_row else None
-    # diagnostics: PBO over candidates that ran on the same file, DSR of the best
-    diag: dict[str, Any] = {}
     ok = [(c, r) for c, r in results.values() if r.status == "ok" and r.blocks]
-    if ok:
-        by_file: dict[str, list[tuple[Candidate, Result]]] = {}
-        for c, r in ok:
-            by_file.setdefault(str(c.config.data.file), []).append((c, r))
-        f, members = max(by_file.items(), key=lambda kv: len(kv[1]))
-        blocks = np.asarray([r.blocks for _, r in members], dtype=np.float64)
-        diag["pbo"] = {"file": f, **overfit.pbo_cscv(blocks, plan.spec.diagnostics.cscv_splits)}
-        if best is not None:
-            sharpes = [overfit.per_bar_sharpe(r.blocks) for _, r in ok]
-            diag["deflated_sharpe"] = overfit.deflated_sharpe(
-                np.asarray(results[best.key][1].blocks, dtype=np.float64), sharpes)
+    diag = _plain_diagnostics(run, ok, results[best.key][1] if best else None)
     # in-sample vs out-of-sample without walk-forward: first half of the bars vs second half
     scatter = []
     for c, r in ok:
@@ -233,6 +196,59 @@ def _plain(run: _Runner, cands: list[Candidate], limit: int | None
                "best": best_row, "equity": ({"in-sample best": results[best.key][1].equity}
                                             if best is not None else {})}
     return summary, rows, best, (best_row or {}).get("score")
+
+
+def _plain_tpe(run: _Runner, limit: int | None) -> dict[str, tuple[Candidate, Result]]:
+    plan = run.plan
+    results: dict[str, tuple[Candidate, Result]] = {}
+    for f, n in _files(run, plan):
+        if n is None:
+            continue
+        trials = tpe_optimise(plan, 0, n, run.evaluate,
+                              n_trials=_cap(plan.spec.search.n_trials, limit) or 1,
+                              batch=plan.spec.search.batch or 2 * run.ex.workers,
+                              fixed={"data.file": f} if "data.file" in plan.dims else None,
+                              on_invalid=_invalid(run))
+        for c, _ in trials:
+            r = run.store.get(result_key(c.key, 0, n))
+            if r is not None:
+                results[c.key] = (c, r)
+    return results
+
+
+def _plain_grid(run: _Runner, cands: list[Candidate]) -> dict[str, tuple[Candidate, Result]]:
+    jobs, bad = [], []
+    for c in cands:
+        n = run.bars_of(c)
+        (jobs if n is not None else bad).append((c, 0, n or 0))
+    for c, lo, hi in bad:
+        run.record_failures([(c, lo, hi)], run.data_error(c))
+    got = run.evaluate(jobs)
+    results = {}
+    for c, lo, hi in jobs + bad:
+        r = got.get(result_key(c.key, lo, hi)) or run.store.get(result_key(c.key, lo, hi))
+        if r is not None:
+            results[c.key] = (c, r)
+    return results
+
+
+def _plain_diagnostics(run: _Runner, ok: list[tuple[Candidate, Result]],
+                       best: Result | None) -> dict[str, Any]:
+    """PBO over the candidates that ran on the same file (the most), DSR of the best."""
+    diag: dict[str, Any] = {}
+    if not ok:
+        return diag
+    by_file: dict[str, list[Result]] = {}
+    for c, r in ok:
+        by_file.setdefault(str(c.config.data.file), []).append(r)
+    f, members = max(by_file.items(), key=lambda kv: len(kv[1]))
+    blocks = np.asarray([r.blocks for r in members], dtype=np.float64)
+    diag["pbo"] = {"file": f, **overfit.pbo_cscv(blocks, run.plan.spec.diagnostics.cscv_splits)}
+    if best is not None:
+        diag["deflated_sharpe"] = overfit.deflated_sharpe(
+            np.asarray(best.blocks, dtype=np.float64),
+            [overfit.per_bar_sharpe(r.blocks) for _, r in ok])
+    return diag
 
 
 def _rank(row: dict[str, Any]) -> tuple[int, float]:
@@ -272,175 +288,226 @@ def _files(run: _Runner, plan: SweepPlan) -> list[tuple[Any, int | None]]:
 
 
 # -- walk-forward --------------------------------------------------------------------------------
+def _fkey(plan: SweepPlan, c: Candidate) -> str:
+    """The data file a walk-forward candidate belongs to ("None" when not swept)."""
+    return str(c.config.data.file) if "data.file" in plan.dims else "None"
+
+
+@dataclass
+class _WF:
+    """A walk-forward's state: windows per data file, the candidates of each window, choices."""
+
+    win_of: dict[str, list[Window]] = field(default_factory=dict)
+    by_file: dict[str, list[Candidate]] = field(default_factory=dict)
+    n_of: dict[str, int] = field(default_factory=dict)
+    per_window: dict[tuple[str, int], list[Candidate]] = field(default_factory=dict)
+    chosen: dict[tuple[str, int], tuple[Candidate, float]] = field(default_factory=dict)
+
+    def pick(self, fk: str, k: int) -> Candidate | None:
+        got = self.chosen.get((fk, k))
+        return got[0] if got else None
+
+
 def _walk_forward(run: _Runner, cands: list[Candidate], limit: int | None
                   ) -> tuple[dict[str, Any], list[dict[str, Any]], Candidate | None,
                              float | None]:
     plan = run.plan
     wf = plan.spec.walk_forward
     assert wf is not None
+    st = _WF()
+    if plan.spec.search.method == "tpe":
+        _wf_tpe(run, st, limit)
+    else:
+        _wf_grid(run, st, cands)
+    _wf_choose(run, st)
+    rows, scatter = _wf_rows(run, st)
+    cash = float(plan.base_raw.get("account", {}).get("initial_cash", 10_000.0))
+    equity = _wf_equity(run, st, cash)
+    in_best_row = next((x for x in rows if x["score"] is not None), None)
+    diag: dict[str, Any] = {}
+    if in_best_row is not None:
+        in_best = next(c for cs in st.per_window.values() for c in cs
+                       if c.key == in_best_row["cand"])
+        _wf_in_sample_best(run, st, in_best, equity, diag)
+    if wf.test_all and plan.spec.search.method != "tpe":
+        _wf_pbo(run, st, diag)
+    # best.yaml: the params chosen on the last window (what to trade next)
+    last = max(st.chosen.items(), key=lambda kv: kv[0][1])[1] if st.chosen else None
+    oos_ret = [(e["e"][-1] / cash - 1) * 100 for k, e in equity.items()
+               if k.startswith("walk-forward") and e.get("e")]
+    summary = {"mode": "walk_forward", "walk_forward": wf.model_dump(),
+               "windows": _wf_window_rows(run, st), "diagnostics": diag, "scatter": scatter,
+               "scatter_label": "objective on the train window vs the next test window",
+               "equity": equity, "best": in_best_row,
+               "oos_return_pct": oos_ret[0] if len(oos_ret) == 1 else oos_ret,
+               "best_yaml_from": "the params chosen on the last window"}
+    return summary, rows, (last[0] if last else None), (last[1] if last else None)
+
+
+def _wf_tpe(run: _Runner, st: _WF, limit: int | None) -> None:
+    """A TPE study per window (and data file) on its train bars; with ``test_all`` every trial
+    then trades the test window too."""
+    plan = run.plan
+    wf = plan.spec.walk_forward
+    assert wf is not None
+    for f, n in _files(run, plan):
+        if n is not None:
+            st.n_of[str(f)] = n
+            st.win_of[str(f)] = windows(n, wf, f"walk_forward ({f})")
+    batch = plan.spec.search.batch or 2 * run.ex.workers
+    for fk, ws in st.win_of.items():
+        fixed = {"data.file": _file_value(plan, fk)} if "data.file" in plan.dims else None
+        for w in ws:
+            trials = tpe_optimise(plan, w.train_lo, w.train_hi, run.evaluate,
+                                  n_trials=_cap(plan.spec.search.n_trials, limit) or 1,
+                                  batch=batch, fixed=fixed, on_invalid=_invalid(run))
+            st.per_window[(fk, w.k)] = [c for c, _ in trials]
+    if wf.test_all:
+        run.evaluate([(c, w.test_lo, w.test_hi) for fk, ws in st.win_of.items() for w in ws
+                      for c in st.per_window[(fk, w.k)]])
+
+
+def _wf_grid(run: _Runner, st: _WF, cands: list[Candidate]) -> None:
+    """Every candidate on every train window (and test window with ``test_all``), one batch."""
+    plan = run.plan
+    wf = plan.spec.walk_forward
+    assert wf is not None
+    for c in cands:
+        n = run.bars_of(c)
+        if n is None:
+            run.record_failures([(c, 0, 0)], run.data_error(c))
+            continue
+        fk = _fkey(plan, c)
+        st.n_of[fk] = n
+        st.win_of.setdefault(fk, windows(n, wf, f"walk_forward ({c.config.data.file})"))
+        st.by_file.setdefault(fk, []).append(c)
+    jobs = []
+    for fk, ws in st.win_of.items():
+        for w in ws:
+            st.per_window[(fk, w.k)] = st.by_file[fk]
+            jobs += [(c, w.train_lo, w.train_hi) for c in st.by_file[fk]]
+            if wf.test_all:
+                jobs += [(c, w.test_lo, w.test_hi) for c in st.by_file[fk]]
+    run.evaluate(jobs)
+
+
+def _wf_choose(run: _Runner, st: _WF) -> None:
+    """Each window's choice: the best train score (test results are never read here); then
+    the chosen candidate trades the test window."""
+    obj = run.plan.spec.objective
+    for fk, ws in st.win_of.items():
+        for w in ws:
+            scored = [(result_score(run.store.get(result_key(c.key, w.train_lo, w.train_hi)),
+                                    obj), i, c) for i, c in enumerate(st.per_window[(fk, w.k)])]
+            ok = [(v, -i, c) for v, i, c in scored if v is not None]
+            if ok:
+                v, _, c = max(ok, key=lambda t: (t[0], t[1]))  # ties: the first candidate
+                st.chosen[(fk, w.k)] = (c, v)
+    run.evaluate([(c, w.test_lo, w.test_hi) for fk, ws in st.win_of.items() for w in ws
+                  if (c := st.pick(fk, w.k)) is not None])
+
+
+def _wf_rows(run: _Runner, st: _WF) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per candidate: mean train score, mean test score, windows chosen; and the scatter."""
+    plan = run.plan
     obj = plan.spec.objective
-    win_of: dict[str, list[Window]] = {}
-    by_file: dict[str, list[Candidate]] = {}
-    n_of: dict[str, int] = {}
-    tpe = plan.spec.search.method == "tpe"
-    if tpe:
-        for f, n in _files(run, plan):
-            if n is not None:
-                fk = str(f)
-                n_of[fk] = n
-                win_of[fk] = windows(n, wf, f"walk_forward ({f})")
-    else:
-        for c in cands:
-            n = run.bars_of(c)
-            fk = str(c.config.data.file) if "data.file" in plan.dims else "None"
-            if n is None:
-                run.record_failures([(c, 0, 0)], run.data_error(c))
-                continue
-            n_of[fk] = n
-            win_of.setdefault(fk, windows(n, wf, f"walk_forward ({c.config.data.file})"))
-            by_file.setdefault(fk, []).append(c)
-    # train (and, with test_all, test) results of every candidate in every window
-    per_window: dict[tuple[str, int], list[Candidate]] = {}
-    if tpe:
-        batch = plan.spec.search.batch or 2 * run.ex.workers
-        for fk, ws in win_of.items():
-            fixed = {"data.file": _file_value(plan, fk)} if "data.file" in plan.dims else None
-            for w in ws:
-                trials = tpe_optimise(plan, w.train_lo, w.train_hi, run.evaluate,
-                                      n_trials=_cap(plan.spec.search.n_trials, limit) or 1,
-                                      batch=batch, fixed=fixed, on_invalid=_invalid(run))
-                per_window[(fk, w.k)] = [c for c, _ in trials]
-        if wf.test_all:
-            run.evaluate([(c, w.test_lo, w.test_hi) for fk, ws in win_of.items() for w in ws
-                          for c in per_window[(fk, w.k)]])
-    else:
-        jobs = []
-        for fk, ws in win_of.items():
-            for w in ws:
-                per_window[(fk, w.k)] = by_file[fk]
-                for c in by_file[fk]:
-                    jobs.append((c, w.train_lo, w.train_hi))
-                    if wf.test_all:
-                        jobs.append((c, w.test_lo, w.test_hi))
-        run.evaluate(jobs)
-    # selection on train scores only; then the chosen params trade the test window
-    chosen: dict[tuple[str, int], tuple[Candidate, float]] = {}
-    for fk, ws in win_of.items():
-        for w in ws:
-            best = None
-            for c in per_window[(fk, w.k)]:
-                v = result_score(run.store.get(result_key(c.key, w.train_lo, w.train_hi)), obj)
-                if v is not None and (best is None or v > best[1]):
-                    best = (c, v)
-            if best is not None:
-                chosen[(fk, w.k)] = best
-    run.evaluate([(c, w.test_lo, w.test_hi) for fk, ws in win_of.items() for w in ws
-                  if (c := chosen.get((fk, w.k), (None,))[0]) is not None])
-    # per-candidate table: mean train score, mean test score, windows chosen
-    all_c: dict[str, Candidate] = {c.key: c for cs in per_window.values() for c in cs}
-    rows = []
-    scatter = []
-    window_rows = []
+    all_c = {c.key: c for cs in st.per_window.values() for c in cs}
+    rows, scatter = [], []
     for key, c in all_c.items():
-        fk = str(c.config.data.file) if "data.file" in plan.dims else "None"
-        ws = win_of.get(fk, [])
-        tr, te, status, err, n_chosen = [], [], "ok", None, 0
-        last_metrics: dict[str, Any] = {}
-        for w in ws:
+        fk = _fkey(plan, c)
+        tr, te, n_chosen = [], [], 0
+        status, err = "ok", None
+        for w in st.win_of.get(fk, []):
             r = run.store.get(result_key(key, w.train_lo, w.train_hi))
             if r is None:
                 continue
             if r.status != "ok":
                 status, err = r.status, r.error
             v = result_score(r, obj)
-            rt = run.store.get(result_key(key, w.test_lo, w.test_hi))
-            vt = result_score(rt, obj)
-            is_chosen = chosen.get((fk, w.k), (None,))[0] is c
-            n_chosen += is_chosen
-            if v is not None:
-                tr.append(v)
-            if vt is not None:
-                te.append(vt)
+            vt = result_score(run.store.get(result_key(key, w.test_lo, w.test_hi)), obj)
+            chosen = st.pick(fk, w.k) is c
+            n_chosen += chosen
+            tr += [v] if v is not None else []
+            te += [vt] if vt is not None else []
             if v is not None and vt is not None:
                 scatter.append({"cand": key, "window": w.k, "is": v, "oos": vt,
-                                "chosen": is_chosen})
-            last_metrics = r.metrics
-        row = {"cand": key, "strategy": c.strategy, "params": c.param_dict,
-               "score": float(np.mean(tr)) if tr else None,
-               "oos_score": float(np.mean(te)) if te else None, "windows_chosen": n_chosen,
-               "status": status, "error": err,
-               **{k: last_metrics.get(k) for k in ("total_return_pct", "sharpe", "trades")}}
-        rows.append(row)
-    for (fk, k), (c, v) in sorted(chosen.items()):
-        w = win_of[fk][k]
+                                "chosen": chosen})
+        rows.append({"cand": key, "strategy": c.strategy, "params": c.param_dict,
+                     "score": float(np.mean(tr)) if tr else None,
+                     "oos_score": float(np.mean(te)) if te else None,
+                     "windows": len(tr), "windows_chosen": n_chosen, "status": status,
+                     "error": err})
+    rows.sort(key=_rank)
+    return rows, scatter
+
+
+def _wf_window_rows(run: _Runner, st: _WF) -> list[dict[str, Any]]:
+    obj = run.plan.spec.objective
+    out = []
+    for (fk, k), (c, v) in sorted(st.chosen.items()):
+        w = st.win_of[fk][k]
         rt = run.store.get(result_key(c.key, w.test_lo, w.test_hi))
-        window_rows.append({
+        out.append({
             "file": fk, "window": k, "train": [w.train_lo, w.train_hi],
             "test": [w.test_lo, w.test_hi], "cand": c.key, "strategy": c.strategy,
             "params": c.param_dict, "train_score": v, "test_score": result_score(rt, obj),
-            "test_return_pct": (rt.metrics.get("total_return_pct") if rt else None),
-            "test_trades": (rt.metrics.get("trades") if rt else None)})
-    rows.sort(key=_rank)
-    # the stitched out-of-sample equity beside the in-sample best (best mean train score, run
-    # on all the bars of its file: in-sample for most of them)
-    equity: dict[str, dict[str, list[float]]] = {}
-    cash = plan.spec and float(plan.base_raw.get("account", {}).get("initial_cash", 10_000.0))
-    for fk, ws in win_of.items():
+            "test_return_pct": rt.metrics.get("total_return_pct") if rt else None,
+            "test_trades": rt.metrics.get("trades") if rt else None})
+    return out
+
+
+def _wf_equity(run: _Runner, st: _WF, cash: float) -> dict[str, dict[str, list[float]]]:
+    """The chosen candidates' test windows stitched, per data file."""
+    equity = {}
+    for fk, ws in st.win_of.items():
         curves = []
         for w in ws:
-            pick = chosen.get((fk, w.k))
-            r = run.store.get(result_key(pick[0].key, w.test_lo, w.test_hi)) if pick else None
+            c = st.pick(fk, w.k)
+            r = run.store.get(result_key(c.key, w.test_lo, w.test_hi)) if c else None
             if r is not None and r.status == "ok":
                 curves.append(r.equity)
         label = "" if fk == "None" else f" ({Path(fk).name})"
         equity[f"walk-forward out-of-sample{label}"] = stitch(curves, cash)
-    in_best_row = next((x for x in rows if x["score"] is not None), None)
-    in_best = all_c[in_best_row["cand"]] if in_best_row else None
-    diag: dict[str, Any] = {}
-    if in_best is not None:
-        fk = str(in_best.config.data.file) if "data.file" in plan.dims else "None"
-        full = run.evaluate([(in_best, 0, n_of[fk])])
-        r = full.get(result_key(in_best.key, 0, n_of[fk]))
-        if r is not None and r.status == "ok":
-            equity["in-sample best (all bars)"] = r.equity
-            # the trials: every candidate's mean per-bar Sharpe over its train windows
-            sharpes = []
-            for c in all_c.values():
-                ws = win_of.get(str(c.config.data.file) if "data.file" in plan.dims
-                                else "None", [])
-                got = [run.store.get(result_key(c.key, w.train_lo, w.train_hi)) for w in ws]
-                v = [overfit.per_bar_sharpe(g.blocks) for g in got
-                     if g is not None and g.status == "ok" and g.blocks]
-                if v:
-                    sharpes.append(float(np.mean(v)))
-            diag["deflated_sharpe"] = overfit.deflated_sharpe(
-                np.asarray(r.blocks, dtype=np.float64),
-                [s for s in sharpes if math.isfinite(s)] or [0.0])
-            diag["deflated_sharpe"]["note"] = "in-sample best over all bars"
-    # PBO over the test windows, for candidates traded on every one of them
-    if wf.test_all and not tpe:
-        fk, cs = max(by_file.items(), key=lambda kv: len(kv[1]), default=("", []))
-        mats = []
-        for c in cs:
-            rs = [run.store.get(result_key(c.key, w.test_lo, w.test_hi)) for w in win_of[fk]]
-            if all(r is not None and r.status == "ok" for r in rs):
-                mats.append([b for r in rs for b in r.blocks])  # type: ignore[union-attr]
-        if len(mats) >= 2:
-            diag["pbo"] = {"file": fk, "over": "test windows", **overfit.pbo_cscv(
-                np.asarray(mats, dtype=np.float64), plan.spec.diagnostics.cscv_splits)}
-    # best.yaml: the params chosen on the last window (what to trade next)
-    last = None
-    for (_fk, _k), (c, v) in sorted(chosen.items(), key=lambda kv: kv[0][1]):
-        last = (c, v)
-    oos_curves = [e for k, e in equity.items() if k.startswith("walk-forward")]
-    oos_ret = [(e["e"][-1] / cash - 1) * 100 for e in oos_curves if e.get("e")]
-    summary = {"mode": "walk_forward", "walk_forward": wf.model_dump(), "windows": window_rows,
-               "diagnostics": diag, "scatter": scatter,
-               "scatter_label": "objective on the train window vs the next test window",
-               "equity": equity, "best": in_best_row,
-               "oos_return_pct": oos_ret[0] if len(oos_ret) == 1 else oos_ret,
-               "best_yaml_from": "the params chosen on the last window"}
-    return summary, rows, (last[0] if last else None), (last[1] if last else None)
+    return equity
+
+
+def _wf_in_sample_best(run: _Runner, st: _WF, best: Candidate,
+                       equity: dict[str, Any], diag: dict[str, Any]) -> None:
+    """The best mean train score, run on all the bars of its file (in-sample for most of them),
+    beside the out-of-sample curve; its deflated Sharpe over every candidate's train Sharpe."""
+    fk = _fkey(run.plan, best)
+    n = st.n_of[fk]
+    r = run.evaluate([(best, 0, n)]).get(result_key(best.key, 0, n))
+    if r is None or r.status != "ok":
+        return
+    equity["in-sample best (all bars)"] = r.equity
+    sharpes = []
+    for c in {c.key: c for cs in st.per_window.values() for c in cs}.values():
+        got = [run.store.get(result_key(c.key, w.train_lo, w.train_hi))
+               for w in st.win_of.get(_fkey(run.plan, c), [])]
+        v = [overfit.per_bar_sharpe(g.blocks) for g in got
+             if g is not None and g.status == "ok" and g.blocks]
+        if v:
+            sharpes.append(float(np.mean(v)))
+    diag["deflated_sharpe"] = overfit.deflated_sharpe(
+        np.asarray(r.blocks, dtype=np.float64),
+        [s for s in sharpes if math.isfinite(s)] or [0.0])
+    diag["deflated_sharpe"]["note"] = "in-sample best over all bars"
+
+
+def _wf_pbo(run: _Runner, st: _WF, diag: dict[str, Any]) -> None:
+    """PBO over the test windows, for the candidates traded on every one of them."""
+    if not st.by_file:
+        return
+    fk, cs = max(st.by_file.items(), key=lambda kv: len(kv[1]))
+    mats = []
+    for c in cs:
+        rs = [run.store.get(result_key(c.key, w.test_lo, w.test_hi)) for w in st.win_of[fk]]
+        if all(r is not None and r.status == "ok" for r in rs):
+            mats.append([b for r in rs for b in r.blocks])  # type: ignore[union-attr]
+    if len(mats) >= 2:
+        diag["pbo"] = {"file": fk, "over": "test windows", **overfit.pbo_cscv(
+            np.asarray(mats, dtype=np.float64), run.plan.spec.diagnostics.cscv_splits)}
 
 
 def _file_value(plan: SweepPlan, fk: str) -> Any:
