@@ -132,3 +132,24 @@ def test_the_commands_the_data_hints_name_take_those_flags(words):
     args = build_parser(words).parse_args(
         [*words, "--symbol", "BTCUSDT", "--timeframe", "1h", "--gaps", "fill"])
     assert (args.symbol, args.timeframe, args.gaps) == ("BTCUSDT", "1h", "fill")
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc (Linux)")
+def test_a_real_ctrl_c_while_torch_is_imported_exits_130_without_a_traceback(tmp_path):
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "train", str(ROOT / "configs" / "train_tiny.yaml"),
+         "--out", str(tmp_path), "--no-progress"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    maps = Path(f"/proc/{proc.pid}/maps")
+    deadline = time.monotonic() + 120
+    # wait until torch's native library is being loaded: the import is under way
+    while "libtorch" not in (maps.read_text() if maps.exists() else ""):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
