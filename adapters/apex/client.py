@@ -308,6 +308,9 @@ def map_exception(exc: BaseException, action: str, base_url: str,
     text = str(exc)
     if "tickSize" in text or "stepSize" in text:
         return OrderRejected(f"{action}: {text}; round the price to the symbol's tickSize")
+    if "signing seeds" in text or "InvalidSeed" in name:
+        return VenueError(f"{action}: no usable zk seeds to sign the order; set {ENV_SEEDS} (the "
+                          "Omni key from the web UI) in the environment or .env")
     if "account data" in text:
         return VenueError(f"{action}: {text}: the account request failed (check the API "
                           "credentials and the base URL)")

@@ -146,6 +146,10 @@ def test_tampered_or_foreign_zk_signature_is_refused(venue_mod):
         with pytest.raises(VenueError, match="APEX_ZK_SEEDS"):
             client_for(v, credentials=other).create_order(**order_kw("z-3", price="45000.0"))
         assert len(v.book.orders) == 1
+        # no seeds at all: the client cannot sign
+        unsigned = ApexCredentials("test-key", "test-secret", "test-pass", "")
+        with pytest.raises(VenueError, match="APEX_ZK_SEEDS"):
+            client_for(v, credentials=unsigned).create_order(**order_kw("z-4", price="45000.0"))
 
 
 # -- market data ---------------------------------------------------------------------------------
