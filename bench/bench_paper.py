@@ -62,7 +62,8 @@ def _backtest(bars: Bars, out: Path, precompute: bool) -> tuple[float, int]:
 
     cfg = _config("backtest", None, out)
     t0 = time.perf_counter()
-    eng = build_engine(cfg, feed=CsvFeed.from_bars(bars), precompute=precompute)  # type: ignore[arg-type]
+    eng = build_engine(cfg, feed=CsvFeed.from_bars(bars),  # type: ignore[arg-type]
+                       precompute=precompute)
     eng.run()
     dt = time.perf_counter() - t0
     return dt, sum(len(a.trades) for a in eng.accounts.values())

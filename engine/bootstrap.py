@@ -272,15 +272,8 @@ def build_engine(
         parallel = _Parallel(kit, workers, bus)
     else:
         kit.wire(config.strategies, bus, accounts, brokers, strategies)
-    if not replay:  # the venue is asked first: unreachable, nothing is written
-        _warm_up(config, feed, store, handlers)
-    journal = None
-    if config.journal.enabled or not replay:
-        # paper/live always journal every bar, signal, order, fill, trade (output.dir)
-        path = config.journal.path if config.journal.enabled else (
-            journal_path or config.output.dir / "journal.sqlite")
-        journal = Journal(path, f"{config.name}-{config.config_hash()}",
-                          include_bars=config.journal.include_bars or not replay)
+    journal = _open_journal(config, replay, feed, store, handlers, journal_path)
+    if journal is not None:
         bus.subscribe_all(journal, name="journal")
 
     def finish(last: BarClosed) -> None:
@@ -302,10 +295,28 @@ def build_engine(
     return engine
 
 
+def _open_journal(config: RunConfig, replay: bool, feed: BarFeed, store: BarStore,
+                  handlers: dict[str, FeatureHandler], journal_path: Path | None
+                  ) -> Journal | None:
+    """The run's journal: ``journal.path`` when ``journal.enabled``. A live feed (paper/live)
+    always keeps one (every bar, signal, order, fill and trade; else at ``journal_path``, else
+    ``output.dir/journal.sqlite``), after its warm-up history is in the store: an unreachable
+    venue stops the start before anything is written."""
+    if not replay:
+        _warm_up(config, feed, store, handlers)
+    elif not config.journal.enabled:
+        return None
+    path = config.journal.path if config.journal.enabled else (
+        journal_path or config.output.dir / "journal.sqlite")
+    return Journal(path, f"{config.name}-{config.config_hash()}",
+                   include_bars=config.journal.include_bars or not replay)
+
+
 WARMUP_MARGIN = 20  # bars of history beyond the handlers' longest warm-up (signal look-backs)
 
 
-def _warm_up(config: RunConfig, feed: BarFeed, store: BarStore, handlers: dict[str, Any]) -> None:
+def _warm_up(config: RunConfig, feed: BarFeed, store: BarStore,
+             handlers: dict[str, FeatureHandler]) -> None:
     """A live feed: put the closed candles the handlers need into the store as history before
     the first bar. Feature handlers catch up on them when the first live bar arrives; no signal
     or strategy sees them, so nothing trades on history."""

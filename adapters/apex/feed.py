@@ -68,7 +68,7 @@ INTERVALS = {"1m": "1", "5m": "5", "15m": "15", "30m": "30", "1h": "60", "2h": "
              "4h": "240", "6h": "360", "12h": "720", "1d": "D", "1w": "W"}
 
 
-class FeedStopped(Exception):  # noqa: N818 - a control-flow signal, not an error
+class FeedStopped(Exception):  # a control-flow signal, not an error
     """Raised inside the feed's I/O by ``request_stop`` to end the wait at once."""
 
 
@@ -317,6 +317,7 @@ class ApexFeed:
         self._rate_known = False
         self._started = False
         self._late = 0  # polls since a close was due without its candle
+        self._backoff = 0.5  # seconds before the next look after a venue error
         self._engine_clock: Any = None  # bind_clock
 
     # -- construction ------------------------------------------------------------------------
@@ -423,39 +424,18 @@ class ApexFeed:
         if not self._started:
             self.fetch_warmup(0)
         delivered = 0
-        backoff = 0.5
         while not self._stop.is_set():
             if self.max_bars is not None and delivered >= self.max_bars:
                 return
-            try:
-                self._in_io = True
-                try:
-                    batch, wait = self._step()
-                finally:
-                    self._in_io = False
-                backoff = 0.5
-            except FeedStopped:
+            look = self._look()
+            if look is None:
                 return
-            except (TransientVenueError, VenueUnreachable) as exc:
-                self.stats.errors += 1
-                logger.warning("%s; retrying in %.1f s (missed candles are back-filled)",
-                               exc, backoff)
-                batch, wait = [], backoff
-                backoff = min(backoff * 2, 30.0)
-            if len(batch) > 1:
-                self.stats.backfilled += len(batch) - 1
+            batch, wait = look
+            if self.max_bars is not None:
+                batch = batch[: self.max_bars - delivered]
             for c in batch:
-                if self.max_bars is not None and delivered >= self.max_bars:
-                    return
-                bar = BarClosed(
-                    ts_event_ns=(c[0] + self.tf_ms) * NS_PER_MS, ts_init_ns=time.time_ns(),
-                    symbol=self.symbol, timeframe=self.timeframe, seq=self._seq,
-                    open=c[1], high=c[2], low=c[3], close=c[4], volume=c[5],
-                )
-                self._seq += 1
                 delivered += 1
-                self.stats.delivered += 1
-                yield bar
+                yield self._bar(c)
                 if self._stop.is_set():
                     return
             if not batch:
@@ -463,6 +443,37 @@ class ApexFeed:
                     return
                 if self._engine_clock is not None:
                     yield None  # an idle tick: the loop fires the timers that are due
+
+    def _look(self) -> tuple[list[Candle], float] | None:
+        """``_step`` with a venue outage handled (logged, retried with capped backoff: the gap
+        is back-filled by the next look that succeeds); ``None`` once stopped."""
+        self._in_io = True
+        try:
+            batch, wait = self._step()
+            self._backoff = 0.5
+        except FeedStopped:
+            return None
+        except (TransientVenueError, VenueUnreachable) as exc:
+            self.stats.errors += 1
+            logger.warning("%s; retrying in %.1f s (missed candles are back-filled)", exc,
+                           self._backoff)
+            batch, wait = [], self._backoff
+            self._backoff = min(self._backoff * 2, 30.0)
+        finally:
+            self._in_io = False
+        if len(batch) > 1:
+            self.stats.backfilled += len(batch) - 1
+        return batch, wait
+
+    def _bar(self, c: Candle) -> BarClosed:
+        bar = BarClosed(
+            ts_event_ns=(c[0] + self.tf_ms) * NS_PER_MS, ts_init_ns=time.time_ns(),
+            symbol=self.symbol, timeframe=self.timeframe, seq=self._seq,
+            open=c[1], high=c[2], low=c[3], close=c[4], volume=c[5],
+        )
+        self._seq += 1
+        self.stats.delivered += 1
+        return bar
 
     # -- polling ---------------------------------------------------------------------------
     def _newest_closed_open(self, now_ms: int) -> int:

@@ -86,7 +86,7 @@ class MarketFake:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 q = dict(parse_qsl(parts.query))
                 with st.lock:

@@ -117,7 +117,7 @@ def test_retries_with_backoff_on_transient_errors(bars: Bars, venue: LocalVenue,
     assert waits == [0.25, 1.0, 1.0, 2.0]
     assert _same(load_bars(res.path, use_cache=False), bars.slice(0, N - 1))
     venue.inject("/api/v3/klines", "http500", count=3)
-    with pytest.raises(TransientVenueError, match="gave up after 2 retries.*resumes"):
+    with pytest.raises(TransientVenueError, match=r"gave up after 2 retries.*resumes"):
         download("BTC-USDT", "15m", _iso(bars, 0), None, tmp_path / "b", venue.url,
                  progress=False, retries=2, sleep=waits.append)
 

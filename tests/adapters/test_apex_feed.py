@@ -205,7 +205,7 @@ def test_venue_errors_become_engine_error_classes(bars: Bars) -> None:
         with pytest.raises(TransientVenueError, match="JSON"):
             kl.klines(a, z)
         v.inject("/api/v3/klines", "timeout", delay=1.0)
-        with pytest.raises(TransientVenueError, match="timed out|connection"):
+        with pytest.raises(TransientVenueError, match=r"timed out|connection"):
             kl.klines(a, z)
         assert len(kl.klines(a, z)) == 6  # and then it answers again
     with _market(5, T0, error={"code": 10001, "msg": "symbol not found",

@@ -56,7 +56,8 @@ def sample(real_bars: Bars, tmp_path_factory: pytest.TempPathFactory) -> tuple[B
     return bars, path
 
 
-def test_paper_run_has_the_backtests_signals_and_trades(sample, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_paper_run_has_the_backtests_signals_and_trades(sample: tuple[Bars, Path],
+                                                       tmp_path: Path) -> None:
     bars, path = sample
     common = {"output.dir": str(tmp_path / "bt"), "output.report": False}
     bt_cfg = load_config(PAPER, {**common, "mode": "backtest", "data.file": str(path),
@@ -100,7 +101,7 @@ def _tradebot(*args: str, **kw) -> subprocess.Popen:  # type: ignore[no-untyped-
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
-def test_cli_max_bars_stops_and_writes_the_results(sample, tmp_path: Path,  # type: ignore[no-untyped-def]
+def test_cli_max_bars_stops_and_writes_the_results(sample: tuple[Bars, Path], tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     bars, _ = sample
     b = bars.slice(0, 240)
@@ -116,7 +117,8 @@ def test_cli_max_bars_stops_and_writes_the_results(sample, tmp_path: Path,  # ty
         assert (tmp_path / "a" / f).is_file(), f
 
 
-def test_cli_ctrl_c_stops_cleanly_and_writes_the_results(sample, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_ctrl_c_stops_cleanly_and_writes_the_results(sample: tuple[Bars, Path],
+                                                        tmp_path: Path) -> None:
     bars, _ = sample
     b = bars.slice(0, 240)
     start = int(b.ts_open_ns[230]) // 1_000_000  # 230 candles of history, 10 to come
@@ -129,7 +131,7 @@ def test_cli_ctrl_c_stops_cleanly_and_writes_the_results(sample, tmp_path: Path)
         while time.monotonic() < deadline:  # until the file's last candle is through
             line = p.stderr.readline()
             seen.append(line)
-            if line.startswith("bar ") and last_close in line or not line:
+            if (line.startswith("bar ") and last_close in line) or not line:
                 break
         time.sleep(0.3)
         p.send_signal(signal.SIGINT)  # the venue has nothing more: the feed is waiting
