@@ -14,6 +14,7 @@ from pathlib import Path
 import msgspec
 
 from engine import events as ev
+from engine.errors import ConfigError
 
 _TYPES: dict[str, type[ev.Event]] = {
     name: obj
@@ -42,9 +43,20 @@ class Journal:
 
     def __init__(self, path: Path, run_id: str, *, include_bars: bool = False,
                  batch: int = 512) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path)
-        self._db.executescript(_SCHEMA)
+        """Raises:
+            ConfigError: ``path`` is a folder, or cannot be created or written (checked now,
+                before the run), or is not a SQLite journal."""
+        if path.is_dir():
+            raise ConfigError(f"journal {path} is a folder; set journal.path to a file, e.g. "
+                              f"{path / 'journal.sqlite'}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path)
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"journal {path}: cannot open it for writing ({exc}); set "
+                              "journal.path to a writable place (or a journal file tradebot "
+                              "wrote)") from None
         self.run_id = run_id
         self.include_bars = include_bars
         self._batch = batch

@@ -205,3 +205,18 @@ def test_an_interrupted_run_keeps_its_journal_beside_never_in_the_target(tmp_pat
     assert o.kept is not None and o.kept.name.startswith("out.interrupted-")
     assert (o.kept / "journal.sqlite").read_bytes() == b"orders and fills"
     assert not is_result_folder(o.kept) or not (o.kept / MARKER).exists()
+
+
+@pytest.mark.parametrize("where", ["/proc/j.sqlite", "folder", "not-a-db"])
+def test_a_journal_that_cannot_be_written_is_refused_before_the_run(tmp_path, capsys, where):
+    path = {"folder": str(tmp_path), "not-a-db": str(tmp_path / "x.sqlite")}.get(where, where)
+    (tmp_path / "x.sqlite").write_text("not a database")
+    cfg = tmp_path / "j.yaml"
+    cfg.write_text(f"data: {{file: {bars_file(tmp_path, 300)}}}\n"
+                   "strategies: [{name: a, kind: stoch_cross}]\n"
+                   f"journal: {{enabled: true, path: {path}}}\n")
+    out = tmp_path / "out"
+    assert main(["run", str(cfg), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: journal {path}") and "journal.path" in err
+    assert "Traceback" not in err and not out.exists()
