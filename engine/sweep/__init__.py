@@ -1,1 +1,4 @@
-"""Parameter sweeps, optimisation and walk-forward, locally and on a Dask cluster (docs/sweeps.md)."""
+"""Parameter sweeps, optimisation and walk-forward, locally and on a Dask cluster.
+
+See docs/sweeps.md.
+"""

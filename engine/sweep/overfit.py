@@ -68,9 +68,9 @@ def pbo_cscv(blocks: np.ndarray, splits: int = 10) -> dict[str, Any]:
 
 
 def _norm_ppf(p: float) -> float:
-    from scipy.stats import norm
+    from statistics import NormalDist
 
-    return float(norm.ppf(p))
+    return NormalDist().inv_cdf(p)
 
 
 def _norm_cdf(x: float) -> float:

@@ -1,4 +1,5 @@
-"""The sweep's report: ``sweep.html``, ``sweep.png``, ``best.yaml``, ``summary.json``, ``table.csv``.
+"""The sweep's report: ``sweep.html``, ``sweep.png``, ``best.yaml``, ``summary.json``,
+``table.csv``.
 
 ``sweep.html`` (plotly, opening offline with ``plotly.min.js`` written beside it, as
 ``engine.report`` does) shows the top-N table, a heatmap of the best score for each pair of

@@ -102,8 +102,8 @@ class Dim(BaseModel):
         """The values validated up front for random/TPE sampling (each end, every choice)."""
         if self.values is not None:
             return list(self.values)
-        conv = (lambda x: int(round(x))) if self.is_int else float
-        return [conv(self.low), conv(self.high)]
+        lo, hi = float(self.low), float(self.high)  # type: ignore[arg-type]
+        return [int(round(lo)), int(round(hi))] if self.is_int else [lo, hi]
 
     def sample(self, rng: Any) -> Any:
         if self.values is not None:
@@ -125,8 +125,9 @@ class Dim(BaseModel):
         if self.is_int:
             return trial.suggest_int(name, int(self.low), int(self.high),  # type: ignore[arg-type]
                                      step=int(self.step or 1), log=self.log and not self.step)
-        return trial.suggest_float(name, float(self.low), float(self.high),  # type: ignore[arg-type]
-                                   step=self.step, log=self.log and self.step is None)
+        lo, hi = float(self.low), float(self.high)  # type: ignore[arg-type]
+        return trial.suggest_float(name, lo, hi, step=self.step,
+                                   log=self.log and self.step is None)
 
 
 class SearchConfig(BaseModel):

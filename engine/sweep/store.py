@@ -39,6 +39,10 @@ CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);
 """
 
 
+_SELECT = ("SELECT cand, seg_lo, seg_hi, strategy, params, status, error, metrics, blocks, "
+           "equity, seen_first_ns, seen_last_ns, seen_bars, elapsed_s FROM results")
+
+
 def result_key(cand: str, lo: int, hi: int) -> str:
     return f"{cand}@{lo}-{hi}"
 
@@ -112,17 +116,16 @@ class Store:
         self.db.commit()
 
     def get(self, key: str) -> Result | None:
-        rows = self._rows("WHERE key = ?", (key,))
+        rows = self._rows(self.db.execute(_SELECT + " WHERE key = ?", (key,)))
         return rows[0] if rows else None
 
     def all(self) -> list[Result]:
-        return self._rows("ORDER BY rowid", ())
+        return self._rows(self.db.execute(_SELECT + " ORDER BY rowid"))
 
-    def _rows(self, where: str, args: tuple[Any, ...]) -> list[Result]:
-        q = ("SELECT cand, seg_lo, seg_hi, strategy, params, status, error, metrics, blocks, "
-             f"equity, seen_first_ns, seen_last_ns, seen_bars, elapsed_s FROM results {where}")
+    @staticmethod
+    def _rows(cursor: Any) -> list[Result]:
         out = []
-        for row in self.db.execute(q, args):
+        for row in cursor:
             out.append(Result(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6],
                               {k: _unnum(v) for k, v in json.loads(row[7] or "{}").items()},
                               json.loads(row[8] or "[]"), json.loads(row[9] or "{}"),

@@ -12,7 +12,6 @@ import yaml
 
 from engine.bootstrap import build_engine
 from engine.cli import main
-from engine.config import load_config
 from engine.results import all_metrics
 from engine.sweep.execute import Member, Task, make_tasks, run_task
 from engine.sweep.runner import run_sweep

@@ -100,3 +100,19 @@ def test_shipped_sweep_config_validates(real_data_path):
         assert len(validate_all(plan, points(plan))) >= 6
     assert plan.spec.walk_forward is not None
     assert len(plan.strategies) == 6
+
+
+def test_random_points_are_seeded_and_inside_the_ranges(plan_of):
+    d = sweep_dict(space={"signals.params.stop_atr_mult": {"low": 3.0, "high": 5.0},
+                          "strategies[trailing_stop].params.trail_buffer_pct":
+                              {"low": 0.5, "high": 2.0, "step": 0.25}},
+                   search={"method": "random", "n_trials": 12, "seed": 7})
+    plan = plan_of(d)
+    a, b = points(plan), points(plan)
+    assert a == b and len(a) == 12
+    for s, p in a:
+        assert 3.0 <= p["signals.params.stop_atr_mult"] <= 5.0
+        if s == "trailing_stop":
+            v = p["strategies[trailing_stop].params.trail_buffer_pct"]
+            assert 0.5 <= v <= 2.0 and (v - 0.5) / 0.25 == pytest.approx(round((v - 0.5) / 0.25))
+    assert len(points(plan, limit=5)) == 5
