@@ -68,17 +68,23 @@ def loopback_cluster(tmp_path):
     finally:
         if client is not None:
             client.close()
-        for p in reversed(procs):
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+        _stop(procs)
         for log in logs:
             log.close()
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM the workers, then the scheduler (each its own process group); SIGKILL what is
+    still there after 15 s."""
+    for p in reversed(procs):
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
 
 
 def test_dask_cluster_gives_the_local_results(plan_of, tmp_path, loopback_cluster):
