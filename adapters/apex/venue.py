@@ -68,21 +68,16 @@ Fault injection (tests): ``venue.inject(path, kind, count=1, delay=..., key=...)
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
-import json
 import logging
 import math
-import socket
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 
@@ -101,17 +96,11 @@ ETH_ADDRESS = "0x1111111111111111111111111111111111111111"
 TEST_CREDENTIALS = ApexCredentials("test-key", "test-secret", "test-pass", "ab" * 64)
 INTERVALS = {60: "1", 300: "5", 900: "15", 1800: "30", 3600: "60", 7200: "120", 14400: "240",
              21600: "360", 43200: "720", 86400: "D", 604800: "W"}
-PUBLIC = {("GET", p) for p in ("/api/v1/time", "/api/v3/time", "/api/v3/symbols",
-                               "/api/v3/klines", "/api/v3/ticker", "/api/v3/depth")}
 FAULTS = ("timeout", "http500", "rate_limit", "html502", "drop_reply_after_accept", "reject")
 _MAX_U32, _MAX_U64 = 2**32 - 1, 2**64 - 1
 _DECIMALS = 18  # USDT's decimals in the zk order encoding (the real value)
 _SIG_HEX = set("0123456789abcdefABCDEF")
 _WEEK_ORIGIN_MS = 4 * 86_400_000  # weekly candles open on Mondays (1970-01-05)
-
-
-class _Drop(Exception):
-    """Close the connection without answering."""
 
 
 @dataclass
@@ -241,7 +230,7 @@ class LocalVenue:
         self.stream: Any = None  # VenueStream when websocket=True
         self.ws_url = ""
         self._fills_pushed = 0
-        self.httpd: _VenueHTTPServer | None = None
+        self.httpd: Any = None  # venue_http.VenueHTTPServer while running
         self._thread: threading.Thread | None = None
         self.url = ""
 
@@ -257,7 +246,9 @@ class LocalVenue:
                     f"APEX_ZK_SEEDS is not a usable zk seed ({type(exc).__name__}): write it as "
                     "hex, at least 32 bytes (the Omni key from the web UI; any 64 hex bytes for "
                     "a local venue)") from None
-        self.httpd = _VenueHTTPServer((self._host, self._port), self)
+        from adapters.apex.venue_http import VenueHTTPServer
+
+        self.httpd = VenueHTTPServer((self._host, self._port), self)
         host, port = self.httpd.server_address[:2]
         self.url = f"http://{host}:{port}"
         if self._ws_wanted:
@@ -762,101 +753,3 @@ def _page(rows: list[dict[str, Any]], q: Mapping[str, str]) -> list[dict[str, An
 
 def _iso(ms: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000))
-
-
-class _VenueHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, addr: tuple[str, int], venue: LocalVenue) -> None:
-        self.venue = venue
-        super().__init__(addr, _Handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, like the exchange (requests.Session reuses it)
-    server_version = "LocalApexVenue/1"
-    server: _VenueHTTPServer
-
-    def setup(self) -> None:
-        super().setup()
-        # headers and body go out in one write, and without Nagle: else the client's delayed
-        # ACK costs ~40 ms a request on keep-alive connections
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s %s", self.address_string(), format % args)
-
-    def _send(self, obj: Any, status: int = 200, raw: bytes | None = None,
-              ctype: str = "application/json") -> None:
-        body = raw if raw is not None else json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self._headers_buffer.append(b"\r\n" + body)  # type: ignore[attr-defined]
-        self.flush_headers()
-
-    def _drop(self) -> None:
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
-
-    def _read(self, method: str) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
-        parts = urlsplit(self.path)
-        query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        form_pairs: list[tuple[str, str]] = []
-        if method == "POST":
-            n = int(self.headers.get("Content-Length") or 0)
-            form_pairs = parse_qsl(self.rfile.read(n).decode(), keep_blank_values=True)
-        return parts.path, query, form_pairs
-
-    def _handle(self, method: str) -> None:
-        venue = self.server.venue
-        t0 = time.perf_counter()
-        path, query, form_pairs = self._read(method)
-        form = dict(form_pairs)
-        fault = venue._take_fault(path)
-        rec = {"method": method, "path": path, "raw_path": self.path, "query": query,
-               "form": form, "fault": fault.kind if fault else None, "error": None}
-        if venue.record_requests:
-            with venue.lock:
-                venue.requests.append(rec)
-        if fault is not None and fault.kind != "drop_reply_after_accept":
-            return self._fault(fault)
-        try:
-            with venue.lock:
-                if (method, path) not in PUBLIC:
-                    venue._check_hmac(self.headers, method, self.path, form_pairs)
-                data = venue.route(method, path, query, form)
-        except ApexReject as exc:
-            rec["error"] = exc.key
-            return self._send(exc.body(), status=exc.status)
-        except Exception as exc:  # a bug here must not kill the server: answer like a 500
-            logger.exception("local venue: %s %s failed", method, path)
-            rec["error"] = "INTERNAL_ERROR"
-            return self._send({"code": 500, "msg": f"internal error: {exc}",
-                               "key": "INTERNAL_ERROR"}, status=500)
-        if fault is not None:  # drop_reply_after_accept: handled, reply lost
-            return self._drop()
-        ms = (time.perf_counter() - t0) * 1000
-        return self._send({"data": data, "timeCost": str(int(ms * 1000))})
-
-    def _fault(self, f: _Fault) -> None:
-        if f.kind == "timeout":
-            time.sleep(f.delay)
-            return self._drop()
-        if f.kind == "http500":
-            return self._send({"code": 500, "msg": "internal server error (injected)",
-                               "key": "INTERNAL_ERROR"}, status=500)
-        if f.kind == "rate_limit":
-            return self._send({"code": 429, "msg": "too many requests (injected)",
-                               "key": "RATE_LIMIT", "retryAfter": 1}, status=429)
-        if f.kind == "html502":
-            return self._send(None, status=502, ctype="text/html",
-                              raw=b"<html><body><h1>502 Bad Gateway</h1></body></html>")
-        return self._send({"code": 3, "msg": "order rejected (injected)", "key": f.key})
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
