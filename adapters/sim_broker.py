@@ -17,6 +17,8 @@ import copy
 import math
 from collections.abc import Callable
 
+import msgspec
+
 from engine.events import (
     BarClosed,
     CancelOrder,
@@ -145,14 +147,13 @@ class SimBroker:
     # -- the bar -------------------------------------------------------------------------------
     def on_bar_closed(self, bar: BarClosed) -> None:
         self._bar = bar
-        if not self._market and not self._resting:
-            return
-        for w in self._market:
-            self._fill(w, self.costs.slipped(bar.open, w.is_buy), bar, taker=True)
-            if self.account.qty == 0.0:
-                self._cancel_orphans()
-            self._activate_children(w, OPEN)
-        self._market.clear()
+        if self._market:
+            for w in self._market:
+                self._fill(w, self.costs.slipped(bar.open, w.is_buy), bar, taker=True)
+                if self.account.qty == 0.0:
+                    self._cancel_orphans()
+                self._activate_children(w, OPEN)
+            self._market.clear()
         if self._resting:
             # Fast path: most bars touch no working order's price at all.
             if self._dirty:
@@ -174,24 +175,26 @@ class SimBroker:
 
     def _process_resting(self, bar: BarClosed) -> None:
         self._dirty = True
+        brackets = False
         for w in self._resting:  # everything resting before this bar works from its open
             w.active_from = OPEN
+            if not w.reduce_only and (math.isfinite(w.stop_loss) or math.isfinite(w.take_profit)):
+                brackets = True
+        path = bar_path(bar.open, bar.high, bar.low, bar.close, self.policy,
+                        self.account.side_sign)
         # Orders executing at both extremes of one bar depend on the policy's assumed order:
         # every fill of that bar is flagged ambiguous. Decided before anything is published.
-        ambiguous = self._ambiguous(bar)
-        self._walk(bar, ambiguous)
+        ambiguous = (brackets or len(self._resting) > 1) and self._ambiguous(bar, path, brackets)
+        self._walk(bar, path, ambiguous)
 
-    def _ambiguous(self, bar: BarClosed) -> bool:
+    def _ambiguous(self, bar: BarClosed, path: tuple[float, float, float, float],
+                   brackets: bool) -> bool:
         """Whether orders of this bar execute at both extremes of its path.
 
         Without brackets to activate in the bar the book only shrinks, so the points are those of
         the orders resting now; otherwise the bar is walked once on a copy with nothing published.
         """
-        path = bar_path(bar.open, bar.high, bar.low, bar.close, self.policy,
-                        self.account.side_sign)
-        if not any(not w.reduce_only and (math.isfinite(w.stop_loss)
-                                          or math.isfinite(w.take_profit))
-                   for w in self._resting):
+        if not brackets:
             seen = set()
             for w in self._resting:
                 hit = crossing(w.is_buy, w.type == "stop", w.price, path, OPEN)
@@ -209,7 +212,7 @@ class SimBroker:
 
         self._publish = quietly
         try:
-            return self._walk(bar, False)
+            return self._walk(bar, path, False)
         finally:
             self._publish = publish
             self._resting = saved_book
@@ -217,11 +220,11 @@ class SimBroker:
             for k, v in saved_acct.items():
                 setattr(acct, k, v)
 
-    def _walk(self, bar: BarClosed, ambiguous: bool) -> bool:
+    def _walk(self, bar: BarClosed, path: tuple[float, float, float, float],
+              ambiguous: bool) -> bool:
         """Fill the resting orders the bar reaches, in path order; return whether orders
         executed at both extremes."""
         acct = self.account
-        path = bar_path(bar.open, bar.high, bar.low, bar.close, self.policy, acct.side_sign)
         seen: set[int] = set()
         while self._resting:
             best: tuple[int, int, float, bool] | None = None
@@ -275,12 +278,17 @@ class SimBroker:
         fee_rate = self.costs.taker_fee if taker else self.costs.maker_fee
         qty = w.qty
         if w.equity_frac > 0.0:
-            qty = size_for_equity_frac(acct.equity_at(price), w.equity_frac, price, fee_rate)
+            qty = size_for_equity_frac(acct.cash + acct.qty * price, w.equity_frac, price,
+                                       fee_rate)
         if w.reduce_only:
-            if not self._reduces(w):
+            q = acct.qty
+            if not ((q > 0.0 and not w.is_buy) or (q < 0.0 and w.is_buy)):
                 self._canceled(w, "reduce-only order with no position to reduce")
                 return None
-            qty = min(qty, abs(acct.qty))
+            if q < 0.0:
+                q = -q
+            if q < qty:
+                qty = q
         if not qty > 0.0 or not math.isfinite(qty):
             self._canceled(w, f"size resolved to {qty} (equity {acct.equity_at(price):.2f})")
             return None
@@ -296,28 +304,28 @@ class SimBroker:
             liquidity="taker" if taker else "maker",
             seq=bar.seq,
             tag=w.tag,
-            gap=gap,
-            ambiguous=ambiguous,
         )
+        if gap or ambiguous:  # rare: not passed above (a default passed by keyword costs)
+            fill = msgspec.structs.replace(fill, gap=gap, ambiguous=ambiguous)
         self._publish(fill)
         return fill
 
     def _activate_children(self, parent: _Working, point: int) -> None:
-        """Start the attached stop-loss / take-profit of a filled entry (one cancels the other)."""
+        """Start the attached stop-loss / take-profit of a filled entry (one cancels the other:
+        both are reduce-only, so the position closing cancels the other)."""
         if parent.reduce_only:
             return
-        for price, typ, tag in (
-            (parent.stop_loss, "stop", "STOP_LOSS"),
-            (parent.take_profit, "limit", "TAKE_PROFIT"),
-        ):
-            if math.isfinite(price):
-                self._resting.append(
-                    _Working(
-                        f"{parent.order_id}-{tag.lower()}", not parent.is_buy, typ, math.inf, 0.0,
-                        price, True, math.nan, math.nan, tag, active_from=point,
-                    )
-                )
-                self._dirty = True
+        isfinite = math.isfinite
+        if isfinite(parent.stop_loss):
+            self._resting.append(_Working(
+                f"{parent.order_id}-stop_loss", not parent.is_buy, "stop", math.inf, 0.0,
+                parent.stop_loss, True, math.nan, math.nan, "STOP_LOSS", point))
+            self._dirty = True
+        if isfinite(parent.take_profit):
+            self._resting.append(_Working(
+                f"{parent.order_id}-take_profit", not parent.is_buy, "limit", math.inf, 0.0,
+                parent.take_profit, True, math.nan, math.nan, "TAKE_PROFIT", point))
+            self._dirty = True
 
     def _cancel_orphans(self) -> None:
         """Reduce-only orders die with the position they protected."""

@@ -113,17 +113,9 @@ class Bars:
             volume=self.volume[start:stop],
         )
 
-    def to_records(self) -> NDArray[np.void]:
-        """Return the bars as one structured array of ``BAR_DTYPE`` (for storage)."""
-        out = np.empty(len(self), dtype=BAR_DTYPE)
-        out["ts_open_ns"] = self.ts_open_ns
-        for name in PRICE_COLUMNS:
-            out[name] = getattr(self, name)
-        return out
-
     @classmethod
     def from_records(cls, symbol: str, timeframe: str, tf_ns: int, rec: NDArray[np.void]) -> Bars:
-        """Inverse of :meth:`to_records`."""
+        """From one structured array of ``BAR_DTYPE`` (the bar cache's storage format)."""
         return cls.from_columns(
             symbol, timeframe, tf_ns, rec["ts_open_ns"], rec["open"], rec["high"], rec["low"],
             rec["close"], rec["volume"],

@@ -70,6 +70,8 @@ class Bus:
     _routes: dict[type, tuple[Handler, ...]] = field(default_factory=dict)
     # types with routed subscriptions: account -> route (key None: events of no known account)
     _keyed: dict[type, dict[str | None, tuple[Handler, ...]]] = field(default_factory=dict)
+    # what publish reads: one lookup gives the route, or the account -> route dict
+    _dispatch: dict[type, Any] = field(default_factory=dict)
     _names: dict[tuple[type, str | None], tuple[str, ...]] = field(default_factory=dict)
     _sinks: list[_Sub] = field(default_factory=list)
     _owners: dict[str, int] = field(default_factory=dict)  # name -> id of the owner using it
@@ -132,6 +134,8 @@ class Bus:
                 self._keyed.setdefault(event_type, {})[key] = route
             else:
                 self._routes[event_type] = route
+        self._dispatch[event_type] = self._keyed[event_type] if accounts else self._routes[
+            event_type]
 
     # -- views ---------------------------------------------------------------------------------
     def handlers(self, event_type: type, account: str | None = None) -> tuple[Handler, ...]:
@@ -160,13 +164,11 @@ class Bus:
     # -- publishing ----------------------------------------------------------------------------
     def publish(self, event: Event) -> None:
         """Deliver ``event`` to its handlers in order (routed types: its account's route)."""
-        route = self._routes.get(type(event))
+        route = self._dispatch.get(type(event))
         if route is None:
-            keyed = self._keyed.get(type(event))
-            if keyed is None:
-                route = self.handlers(type(event))
-            else:
-                route = keyed.get(event.account) or keyed[None]  # type: ignore[attr-defined]
+            route = self.handlers(type(event))
+        elif route.__class__ is dict:  # routed by account
+            route = route.get(event.account) or route[None]  # type: ignore[attr-defined]
         i = 0
         try:
             for h in route:

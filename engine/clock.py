@@ -14,10 +14,12 @@ interval it missed, each with its own due time, so a timer-driven component sees
 ``TimerFired`` sequence in a backtest and live.
 
 When they fire relative to bars: every timer due at or before a bar's close time fires **before**
-that bar's ``BarClosed`` handlers (and before the bar is revealed in the ``BarStore``), as it does
-live, where the bar arrives after its close. A backtest fires timers only as bars pass: one due
-after the last bar's close never fires. Live, the loop also fires due timers whenever the feed
-yields an idle tick (``None``) while waiting for the next bar (``engine.ports.BarFeed``).
+that bar's ``BarClosed`` handlers (and before the bar is revealed in the ``BarStore``); one due
+after it fires after them. A backtest fires timers only as bars pass: one due after the last bar's
+close never fires. Live, the loop also fires the timers due by the wall clock whenever the feed
+yields an idle tick (``None``) while it waits for the next bar (``engine.ports.BarFeed``), so an
+order timeout fires even when no bar comes. The one difference from a backtest: a timer due in the
+short gap between a bar's close and its arrival fires while waiting, so before that bar.
 
 While a timer fires on a ``SimClock``, ``now_ns()`` is its due time.
 """
@@ -202,5 +204,7 @@ class WallClock(Clock):
         return time.time_ns()
 
     def advance(self, ts_ns: int) -> None:
-        if self.due_ns != NEVER_NS:
-            self._fire_until(time.time_ns())
+        # only what is due by the bar's close fires before it, as in a backtest; timers due
+        # between the close and the bar's arrival fire at the next poll, after its handlers
+        if self.due_ns <= ts_ns:
+            self._fire_until(min(ts_ns, time.time_ns()))

@@ -5,7 +5,8 @@ EngineError
 ├── ConfigError        bad YAML or params: refuse to start
 ├── PluginLoadError    missing or broken plugin: refuse to start
 ├── DataError          bad bar file or bar: stop the backtest (live: skip the bar and alert)
-├── StrategyError      a plugin or handler raised: backtest re-raises; live disables entries
+├── StrategyError      a plugin or handler raised: backtest stops; paper/live disable that
+│                      handler, publish HandlerFailed and keep the rest running (engine.bus)
 └── VenueError         anything from the exchange
     ├── TransientVenueError   timeout, 5xx, rate limit: retry with capped backoff
     ├── OrderRejected         the venue said no: do not retry; alert
@@ -37,7 +38,8 @@ class DataError(EngineError):
 
 
 class StrategyError(EngineError):
-    """A strategy, handler or plugin raised while processing an event."""
+    """A strategy, handler or plugin raised while processing an event (the message names the
+    handler and the event; the original exception is chained as the cause)."""
 
 
 class VenueError(EngineError):

@@ -272,7 +272,7 @@ class ExitRunner:
             self._partials_filled += 1
             self._last_partial_seq = fill.seq
         if self.account.qty == 0.0 and fill.tag != "ENTRY":
-            self._reset(fill.tag)
+            self._reset(fill)
 
     def on_bar_closed(self, bar: BarClosed) -> None:
         if self.account.qty == 0.0 or self._setup is None:
@@ -341,9 +341,11 @@ class ExitRunner:
         else:
             raise StrategyError(f"exit strategy {self.name!r} returned {intent!r}, not an intent")
 
-    def _reset(self, why: str) -> None:
-        if self._stop_id:
-            self._publish(CancelOrder(ts_event_ns=0, ts_init_ns=0, account=self.name,
+    def _reset(self, fill: OrderFilled) -> None:
+        why = fill.tag
+        if self._stop_id:  # routed to this account's broker only, stamped with the closing fill
+            self._publish(CancelOrder(ts_event_ns=fill.ts_event_ns, ts_init_ns=fill.ts_init_ns,
+                                      account=self.name,
                                       order_id=self._stop_id, reason=f"position closed ({why})"))
         self._setup = None
         self._plan = None

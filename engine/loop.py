@@ -52,31 +52,43 @@ def run_loop(
         exhausted = False
         h = None  # the handler being called; None outside the handler calls
         try:
-            for bar in it:
-                if bar is None:  # a live feed waited without a bar: time passed
-                    clock.fire_due()
-                    continue
-                t = bar.ts_event_ns
-                if sim is not None and t < sim.due_ns:
-                    sim.now = t  # fast path: no timer due yet
-                else:
-                    clock.advance(t)
-                if replay:
+            if replay and sim is not None:  # a backtest: the hot path, nothing else per bar
+                for bar in it:
+                    t = bar.ts_event_ns
+                    if t < sim.due_ns:
+                        sim.now = t  # no timer due yet
+                    else:
+                        sim.advance(t)
                     store.count = bar.seq + 1  # reveal: nothing after this bar is readable
+                    last = bar
+                    for h in handlers:
+                        h(bar)
+                    h = None
+                    done += 1
+                    if done == CHUNK:
+                        break
                 else:
-                    store.append(
-                        bar.ts_event_ns - store.tf_ns, bar.open, bar.high, bar.low, bar.close,
-                        bar.volume,
-                    )
-                last = bar
-                for h in handlers:
-                    h(bar)
-                h = None
-                done += 1
-                if done == CHUNK:
-                    break
+                    exhausted = True
             else:
-                exhausted = True
+                for bar in it:
+                    if bar is None:  # a live feed waited without a bar: time passed
+                        clock.fire_due()
+                        continue
+                    clock.advance(bar.ts_event_ns)
+                    if replay:
+                        store.count = bar.seq + 1
+                    else:
+                        store.append(bar.ts_event_ns - store.tf_ns, bar.open, bar.high, bar.low,
+                                     bar.close, bar.volume)
+                    last = bar
+                    for h in handlers:
+                        h(bar)
+                    h = None
+                    done += 1
+                    if done == CHUNK:
+                        break
+                else:
+                    exhausted = True
         except Exception as exc:
             if h is None or last is None:
                 raise  # the feed, the store or the clock failed: not a handler's fault

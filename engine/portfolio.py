@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import msgspec
 import numpy as np
 
 from engine.events import Event, OrderFilled, TradeClosed
@@ -125,13 +126,10 @@ class Account:
                 self._add(math.copysign(rest, signed), fill, fill.fee - exit_fee)
         if fill.ambiguous and self.qty != 0.0:
             self.ambiguous_open = True  # what is left was shaped by an assumed intrabar order
-        self._record(fill.seq)
-        return trade
-
-    def _record(self, seq: int) -> None:
-        self.fill_seqs.append(seq)
+        self.fill_seqs.append(fill.seq)
         self.fill_cash.append(self.cash)
         self.fill_qty.append(self.qty)
+        return trade
 
     def _add(self, signed: float, fill: OrderFilled, fee: float) -> None:
         q = self.qty
@@ -170,8 +168,10 @@ class Account:
             pnl=gross - fees,
             fees=fees,
             exit_reason=fill.tag,
-            ambiguous=fill.ambiguous or self.ambiguous_open,
         )
+        if fill.ambiguous or self.ambiguous_open:
+            # set after: msgspec builds a struct with 16 keywords ~4x slower than with 15
+            trade = msgspec.structs.replace(trade, ambiguous=True)
         new_q = q - sign * closing
         self.qty = 0.0 if abs(new_q) <= 1e-12 * max(1.0, abs(q)) else new_q
         if self.qty == 0.0:
