@@ -301,15 +301,25 @@ def _open_journal(config: RunConfig, replay: bool, feed: BarFeed, store: BarStor
     """The run's journal: ``journal.path`` when ``journal.enabled``. A live feed (paper/live)
     always keeps one (every bar, signal, order, fill and trade; else at ``journal_path``, else
     ``output.dir/journal.sqlite``), after its warm-up history is in the store: an unreachable
-    venue stops the start before anything is written."""
+    venue stops the start before anything is written. The history bars are journaled first,
+    with ``ts_init_ns=0``."""
     if not replay:
         _warm_up(config, feed, store, handlers)
     elif not config.journal.enabled:
         return None
     path = config.journal.path if config.journal.enabled else (
         journal_path or config.output.dir / "journal.sqlite")
-    return Journal(path, f"{config.name}-{config.config_hash()}",
-                   include_bars=config.journal.include_bars or not replay)
+    journal = Journal(path, f"{config.name}-{config.config_hash()}",
+                      include_bars=config.journal.include_bars or not replay)
+    # the history first (what a replay of this run needs), marked ts_init_ns=0: it reached no
+    # handler and nothing traded on it
+    t, o, h, lo, c, v = (store.column(k).tolist() for k in
+                         ("ts_open_ns", "open", "high", "low", "close", "volume"))
+    for i in range(len(t) if not replay else 0):
+        journal(BarClosed(ts_event_ns=t[i] + store.tf_ns, ts_init_ns=0, symbol=store.symbol,
+                          timeframe=store.timeframe, seq=i, open=o[i], high=h[i], low=lo[i],
+                          close=c[i], volume=v[i]))
+    return journal
 
 
 WARMUP_MARGIN = 20  # bars of history beyond the handlers' longest warm-up (signal look-backs)

@@ -115,6 +115,14 @@ def test_cli_max_bars_stops_and_writes_the_results(sample: tuple[Bars, Path], tm
     for f in ("trades.csv", "equity.csv", "metrics.json", "config.resolved.yaml",
               "journal.sqlite"):
         assert (tmp_path / "a" / f).is_file(), f
+    # the journal starts with the history (ts_init_ns 0: it reached no handler), then the run
+    journal = [e for e in read_events(tmp_path / "a" / "journal.sqlite")
+               if isinstance(e, BarClosed)]
+    history = [e for e in journal if e.ts_init_ns == 0]
+    assert len(history) > 200 and len(journal) == len(history) + 3
+    assert [e.seq for e in journal] == list(range(len(journal)))
+    # history up to candle 228; 229 (the newest closed at start), 230 and 231 run
+    assert [e.ts_event_ns for e in journal] == b.ts_close_ns[229 - len(history):232].tolist()
 
 
 def test_cli_ctrl_c_stops_cleanly_and_writes_the_results(sample: tuple[Bars, Path],
