@@ -55,6 +55,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if s.get("mode") == "walk_forward":
         print(f"walk-forward out-of-sample return %: {s.get('oos_return_pct')}")
     print(f"results: {', '.join(str(p) for p in out.paths)}")
+    if out.rows and all(r["status"] == "failed" for r in out.rows):
+        first = next((r["error"] for r in out.rows if r.get("error")), "?")
+        print(f"error: every candidate failed; the first error: {first}", file=sys.stderr)
+        return 1
     return 0
 
 

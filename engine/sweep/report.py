@@ -287,7 +287,8 @@ def _png(out_dir: Path, outcome: Any, plan: Any, summary: dict[str, Any]) -> Pat
         if c.get("t"):
             ax.plot(_times(c["t"]), c["e"], label=name, lw=1.2)
     ax.set_title("equity")
-    ax.legend(fontsize=8)
+    if any(c.get("t") for c in summary.get("equity", {}).values()):
+        ax.legend(fontsize=8)
     ax.tick_params(axis="x", labelrotation=20, labelsize=8)
     ax = axes[0][1]
     sc = summary.get("scatter", [])

@@ -251,3 +251,13 @@ def test_tpe_search_with_pruning(plan_of, tmp_path):
     # seeded: the same trials again (all reused from the store)
     again = run_sweep(plan, tmp_path / "o", progress=False, write_report=False)
     assert again.ran == 0 and [r["cand"] for r in again.rows] == [r["cand"] for r in out.rows]
+
+
+def test_cli_exits_1_when_every_candidate_failed(tmp_path, capsys):
+    d = sweep_dict(space={"signals.params.stop_atr_mult": [3.5, 4.5]})
+    d["run"]["data"] = {"file": str(GAPPY)}
+    p = write_sweep(tmp_path, d)
+    assert main(["sweep", str(p), "--out", str(tmp_path / "o"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "every candidate failed" in err and "DataError" in err and "GAPPY" in err
+    assert not (tmp_path / "o" / "best.yaml").exists()
