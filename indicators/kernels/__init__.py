@@ -13,7 +13,7 @@ true range), ``linreg`` (rolling regression and the reference bot's slope rule),
 ``levels_nb``, or rolling with ``rolling_profile_nb``, whose one kernel serves the whole
 history, a single bar and a catch-up alike, its state carried between calls) and ``peaks``
 (``scipy.signal.find_peaks`` rules). Validation, dtype conversion and parameter choice live in
-``indicators.api``, ``indicators.handlers`` and ``indicators.volume_profile``; the
+``indicators.api``, ``indicators.handlers`` and ``indicators.profile``; the
 Gaussian-mixture nodes (scikit-learn, not numba) in ``indicators.gmm``.
 """
 
