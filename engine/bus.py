@@ -39,7 +39,6 @@ Handler = Callable[[Any], None]
 OnError = Literal["raise", "isolate"]
 
 # Conventional priorities: lower runs first on the same event.
-PRIORITY_CLOCK = -100  # TimerFired handlers of the engine's own components (convention only)
 PRIORITY_BROKER = 0  # fills of orders resting from earlier bars, against this bar's range
 PRIORITY_FEATURES = 100  # indicators, volume profile, model
 PRIORITY_SIGNALS = 150  # the shared entry rule raises signals on this bar's close
