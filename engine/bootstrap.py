@@ -319,6 +319,7 @@ def _open_journal(config: RunConfig, replay: bool, feed: BarFeed, store: BarStor
         journal(BarClosed(ts_event_ns=t[i] + store.tf_ns, ts_init_ns=0, symbol=store.symbol,
                           timeframe=store.timeframe, seq=i, open=o[i], high=h[i], low=lo[i],
                           close=c[i], volume=v[i]))
+    journal.flush()  # on disk even if the run is stopped before its first bar
     return journal
 
 
