@@ -298,7 +298,7 @@ class ZmqBridge:
         finished replay held open for the UI)."""
         if self._cmds:
             self.drain_commands()
-        self._round(math.inf)
+        self._round(math.inf, beat=True)
 
     def _pace(self) -> None:
         now = time.monotonic()

@@ -138,11 +138,15 @@ def test_a_budget_overrun_is_a_gap_and_a_snapshot_repairs_it(bars, ctx):
     br._every, br._interval = 1, 1e-9  # a round every bar, each over budget
     sub = _sub(ctx, br)
     _wait_subscribed(br)
+    _drain(sub, 100)
+    br.idle()  # one heartbeat: the subscriber's starting point
+    assert sub.poll(2000)
+    start = wire.decode(sub.recv_multipart()[1])["seq"]
     eng.run()
     br.run_finished(None)
     msgs = _drain(sub)
     tracker = wire.SeqTracker()
-    tracker.reset(br.run_id, msgs[0][1]["seq"] - 1)
+    tracker.reset(br.run_id, start)
     verdicts = [tracker.check(m["run"], m["seq"]) for _, m in msgs]
     assert "gap" in verdicts and br.skipped > 0
     rep = request(br.commands_addr, "snapshot", ctx=ctx)
@@ -427,3 +431,68 @@ def test_config_turns_the_bridge_on(bars):
         assert request(br.commands_addr, "ping")["result"]["finished"]
     finally:
         eng.close()
+
+
+def _free_addr(ctx) -> str:
+    s = ctx.socket(zmq.ROUTER)
+    port = s.bind_to_random_port("tcp://127.0.0.1")
+    s.close(0)
+    return f"tcp://127.0.0.1:{port}"
+
+
+def test_replay_command_paces_real_candles_and_takes_pause_only(real_data_path, ctx, tmp_path):
+    import yaml
+
+    from engine.cli import main
+
+    cfg = _config().model_copy(update={"data": _config().data.model_copy(
+        update={"file": real_data_path})})
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.resolved.yaml").write_text(yaml.safe_dump(
+        {"config_hash": cfg.config_hash(), **cfg.resolved_dict()}))
+    pub, cmd = _free_addr(ctx), _free_addr(ctx)
+    rc: list[int] = []
+    th = threading.Thread(target=lambda: rc.append(main(
+        ["replay", str(run_dir), "--bars", "300", "--speed", "100", "--publish", pub,
+         "--commands", cmd])), daemon=True)
+    sub = ctx.socket(zmq.SUB)
+    sub.linger = 0
+    sub.rcvhwm = 100_000
+    sub.subscribe(b"")
+    sub.connect(pub)
+    th.start()
+    ping = request(cmd, "ping", timeout_s=10, ctx=ctx)
+    assert ping["ok"] and ping["result"]["mode"] == "backtest"
+    assert sub.poll(5000)  # the subscription is through (slow joiner): commands come next
+    t0 = time.monotonic()
+    paused = request(cmd, "pause", ctx=ctx)
+    refused = request(cmd, "flatten", ctx=ctx)
+    th.join(30)
+    took = time.monotonic() - t0
+    assert rc == [0]
+    assert paused["ok"] and not refused["ok"] and "not live" in refused["error"]
+    msgs = _drain(sub, 200)
+    bars_seen = [m["data"]["seq"] for t, m in msgs if t.startswith(b"bar.")]
+    assert bars_seen and bars_seen[-1] == 299 and bars_seen == sorted(bars_seen)
+    assert 1.0 < took < 20  # paced at 100 bars/s, not as fast as possible
+    cmds = [m["data"] for t, m in msgs if t.startswith(b"command.")]
+    assert [(c["op"], c["ok"]) for c in cmds] == [("pause", True), ("flatten", False)]
+    assert main(["replay", str(tmp_path / "nope")]) == 2
+
+
+def test_run_publish_flag(tmp_path, real_data_path, ctx):
+    import yaml
+
+    from engine.cli import main
+
+    cfg = _config().resolved_dict()
+    cfg["data"] = {"file": str(real_data_path), "end": "2023-04-12 00:00"}
+    cfg["output"] = {"dir": str(tmp_path / "out"), "report": False, "progress": False}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    addr = _free_addr(ctx)
+    assert main(["run", str(path), "--publish", addr]) == 0
+    assert (tmp_path / "out" / "config.resolved.yaml").is_file()
+    resolved = yaml.safe_load((tmp_path / "out" / "config.resolved.yaml").read_text())
+    assert resolved["publish"]["enabled"] and resolved["publish"]["pub"] == addr
