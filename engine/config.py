@@ -353,57 +353,71 @@ def _scalar_kind(annotation: Any) -> str | None:
     return None
 
 
-def _models_in(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
-    """(the BaseModel in ``annotation``, whether it is a sequence of them)."""
+def _unwrap(annotation: Any) -> Any:
+    """``Annotated[X, ...]`` -> X; ``X | None`` -> X (other unions are kept)."""
+    import types
     import typing
 
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _models_in(typing.get_args(annotation)[0])
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation, False
-    if origin in (tuple, list):
-        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
-        if len(args) == 1 and isinstance(args[0], type) and issubclass(args[0], BaseModel):
-            return args[0], True
-    if origin is not None:
-        for a in typing.get_args(annotation):
-            if a is not type(None):
-                m, seq = _models_in(a)
-                if m is not None and not seq:
-                    return m, False
-    return None, False
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation
+
+
+def _value_problems(annotation: Any, value: Any, path: str) -> list[str]:
+    """Strict-scalar problems of one value against its annotation, walking nested models,
+    sequences (``tuple[int, ...]``, ``list[float]``) and mapping values (``dict[str, int]``)."""
+    import typing
+
+    if value is None:
+        return []
+    kind = _scalar_kind(annotation)
+    if kind == "number" and isinstance(value, bool):
+        # (a numeric string such as "1e-3", which YAML 1.1 leaves a string, is converted)
+        return [f"  {path}: must be a number, got {value!r} (YAML reads "
+                "yes/no/on/off/true/false as booleans)"]
+    if kind == "bool" and not isinstance(value, bool):
+        return [f"  {path}: must be true or false, got {value!r}"]
+    if kind is not None:
+        return []
+    ann = _unwrap(annotation)
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return strict_scalar_problems(ann, value, path)
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    out: list[str] = []
+    if origin in (tuple, list, set, frozenset) and isinstance(value, list | tuple):
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            pairs = list(zip(args, value, strict=False))
+        else:
+            item = args[0] if args else Any
+            pairs = [(item, v) for v in value]
+        for i, (a, v) in enumerate(pairs):
+            out += _value_problems(a, v, f"{path}[{i}]")
+    elif origin is dict and isinstance(value, dict) and len(args) == 2:
+        for k, v in value.items():
+            out += _value_problems(args[1], v, f"{path}.{k}")
+    return out
 
 
 def strict_scalar_problems(model: type[BaseModel], raw: Any, where: str = "") -> list[str]:
     """Values that pydantic would silently convert: a YAML boolean (``yes``, ``on``, ``true``)
     for a number, a number or a string for a boolean (``close_at_end: 1``). One line per
-    problem, ``key.path: message (got ...)``; nested models and lists of models are walked."""
+    problem, ``key.path: message (got ...)``; nested models, sequences and mapping values are
+    walked."""
     if not isinstance(raw, dict):
         return []
     out: list[str] = []
     for name, field in model.model_fields.items():
         key = field.alias or name
-        if key not in raw:
-            continue
-        value = raw[key]
-        path = f"{where}.{key}" if where else key
-        kind = _scalar_kind(field.annotation)
-        if kind == "number" and isinstance(value, bool):
-            # (a numeric string such as "1e-3", which YAML 1.1 leaves a string, is converted)
-            out.append(f"  {path}: must be a number, got {value!r} (YAML reads "
-                       "yes/no/on/off/true/false as booleans)")
-        elif kind == "bool" and value is not None and not isinstance(value, bool):
-            out.append(f"  {path}: must be true or false, got {value!r}")
-        else:
-            sub, seq = _models_in(field.annotation)
-            if sub is None:
-                continue
-            if seq and isinstance(value, list | tuple):
-                for i, item in enumerate(value):
-                    out += strict_scalar_problems(sub, item, f"{path}[{i}]")
-            elif not seq:
-                out += strict_scalar_problems(sub, value, path)
+        if key in raw:
+            out += _value_problems(field.annotation, raw[key], f"{where}.{key}" if where else key)
     return out
 
 

@@ -153,3 +153,23 @@ def test_a_file_that_is_no_config_lists_a_few_problems_not_every_line(tmp_path):
     msg = str(exc.value)
     assert "user0: unknown key" in msg and "user39" not in msg
     assert "more problems (is this a run config?)" in msg
+
+
+def test_strict_scalars_inside_lists_tuples_and_mappings():
+    from pydantic import BaseModel, ConfigDict
+
+    class P(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        routes: dict[str, tuple[int, ...]] = {}
+        levels: list[float] = []
+        pair: tuple[int, bool] = (1, True)
+
+    with pytest.raises(ConfigError) as exc:
+        validate_params(P, {"routes": {"fill": [123, True]}, "levels": [1.5, False],
+                            "pair": [2, 1]}, "x")
+    msg = str(exc.value)
+    assert "x.params.routes.fill[1]: must be a number, got True" in msg
+    assert "x.params.levels[1]: must be a number, got False" in msg
+    assert "x.params.pair[1]: must be true or false, got 1" in msg
+    assert validate_params(P, {"routes": {"fill": [1, 2]}, "levels": [1, 2.5]}, "x") == P(
+        routes={"fill": (1, 2)}, levels=[1.0, 2.5])
