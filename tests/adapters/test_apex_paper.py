@@ -174,3 +174,14 @@ def test_max_bars_is_refused_for_a_backtest(tmp_path: Path,
                "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert rc == 2 and "--max-bars" in err and "data.end" in err
+
+
+def test_paper_config_without_a_venue_says_what_to_set(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    text = "\n".join(x for x in PAPER.read_text().splitlines()
+                     if not x.strip().startswith("venue:"))
+    cfg = tmp_path / "paper.yaml"
+    cfg.write_text(text)
+    rc = main(["run", str(cfg), "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "data.venue" in err and "--venue" in err and "Traceback" not in err
