@@ -278,6 +278,7 @@ class ApexFeed:
             config's handlers need, set by the composition root).
         max_bars: stop after delivering this many bars (``None``: run until stopped).
         timeout_s: HTTP timeout per request.
+        retry_backoff_s: first wait after a venue error (doubling, at most 30 s).
         api: the checked client (``adapters.apex.client.ApexClient``) to use instead of a new one.
     """
 
@@ -293,6 +294,7 @@ class ApexFeed:
         warmup_bars: int | None = None,
         max_bars: int | None = None,
         timeout_s: float = 10.0,
+        retry_backoff_s: float = 0.5,
         api: Any = None,
     ) -> None:
         self.base_url = resolve_venue(base_url)
@@ -317,7 +319,8 @@ class ApexFeed:
         self._rate_known = False
         self._started = False
         self._late = 0  # polls since a close was due without its candle
-        self._backoff = 0.5  # seconds before the next look after a venue error
+        self.retry_backoff_s = retry_backoff_s
+        self._backoff = retry_backoff_s  # seconds before the next look after a venue error
         self._engine_clock: Any = None  # bind_clock
 
     # -- construction ------------------------------------------------------------------------
@@ -450,7 +453,7 @@ class ApexFeed:
         self._in_io = True
         try:
             batch, wait = self._step()
-            self._backoff = 0.5
+            self._backoff = self.retry_backoff_s
         except FeedStopped:
             return None
         except (TransientVenueError, VenueUnreachable) as exc:
