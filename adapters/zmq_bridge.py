@@ -54,6 +54,7 @@ from typing import Any
 import msgspec
 import zmq
 
+from engine import events as _events
 from engine import wire
 from engine.bus import PRIORITY_SINK
 from engine.errors import ConfigError
@@ -290,7 +291,7 @@ class ZmqBridge:
         self._q.append(event)
         if self._cmds:
             self.drain_commands()
-        elif type(event).__name__ == "TimerFired":
+        elif type(event) is _TIMER:
             self._round(math.inf)  # live, between bars: events and heartbeat go out now
 
     def idle(self) -> None:
@@ -489,28 +490,20 @@ class ZmqBridge:
             self._subscriptions()
             q = self._q
             t0 = time.perf_counter()
-            skipping = not self._subscribed
-            if skipping:  # nobody listens: keep the state, encode nothing
-                last = None
+            limited = budget_s != math.inf
+            if self._subscribed:
                 while q:
                     ev = q.popleft()
                     if type(ev) is BarClosed:
-                        last = ev
-                        self.seq += 1
-                        self.skipped += 1
+                        if limited and time.perf_counter() - t0 > budget_s:
+                            q.appendleft(ev)
+                            break  # out of budget: the rest is skipped below
+                        self._bar(ev)
                     else:
                         self._keep(ev)
-                if last is not None:
-                    self.bar_seq, self.last_bar = last.seq, last
-            while q:
-                ev = q.popleft()
-                if type(ev) is BarClosed:
-                    if not skipping and budget_s != math.inf:
-                        skipping = time.perf_counter() - t0 > budget_s
-                    self._bar(ev, skipping)
-                else:
-                    self._keep(ev)
-                    self._pending.append(ev)
+                        self._pending.append(ev)
+            if q:  # nobody listens, or over budget: keep the state, encode nothing
+                self._skip(q)
             self._flush_pending()
             now = time.monotonic()
             if beat or now - self._last_beat >= self.s.heartbeat_s:
@@ -529,14 +522,28 @@ class ZmqBridge:
             elif frame[:1] == b"\x00":
                 self._subscribed.discard(frame[1:])
 
-    def _bar(self, bar: BarClosed, skip: bool) -> None:
+    def _skip(self, q: deque[Any]) -> None:
+        """Drop the queued bars unpublished (with their events): ``seq`` moves on by one per
+        bar, so subscribers see a gap and take a snapshot, which has everything."""
+        self._pending.clear()
+        last = None
+        n = 0
+        keep = self._keep
+        while q:
+            ev = q.popleft()
+            if type(ev) is BarClosed:
+                last = ev
+                n += 1
+            else:
+                keep(ev)
+        self.seq += n
+        self.skipped += n
+        if last is not None:
+            self.bar_seq, self.last_bar = last.seq, last
+
+    def _bar(self, bar: BarClosed) -> None:
         self.bar_seq = bar.seq
         self.last_bar = bar
-        if skip:
-            self.skipped += 1
-            self.seq += 1  # a gap the subscribers see: they take a snapshot
-            self._pending.clear()
-            return
         ts = bar.ts_event_ns // 1_000_000
         self._publish("bar", "BarClosed", ts, bar)
         self._publish("features", "features", ts, self._features_row(bar.seq))
@@ -787,6 +794,7 @@ class ZmqBridge:
             log.debug("reply not sent: %s", exc)
 
 
+_TIMER = getattr(_events, "TimerFired", None)  # engine.clock's timer event
 _BACKTEST_REFUSAL = (
     "{op} refused: this engine runs in backtest mode (a backtest or a replay is not live, so it "
     "takes no trading commands); pause and resume work, trading needs mode paper or live"

@@ -1,0 +1,143 @@
+"""The ZeroMQ bridge's cost to the engine, and events per second through PUB/SUB.
+
+Workload: ``bench_engine``'s (the stochastic-cross strategy through the whole engine) over the
+real data tiled to N bars, run as fast as possible:
+
+- ``off``: no bridge; ``on_idle``: bridge on, nobody subscribed (XPUB: nothing is encoded);
+  ``on_subscribed``: bridge on with a subscriber process reading everything (the publisher
+  spends at most ``publish.max_cpu_share`` of the time, 5 %, and skips the rest as a gap). Each
+  is the best of two runs, alternating, wall and CPU (process) time; the issue's target is
+  publisher on < 10 % slower.
+- ``pubsub``: every message published (``max_cpu_share`` 1), a subscriber in another process
+  counting: messages per second received, and how many the HWM dropped.
+
+Run alone: ``python bench/bench_bridge.py [--bars N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.bench_engine import run_config
+from bench.common import real_bars, tiled
+
+SUBSCRIBER = r"""
+import json, sys, time, zmq, msgspec
+ctx = zmq.Context(); s = ctx.socket(zmq.SUB); s.linger = 0; s.rcvhwm = 100000
+s.subscribe(b""); s.connect(sys.argv[1]); print("ready", flush=True)
+dec = msgspec.msgpack.Decoder(); n = 0; first = last = None; t0 = t1 = None; gaps = 0; prev = None
+while s.poll(60000 if n == 0 else 1500):
+    _, p = s.recv_multipart(); seq = dec.decode(p)["seq"]; n += 1
+    t1 = time.perf_counter(); t0 = t0 or t1
+    if prev is not None and seq != prev + 1: gaps += 1
+    prev = seq; first = first or seq; last = seq
+print(json.dumps({"received": n, "first": first, "last": last, "gaps": gaps,
+                  "seconds": (t1 - t0) if t0 else 0.0}), flush=True)
+"""
+
+
+def _engine(bars):
+    from adapters.csv_feed import CsvFeed
+    from engine.bootstrap import build_engine
+
+    return build_engine(run_config(), feed=CsvFeed.from_bars(bars))
+
+
+def _timed(eng) -> tuple[float, float]:
+    w, c = time.perf_counter(), time.process_time()
+    eng.run()
+    return time.perf_counter() - w, time.process_time() - c
+
+
+def _subscriber(addr: str) -> subprocess.Popen:
+    p = subprocess.Popen([sys.executable, "-c", SUBSCRIBER, addr], stdout=subprocess.PIPE,
+                         text=True)
+    assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    return p
+
+
+def _wait_subscribed(bridge, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while not bridge._subscribed:
+        if time.monotonic() > end:
+            raise RuntimeError("the subscriber never subscribed")
+        bridge.idle()
+        time.sleep(0.01)
+
+
+def _one(bars, mode: str, share: float = 0.05) -> dict[str, float]:
+    from adapters.zmq_bridge import Settings, ZmqBridge
+
+    eng = _engine(bars)
+    if mode == "off":
+        wall, cpu = _timed(eng)
+        return {"wall": wall, "cpu": cpu}
+    br = ZmqBridge(eng, Settings(pub="tcp://127.0.0.1:0", commands="tcp://127.0.0.1:0",
+                                 max_cpu_share=share))
+    sub = None
+    if mode == "subscribed":
+        sub = _subscriber(br.pub_addr)
+        _wait_subscribed(br)
+    wall, cpu = _timed(eng)
+    br.run_finished(None)
+    out = {"wall": wall, "cpu": cpu, "sent": br.sent, "skipped": br.skipped, "seq": br.seq}
+    if sub is not None:
+        stdout, _ = sub.communicate(timeout=120)
+        out.update(json.loads(stdout.strip().splitlines()[-1]))
+    br.close()
+    return out
+
+
+def run(n_bars: int = 1_000_000, pubsub_bars: int = 200_000) -> dict[str, object]:
+    bars = tiled(real_bars(), n_bars)
+    _one(bars.slice(0, 5000), "off")  # warm numba caches
+    best: dict[str, dict[str, float]] = {}
+    for _ in range(2):
+        for mode in ("off", "idle", "subscribed"):
+            r = _one(bars, mode)
+            if mode not in best or r["wall"] < best[mode]["wall"]:
+                best[mode] = r
+    off, idle, subd = best["off"], best["idle"], best["subscribed"]
+    res: dict[str, object] = {
+        "bars": n_bars,
+        "off_seconds": off["wall"],
+        "on_idle_seconds": idle["wall"],
+        "on_subscribed_seconds": subd["wall"],
+        "on_idle_slowdown_wall": idle["wall"] / off["wall"] - 1,
+        "on_subscribed_slowdown_wall": subd["wall"] / off["wall"] - 1,
+        "on_idle_slowdown_cpu": idle["cpu"] / off["cpu"] - 1,
+        "on_subscribed_slowdown_cpu": subd["cpu"] / off["cpu"] - 1,
+        "subscribed_messages_sent": subd["sent"],
+        "subscribed_bars_skipped": subd["skipped"],
+        "subscribed_messages_received": subd.get("received"),
+    }
+    full = _one(tiled(real_bars(), pubsub_bars), "subscribed", share=1.0)
+    res.update({
+        "pubsub_bars": pubsub_bars,
+        "pubsub_messages_sent": full["sent"],
+        "pubsub_messages_received": full["received"],
+        "pubsub_received_per_s": full["received"] / full["seconds"] if full["seconds"] else 0.0,
+        "pubsub_engine_bars_per_s_publishing_all": pubsub_bars / full["wall"],
+        "pubsub_dropped_at_hwm": full["sent"] - full["received"],
+    })
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bars", type=int, default=1_000_000)
+    ap.add_argument("--pubsub-bars", type=int, default=200_000)
+    a = ap.parse_args()
+    for k, v in run(a.bars, a.pubsub_bars).items():
+        print(f"{k:44s} {v:.4g}" if isinstance(v, float) else f"{k:44s} {v}")
+
+
+if __name__ == "__main__":
+    main()
