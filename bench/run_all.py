@@ -24,6 +24,7 @@ SECTIONS = [
     ("engine", "bench.bench_engine", {}),
     ("volume_profile", "bench.bench_volume_profile", {}),
     ("strategies", "bench.bench_strategies", {}),
+    ("bridge", "bench.bench_bridge", {}),
     ("paper", "bench.bench_paper", {}),
     ("apex_venue", "bench.bench_apex_venue", {}),
     ("models", "bench.bench_models", {}),
