@@ -304,6 +304,22 @@ def check_output_file(out: str | Path, inputs: tuple[str | Path, ...] = (),
     return p
 
 
+def check_output_folder(out: str | Path, what: str = "--out") -> Path:
+    """Check a folder that a command will write into (and keep, e.g. ``train``'s weights or a
+    resumable sweep) before the work: not a file, creatable, writable. No lock, no staging: use
+    ``claim_output`` for a results folder that a run replaces.
+
+    Raises:
+        ConfigError: naming the path and what to do.
+    """
+    p = Path(out).expanduser().absolute()
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"{what} {p} is a file; give a folder")
+    _check_creatable(p, what)
+    _probe(p / "probe" if p.is_dir() else p, what)  # a file in it, or beside it
+    return p
+
+
 def _probe(p: Path, what: str) -> None:
     """Create and delete a file beside ``p``: the only sure test that it can be written (root
     passes every permission check, a read-only mount or /proc still refuses)."""

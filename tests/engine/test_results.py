@@ -220,3 +220,16 @@ def test_a_journal_that_cannot_be_written_is_refused_before_the_run(tmp_path, ca
     err = capsys.readouterr().err
     assert err.startswith(f"error: journal {path}") and "journal.path" in err
     assert "Traceback" not in err and not out.exists()
+
+
+def test_a_kept_output_folder_is_checked_before_the_work(tmp_path):
+    from engine.results import check_output_folder
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ConfigError, match="is a file; give a folder"):
+        check_output_folder(tmp_path / "f")
+    with pytest.raises(ConfigError, match="cannot write in /proc"):
+        check_output_folder("/proc/weights")
+    assert check_output_folder(tmp_path / "new" / "w") == tmp_path / "new" / "w"
+    assert check_output_folder(tmp_path) == tmp_path
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]  # probes removed, nothing made
