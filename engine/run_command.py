@@ -272,6 +272,12 @@ def _run(cfg: RunConfig, out: Any, args: argparse.Namespace) -> int:
         engine.close()
     elapsed = time.perf_counter() - t0
     check_features_have_values(engine, _source(cfg))
+    stats = getattr(engine.feed, "stats", None) if not engine.replay else None
+    if stats is not None:  # paper/live: what the venue feed did
+        print(f"feed: {stats.delivered} bars after {stats.warmup} of history, {stats.polls} "
+              f"polls, {stats.backfilled} back-filled, {stats.duplicates} duplicates, "
+              f"{stats.revised} revised, {stats.gaps} gaps ({stats.filled} filled), "
+              f"{stats.errors} venue errors", file=sys.stderr)
     metrics = all_metrics(engine.accounts, engine.store)
     paths = write_results(out.path, cfg, engine.accounts, engine.store, metrics)
     target = out.commit()

@@ -111,6 +111,7 @@ def test_cli_max_bars_stops_and_writes_the_results(sample: tuple[Bars, Path], tm
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert len([x for x in err.splitlines() if x.startswith("bar ")]) == 3
+    assert "feed: 3 bars after" in err and "0 gaps" in err
     assert "paper: BTC-USDT 15m" in out
     for f in ("trades.csv", "equity.csv", "metrics.json", "config.resolved.yaml",
               "journal.sqlite"):
