@@ -1,0 +1,123 @@
+"""The UI in headless Chromium, connected over real ZeroMQ sockets to an engine end that plays
+real-engine events of real BTC/USDT candles (tests/ui/publisher.py, WIRE.md)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from dash.testing.wait import until
+
+from tests.ui.conftest import ARTIFACTS, free_port
+from tests.ui.publisher import WirePublisher
+from ui import figures
+from ui.app import create_app
+from ui.state import UiState
+from ui.subscriber import Subscriber
+
+pytestmark = [pytest.mark.real_data, pytest.mark.slow]
+
+GD = "var gd = document.querySelector('#price .js-plotly-plot');"
+
+
+def trace_len(dc, name: str) -> int:
+    return int(dc.driver.execute_script(
+        GD + f"return gd && gd.data && gd.data[{figures.IDX[name]}] && "
+        f"gd.data[{figures.IDX[name]}].x ? gd.data[{figures.IDX[name]}].x.length : 0;"))
+
+
+def text(dc, css: str) -> str:
+    """Text of the first match, read in the page (no stale elements while React re-renders)."""
+    return str(dc.driver.execute_script(
+        "var e = document.querySelector(arguments[0]); return e ? e.textContent : '';", css))
+
+
+def test_ui_follows_an_engine_through_a_restart(browser, real_messages):
+    dc = browser
+    pub = WirePublisher(real_messages, run="run-1", rate_bars=8, start_bars=1500)
+    pub.start()
+    assert pub.ready.wait(10)
+    state = UiState(max_bars=10_000)
+    sub = Subscriber(state, pub.pub_addr, pub.cmd_addr, bars=2000, quiet_s=1.5, timeout_s=1.0)
+    sub.start()
+    pub2 = None
+    try:
+        dc.start_server(create_app(state, pub.cmd_addr, n_visible=300), port=free_port())
+        # the late joiner is complete at once: the snapshot's 1,500 bars, then live bars
+        until(lambda: trace_len(dc, "candles") >= 1500, timeout=20)
+        until(lambda: dc.driver.execute_script(
+            "return document.querySelectorAll('#price .boxlayer .trace path').length") > 0,
+            timeout=10)
+        assert trace_len(dc, "sig_buy") + trace_len(dc, "sig_sell") > 10
+        assert trace_len(dc, "poc") > 1000 and trace_len(dc, "s9") > 1000
+        assert trace_len(dc, "entry") > 0 and trace_len(dc, "stop") > 0
+        until(lambda: text(dc, "#st-connection") == "live", timeout=5)
+        until(lambda: text(dc, "#st-symbol") == "BTC-USDT", timeout=5)
+        # updates as bars arrive, extended in place: the browser holds exactly the UI's bars
+        n0, t0 = trace_len(dc, "candles"), time.monotonic()
+        until(lambda: trace_len(dc, "candles") >= n0 + 16, timeout=10)
+        print(f"browser: 16 bars in {time.monotonic() - t0:.2f} s (published at 8/s)")
+        pub.hold.set()
+        time.sleep(0.8)
+        with state.lock:
+            n_state = len(state.bars_by_seq)
+        until(lambda: trace_len(dc, "candles") == n_state, timeout=5)
+        pub.hold.clear()
+        # sidebar: the setup of the current bar, then of a clicked alarm
+        until(lambda: len(dc.driver.find_elements("css selector", "#setup-table td")) > 0,
+              timeout=10)
+        alarm = dc.driver.execute_script(
+            GD + f"var t = gd.data[{figures.IDX['sig_buy']}]; var k = t.x.length - 1;"
+            f"gd.emit('plotly_click', {{points: [{{curveNumber: {figures.IDX['sig_buy']},"
+            " pointNumber: k, data: t, x: t.x[k], y: t.y[k]}]}); return t.customdata[k];")
+        until(lambda: text(dc, "#selected-alarm") == alarm, timeout=10)
+        until(lambda: "entry" in text(dc, "#setup-table") and
+              len(dc.driver.find_elements("css selector", "#profile .barlayer path")) > 0,
+              timeout=10)
+        dc.driver.save_screenshot(str(ARTIFACTS / "ui_live.png"))
+        # a pause from the UI reaches the engine and comes back in its status
+        dc.find_element("#btn-pause").click()
+        until(lambda: "pause: ok" in text(dc, "#cmd-reply"), timeout=10)
+        assert [c["op"] for c in pub.commands] == ["pause"]
+        until(lambda: text(dc, "#st-entries") == "paused", timeout=10)
+        # anything that trades asks first; the backtest engine refuses with its reason
+        dc.find_element("#btn-flatten").click()
+        until(lambda: _alert(dc) is not None, timeout=5)
+        alert = dc.driver.switch_to.alert
+        assert "Flatten" in alert.text
+        alert.accept()
+        until(lambda: "refused" in text(dc, "#cmd-reply"), timeout=10)
+        assert "backtest" in text(dc, "#cmd-reply")
+        assert pub.commands[-1]["op"] == "flatten"
+        assert dc.get_logs() == [], "browser console errors"
+        # the engine goes away: the UI says so
+        pub.stop()
+        until(lambda: text(dc, "#st-connection") in ("stale", "disconnected"), timeout=10)
+        # ... and comes back as another run on the same ports: a new snapshot, a new chart
+        pub2 = WirePublisher(real_messages, run="run-2", rate_bars=8, start_bars=800,
+                             pub=pub.pub_addr, cmd=pub.cmd_addr)
+        pub2.start()
+        until(lambda: text(dc, "#st-run") == "run-2" and text(dc, "#st-connection") == "live",
+              timeout=20)
+        until(lambda: 800 <= trace_len(dc, "candles") < 1000, timeout=10)
+        until(lambda: trace_len(dc, "candles") >= 805, timeout=10)
+        assert state.conn.snapshots >= 2
+        dc.driver.save_screenshot(str(ARTIFACTS / "ui_after_restart.png"))
+        assert dc.get_logs() == [], "browser console errors"
+    except BaseException:
+        print("FAILED at", time.time(), state.status_line(), pub.is_alive(),
+              text(dc, "#status"))
+        dc.driver.save_screenshot(str(ARTIFACTS / "ui_failure.png"))
+        raise
+    finally:
+        sub.stop()
+        pub.stop()
+        if pub2 is not None:
+            pub2.stop()
+
+
+def _alert(dc):
+    try:
+        return dc.driver.switch_to.alert
+    except Exception:  # noqa: BLE001 - selenium raises NoAlertPresentException
+        return None

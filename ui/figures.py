@@ -1,0 +1,351 @@
+"""Plotly figures of the monitor, as plain functions of ``UiState.view()`` / ``delta()`` output.
+
+The price figure has a fixed list of traces (``TRACES``) so that an update is a Dash ``Patch``
+that extends each trace's arrays in place (``patch_price``): the browser receives the new bars
+only, never the 10,000 it already shows. A full figure (``price_figure``) is built on the first
+render and after every snapshot (another run, a gap).
+
+Rows: 1 candles with the value area band, POC, HVN levels, regression channel, signal markers
+(text = alarm id, ``customdata`` = alarm id for the sidebar), fills and each strategy's working
+stop and target at every bar; 2 volume; 3 stochastics S9/S14/S40/S60 with 20/80 lines; 4 the
+CNN's probabilities (empty until a ``*_p_buy`` column arrives).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import plotly
+import plotly.graph_objects as go
+from dash import Patch
+from plotly.subplots import make_subplots
+
+from ui.state import find_columns
+
+UP, DOWN = "#26a69a", "#ef5350"
+STOCH = {"s9": "gold", "s14": "dodgerblue", "s40": "white", "s60": "magenta"}
+CNN = {"p_buy": "#00e676", "p_sell": "#ff5252", "p_hold": "#9e9e9e"}
+PALETTE = ["#42a5f5", "#ffa726", "#ab47bc", "#66bb6a", "#ef5350", "#26c6da", "#d4e157",
+           "#8d6e63"]
+
+# (name, row): the order is the contract between price_figure and patch_price.
+TRACES: list[tuple[str, int]] = [
+    ("candles", 1), ("vah", 1), ("val", 1), ("poc", 1), ("hvn_below", 1), ("hvn_above", 1),
+    ("reg_mid", 1), ("reg_up", 1), ("reg_lo", 1),
+    ("stop", 1), ("target", 1), ("entry", 1), ("exit", 1), ("sig_buy", 1), ("sig_sell", 1),
+    ("volume", 2), ("s9", 3), ("s14", 3), ("s40", 3), ("s60", 3),
+    ("p_buy", 4), ("p_sell", 4), ("p_hold", 4),
+]
+IDX = {name: i for i, (name, _) in enumerate(TRACES)}
+X_AXES = ("xaxis", "xaxis2", "xaxis3", "xaxis4")  # shared: every row follows the same range
+REG_K = 2.0  # channel half-width in residual standard deviations
+
+
+def _nan(v: float) -> float | None:
+    return v if v is not None and math.isfinite(v) else None
+
+
+def _columns(bars: list[Any]) -> dict[str, list[Any]]:
+    return {
+        "candles": {"x": [b.x for b in bars], "open": [b.open for b in bars],
+                    "high": [b.high for b in bars], "low": [b.low for b in bars],
+                    "close": [b.close for b in bars]},
+        "volume": {"x": [b.x for b in bars], "y": [b.volume for b in bars],
+                   "marker.color": [UP if b.close >= b.open else DOWN for b in bars]},
+    }
+
+
+def _feature_columns(features: Iterable[tuple[int, dict[str, float]]], x_of: dict[int, str],
+                     cols: dict[str, str]) -> dict[str, dict[str, list[Any]]]:
+    out: dict[str, dict[str, list[Any]]] = {}
+    names = ["vah", "val", "poc", "hvn_below", "hvn_above", "reg_mid", "reg_up", "reg_lo",
+             "s9", "s14", "s40", "s60", "p_buy", "p_sell", "p_hold"]
+    for n in names:
+        out[n] = {"x": [], "y": []}
+    roles = [(out[r]["x"], out[r]["y"], cols[r]) for r in
+             ("vah", "val", "poc", "hvn_below", "hvn_above", "s9", "s14", "s40", "s60",
+              "p_buy", "p_sell", "p_hold") if r in cols]
+    reg = "reg_mid" in cols
+    mid_c, sd_c = cols.get("reg_mid", ""), cols.get("reg_std", "")
+    nan = math.nan
+    for seq, vals in features:
+        x = x_of.get(seq)
+        if x is None:
+            continue
+        for xs, ys, col in roles:
+            v = vals.get(col, nan)
+            xs.append(x)
+            ys.append(v if v == v and v not in (math.inf, -math.inf) else None)
+        if reg:
+            mid = vals.get(mid_c, nan)
+            sd = vals.get(sd_c, nan)
+            for role, k in (("reg_mid", 0.0), ("reg_up", REG_K), ("reg_lo", -REG_K)):
+                out[role]["x"].append(x)
+                out[role]["y"].append(_nan(mid + k * sd))
+    return {k: v for k, v in out.items() if v["x"]}
+
+
+def _marker_columns(signals: list[dict[str, Any]], fills: list[dict[str, Any]],
+                    levels: list[Any], x_of: dict[int, str]) -> dict[str, dict[str, list[Any]]]:
+    out: dict[str, dict[str, list[Any]]] = {
+        k: {"x": [], "y": [], "text": [], "customdata": []}
+        for k in ("sig_buy", "sig_sell", "entry", "exit", "stop", "target")}
+    for s in signals:
+        x = x_of.get(int(s.get("seq", -1)))
+        if x is None:
+            continue
+        key = "sig_buy" if s.get("side") == "long" else "sig_sell"
+        out[key]["x"].append(x)
+        out[key]["y"].append(s.get("entry_price"))
+        out[key]["text"].append(str(s.get("alarm_id", "")))
+        out[key]["customdata"].append(str(s.get("alarm_id", "")))
+    for f in fills:
+        if f.get("x") is None:
+            continue
+        key = "entry" if f.get("is_entry") else "exit"
+        out[key]["x"].append(f["x"])
+        out[key]["y"].append(f.get("price"))
+        out[key]["text"].append(f"{f.get('account', '')} {f.get('side', '')} "
+                                f"{f.get('tag', '')}".strip())
+        out[key]["customdata"].append(str(f.get("account", "")))
+    for lv in levels:  # one segment across the bar per level: [open, close, gap]
+        o = out[lv.kind]
+        o["x"] += [lv.x, lv.x_end, None]
+        o["y"] += [lv.price, lv.price, None]
+        label = f"{lv.account} {lv.kind}"
+        o["text"] += [label, label, None]
+        o["customdata"] += [lv.account, lv.account, None]
+    return {k: v for k, v in out.items() if v["x"]}
+
+
+@functools.lru_cache(maxsize=1)
+def _price_skeleton() -> str:
+    """The price figure without data, as JSON (built once: plotly's objects are slow)."""
+    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.015,
+                        row_heights=[0.55, 0.1, 0.2, 0.15])
+    line = {"width": 1}
+    specs: dict[str, Any] = {
+        "candles": go.Candlestick(name="price", increasing_line_color=UP,
+                                  decreasing_line_color=DOWN, increasing_fillcolor=UP,
+                                  decreasing_fillcolor=DOWN, line={"width": 1}),
+        "vah": go.Scatter(name="VAH", mode="lines", line={"width": 0, "shape": "hv"},
+                          hoverinfo="skip", showlegend=False),
+        "val": go.Scatter(name="value area", mode="lines", line={"width": 0, "shape": "hv"},
+                          fill="tonexty", fillcolor="rgba(255,193,7,0.10)", hoverinfo="skip"),
+        "poc": go.Scatter(name="POC", mode="lines", line={"color": "#ffc107", "width": 1.2,
+                                                          "shape": "hv"}),
+        "hvn_below": go.Scatter(name="HVN", mode="lines", legendgroup="hvn",
+                                line={"color": "#90caf9", "width": 1, "dash": "dot",
+                                      "shape": "hv"}),
+        "hvn_above": go.Scatter(name="HVN above", mode="lines", legendgroup="hvn",
+                                showlegend=False, line={"color": "#90caf9", "width": 1,
+                                                        "dash": "dot", "shape": "hv"}),
+        "reg_mid": go.Scatter(name="regression", mode="lines", legendgroup="reg",
+                              line={"color": "#b39ddb", "width": 1}),
+        "reg_up": go.Scatter(name="reg +2σ", mode="lines", legendgroup="reg", showlegend=False,
+                             line={"color": "#b39ddb", "width": 1, "dash": "dash"}),
+        "reg_lo": go.Scatter(name="reg -2σ", mode="lines", legendgroup="reg", showlegend=False,
+                             line={"color": "#b39ddb", "width": 1, "dash": "dash"}),
+        "stop": go.Scatter(name="stops", mode="lines", hoverinfo="text+y", connectgaps=False,
+                           line={"color": "rgba(255,23,68,0.8)", "width": 2}),
+        "target": go.Scatter(name="targets", mode="lines", hoverinfo="text+y",
+                             connectgaps=False, line={"color": "rgba(0,230,118,0.8)",
+                                                      "width": 2}),
+        "entry": go.Scatter(name="entries", mode="markers", hoverinfo="text+y",
+                            marker={"symbol": "circle", "size": 8, "color": "#29b6f6",
+                                    "line": {"width": 1, "color": "white"}}),
+        "exit": go.Scatter(name="exits", mode="markers", hoverinfo="text+y",
+                           marker={"symbol": "x", "size": 8, "color": "#ffa726"}),
+        "sig_buy": go.Scatter(name="BUY alarm", mode="markers", hoverinfo="text+y",
+                              marker={"symbol": "triangle-up", "size": 13, "color": "#ffeb3b",
+                                      "line": {"width": 1, "color": "black"}}),
+        "sig_sell": go.Scatter(name="SELL alarm", mode="markers", hoverinfo="text+y",
+                               marker={"symbol": "triangle-down", "size": 13, "color": "#e040fb",
+                                       "line": {"width": 1, "color": "black"}}),
+        "volume": go.Bar(name="volume", showlegend=False, marker={"line": {"width": 0}}),
+        **{k: go.Scatter(name=k.upper(), mode="lines", line={**line, "color": c})
+           for k, c in STOCH.items()},
+        **{k: go.Scatter(name=k, mode="lines", line={**line, "color": c})
+           for k, c in CNN.items()},
+    }
+    for name, row in TRACES:  # empty traces: validating 10,000-point arrays costs seconds
+        fig.add_trace(specs[name], row=row, col=1)
+    for y in (20, 80):
+        fig.add_hline(y=y, row=3, col=1, line={"color": "#888", "width": 1, "dash": "dash"})
+    fig.update_yaxes(range=[0, 100], row=3, col=1, title_text="stoch")
+    fig.update_yaxes(range=[0, 1], row=4, col=1, title_text="CNN")
+    fig.update_yaxes(title_text="vol", row=2, col=1)
+    fig.update_xaxes(rangeslider_visible=False, type="date")
+    fig.update_layout(
+        template="plotly_dark", uirevision="keep", dragmode="pan", hovermode="x",
+        margin={"l": 55, "r": 10, "t": 48, "b": 25}, paper_bgcolor="#111", plot_bgcolor="#111",
+        legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0, "font": {"size": 10}},
+        height=760, bargap=0.1,
+    )
+    return json.dumps(fig.to_plotly_json(), cls=plotly.utils.PlotlyJSONEncoder)
+
+
+def price_figure(view: dict[str, Any], *,
+                 ranges: tuple[list[str], list[float]] | None = None) -> dict[str, Any]:
+    """The full price figure of a ``UiState.view()``, as the dict Dash sends (the arrays go in
+    unvalidated: plotly's validators take seconds over 10,000 candles)."""
+    out = json.loads(_price_skeleton())
+    if ranges is not None:
+        for key, ax in out["layout"].items():
+            if key.startswith("xaxis"):
+                ax["range"] = ranges[0]
+                ax.pop("autorange", None)
+        out["layout"]["yaxis"]["range"] = ranges[1]
+    cols = _columns(view["bars"])
+    fcols = find_columns({n for _, v in view["features"][-1:] for n in v})
+    data = {**cols, **_feature_columns(view["features"], view["x_of"], fcols),
+            **_marker_columns(view["signals"], view["fills"], view["levels"], view["x_of"])}
+    for i, (name, _) in enumerate(TRACES):
+        tr = out["data"][i]
+        tr["x"] = []
+        if name == "candles":
+            tr.update(open=[], high=[], low=[], close=[])
+        else:
+            tr["y"] = []
+        for k, v in data.get(name, {}).items():
+            if k == "marker.color":
+                tr.setdefault("marker", {})["color"] = v
+            else:
+                tr[k] = v
+    if "p_buy" not in fcols:
+        out["layout"].setdefault("annotations", []).append({
+            "text": "no CNN probabilities in this run (signals mode rules)", "showarrow": False,
+            "xref": "x4 domain", "yref": "y4 domain", "x": 0.5, "y": 0.5,
+            "font": {"color": "#777", "size": 11}})
+    return out
+
+
+def patch_price(delta: dict[str, Any], ranges: tuple[list[str], list[float]] | None = None,
+                columns: Iterable[str] = ()) -> Patch | None:
+    """A ``Patch`` that extends every trace with what ``UiState.delta`` returned (None: nothing
+    new). ``ranges``: follow the last bars (x and price y range)."""
+    names = set(columns)
+    for _, v in delta["features"]:
+        names.update(v)
+    fcols = find_columns(names)
+    data = {**_columns(delta["bars"]), **_feature_columns(delta["features"], delta["x_of"], fcols),
+            **_marker_columns(delta["signals"], delta["fills"], delta["levels"], delta["x_of"])}
+    if not any(d["x"] for d in data.values()) and ranges is None:
+        return None
+    p = Patch()
+    for name, d in data.items():
+        if not d["x"]:
+            continue
+        i = IDX[name]
+        for k, v in d.items():
+            if k == "marker.color":
+                p["data"][i]["marker"]["color"].extend(v)
+            else:
+                p["data"][i][k].extend(v)
+    if ranges is not None:
+        for ax in X_AXES:
+            p["layout"][ax]["range"] = ranges[0]
+        p["layout"]["yaxis"]["range"] = ranges[1]
+    return p
+
+
+def equity_figure(view_equity: list[tuple[int, str | None, dict[str, float]]],
+                  accounts: list[str]) -> dict[str, Any]:
+    """Equity curve of every strategy (one trace per account, in ``accounts`` order)."""
+    fig = go.Figure()
+    for i, acct in enumerate(accounts):
+        fig.add_trace(go.Scatter(name=acct, mode="lines",
+                                 line={"width": 1.3, "color": PALETTE[i % len(PALETTE)]}))
+    fig.update_layout(template="plotly_dark", uirevision="keep", height=260,
+                      margin={"l": 55, "r": 10, "t": 10, "b": 25}, paper_bgcolor="#111",
+                      plot_bgcolor="#111", legend={"font": {"size": 10}})
+    out = fig.to_dict()
+    for i, acct in enumerate(accounts):
+        xs, ys = [], []
+        for _, x, eq in view_equity:
+            if x is not None and acct in eq:
+                xs.append(x)
+                ys.append(_nan(eq[acct]))
+        out["data"][i]["x"] = xs
+        out["data"][i]["y"] = ys
+    return out
+
+
+def patch_equity(delta_equity: list[tuple[int, str | None, dict[str, float]]],
+                 accounts: list[str]) -> Patch | None:
+    if not delta_equity:
+        return None
+    p = Patch()
+    for i, acct in enumerate(accounts):
+        xs, ys = [], []
+        for _, x, eq in delta_equity:
+            if x is not None and acct in eq:
+                xs.append(x)
+                ys.append(_nan(eq[acct]))
+        if xs:
+            p["data"][i]["x"].extend(xs)
+            p["data"][i]["y"].extend(ys)
+    return p
+
+
+def profile_figure(profile: dict[str, Any] | None, setup: dict[str, Any] | None = None
+                   ) -> dict[str, Any]:
+    """The sidebar's mini volume profile: bars of volume by price, the Gaussian-mixture curve,
+    LVNs, POC/VAH/VAL and the selected setup's entry, stop and first target (a plain dict:
+    plotly's objects cost a second per figure on a busy machine)."""
+    data: list[dict[str, Any]] = []
+    shapes: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
+
+    def hline(y: Any, color: str, dash: str, width: float = 1.0, label: str = "") -> None:
+        if y is None or not math.isfinite(y):
+            return
+        shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": y, "y1": y,
+                       "line": {"color": color, "width": width, "dash": dash}})
+        if label:
+            notes.append({"text": label, "xref": "paper", "x": 1, "xanchor": "right", "y": y,
+                          "yanchor": "bottom", "showarrow": False,
+                          "font": {"size": 9, "color": color}})
+
+    if profile:
+        prices = list(profile.get("prices") or [])
+        vols = list(profile.get("volumes") or [])
+        data.append({"type": "bar", "x": vols, "y": prices, "orientation": "h",
+                     "name": "volume", "marker": {"color": "rgba(120,144,156,0.7)"}})
+        gmm = profile.get("gmm") or {}
+        if gmm.get("x") and gmm.get("density"):
+            dens = list(gmm["density"])
+            top = max((d for d in dens if d is not None and math.isfinite(d)), default=0.0)
+            scale = (max(vols) / top) if vols and top > 0 else 1.0
+            data.append({"type": "scatter", "mode": "lines", "name": "GMM",
+                         "x": [d * scale for d in dens], "y": list(gmm["x"]),
+                         "line": {"color": "orange", "width": 2}})
+        hline(profile.get("poc"), "white", "solid", 1.0, "POC")
+        hline(profile.get("vah"), "#ffc107", "dot", 1.0, "VAH")
+        hline(profile.get("val"), "#ffc107", "dot", 1.0, "VAL")
+        for v in profile.get("lvn") or ():
+            hline(v, "#00e5ff", "dashdot", 1.0, "LVN")
+    if setup:
+        hline(setup.get("entry"), "yellow", "dash", 1.5, "entry")
+        hline(setup.get("stop"), "#ff1744", "dot", 1.5, "stop")
+        tg = [t for t in setup.get("targets") or () if t is not None and math.isfinite(t)]
+        if tg:
+            hline(tg[0], "#76ff03", "solid", 1.5, "target")
+    return {"data": data, "layout": {
+        "template": _dark_template(), "height": 260, "showlegend": False, "bargap": 0,
+        "margin": {"l": 50, "r": 5, "t": 5, "b": 20}, "paper_bgcolor": "#111",
+        "plot_bgcolor": "#111", "shapes": shapes, "annotations": notes,
+        "font": {"color": "#ddd"}, "xaxis": {"gridcolor": "#333"},
+        "yaxis": {"gridcolor": "#333"}}}
+
+
+@functools.lru_cache(maxsize=1)
+def _dark_template() -> dict[str, Any]:
+    import plotly.io as pio
+
+    return json.loads(json.dumps(pio.templates["plotly_dark"].to_plotly_json(),
+                                 cls=plotly.utils.PlotlyJSONEncoder))
