@@ -15,8 +15,9 @@ Modes (``params.mode``):
   ``hybrid_window`` bars (inclusive), as the reference bot once did.
 
 Every signal carries the trade setup: entry = the bar's close, stop = entry ∓ ``stop_atr_mult``
-· ATR, and target candidates from a feature handler offering ``trade_setup`` (the volume profile)
-or a percentage fallback. ``alarm_id`` = ``SYMBOL_TF_<close time>_<rule>_<side>``: unique per bar,
+· ATR (the one stop setting of a run: the volume profile has none), and target candidates from a
+feature handler offering ``target_candidates`` (the volume profile) or a percentage fallback.
+Features are read through ``ctx.features`` readers, bounded by the current bar. ``alarm_id`` = ``SYMBOL_TF_<close time>_<rule>_<side>``: unique per bar,
 rule and side, so a BUY and a SELL on one bar never collide.
 """
 
