@@ -324,6 +324,10 @@ class ZmqBridge:
                 log.exception("command %s failed", op)
                 ok, error, result = False, f"{type(exc).__name__}: {exc}", None
             last = self.engine.store.count - 1
+            if op == "setup":  # a question, not a command: not journaled
+                rep = wire.reply(rid, ok, error, result, bar_seq=last, paused=self.paused)
+                self._reply_push.send_multipart((ident, b"", wire.encode(rep)))
+                continue
             ts = self._last_ts()
             self.engine.bus.publish(CommandApplied(
                 ts_event_ns=ts, ts_init_ns=time.time_ns(), request_id=rid, op=op,
