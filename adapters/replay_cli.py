@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 DEFAULT_SPEED = 10.0
 
@@ -36,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def replay_config(run_dir: Path, *, speed: float, publish: str | None = None,
-                  commands: str | None = None, data: Path | None = None):  # type: ignore[no-untyped-def]
+                  commands: str | None = None, data: Path | None = None) -> Any:
     """The run's resolved config as a paced, publishing, journal-free backtest.
 
     Raises:

@@ -389,32 +389,12 @@ class ZmqBridge:
         if not hasattr(strat, "on_signal_raised"):
             return False, (f"strategy {name!r} is an entry rule that trades by itself; manual "
                            "entries need an exit-plugin strategy"), None
-        sig: SignalRaised | None = args.get("signal")
         last = self.engine.store.count - 1
         if last < 0:
             return False, "no bar has closed yet", None
-        if sig is not None:
-            if sig.side != side:
-                return False, (f"alarm {sig.alarm_id} is a {sig.side} signal; "
-                               f"use {'buy' if sig.side == 'long' else 'sell'}"), None
-            sig = msgspec.structs.replace(sig, seq=last, ts_event_ns=self._last_ts())
-        else:
-            close = float(self.engine.store.raw_column("close")[last])
-            entry = float(args.get("price") or close)
-            stop = args.get("stop")
-            if stop is None:
-                return False, f"{op} needs an alarm_id or a stop price", None
-            stop = float(stop)
-            if (side == "long") != (stop < entry):
-                return False, (f"stop {stop} is on the wrong side of entry {entry} "
-                               f"for a {side}"), None
-            target = args.get("target")
-            sig = SignalRaised(
-                ts_event_ns=self._last_ts(), ts_init_ns=time.time_ns(), symbol=self.symbol,
-                timeframe=self.timeframe, seq=last, alarm_id=f"manual-{time.time_ns():x}",
-                rule="manual", side=side, entry_price=entry, stop_price=stop,
-                atr=abs(entry - stop), targets=(float(target),) if target is not None else (),
-            )
+        sig = self._manual_signal(op, side, args, last)
+        if isinstance(sig, str):
+            return False, sig, None
         acct = self.engine.accounts[name]
         if acct.qty != 0.0 or getattr(strat, "_pending", None) is not None:
             return False, f"strategy {name!r} already has a position or an entry working", None
@@ -430,6 +410,31 @@ class ZmqBridge:
                             "entry": sig.entry_price, "stop": sig.stop_price,
                             "targets": list(sig.targets)}
 
+    def _manual_signal(self, op: str, side: str, args: dict[str, Any],
+                       last: int) -> SignalRaised | str:
+        """The setup a manual entry trades: the alarm's (moved to this bar), or one made of
+        ``stop`` [+ ``price``, ``target``]; or why not."""
+        sig: SignalRaised | None = args.get("signal")
+        if sig is not None:
+            if sig.side != side:
+                return (f"alarm {sig.alarm_id} is a {sig.side} signal; "
+                        f"use {'buy' if sig.side == 'long' else 'sell'}")
+            return msgspec.structs.replace(sig, seq=last, ts_event_ns=self._last_ts())
+        if args.get("stop") is None:
+            return f"{op} needs an alarm_id or a stop price"
+        close = float(self.engine.store.raw_column("close")[last])
+        entry = float(args.get("price") or close)
+        stop = float(args["stop"])
+        if (side == "long") != (stop < entry):
+            return f"stop {stop} is on the wrong side of entry {entry} for a {side}"
+        target = args.get("target")
+        return SignalRaised(
+            ts_event_ns=self._last_ts(), ts_init_ns=time.time_ns(), symbol=self.symbol,
+            timeframe=self.timeframe, seq=last, alarm_id=f"manual-{time.time_ns():x}",
+            rule="manual", side=side, entry_price=entry, stop_price=stop,  # type: ignore[arg-type]
+            atr=abs(entry - stop), targets=(float(target),) if target is not None else (),
+        )
+
     def _setup(self, alarm_id: str | None, sig: SignalRaised | None) -> dict[str, Any]:
         """Trade setups of every strategy for an alarm (or the current bar) + the profile."""
         eng = self.engine
@@ -439,18 +444,7 @@ class ZmqBridge:
                                "profile": None}
         if seq < 0:
             return out
-        vp = next((h for h in eng.handlers.values() if hasattr(h, "profile_at")), None)
-        if vp is not None:
-            p = vp.profile_at(seq)
-            prof: dict[str, Any] = {
-                "prices": p.prices.tolist(), "volumes": p.volumes.tolist(), "poc": p.poc,
-                "vah": p.vah, "val": p.val, "hvn": list(p.hvns), "lvn": [], "gmm": None}
-            try:
-                prof["lvn"] = list(p.lvns())
-                prof["gmm"] = {"x": p.prices.tolist(), "density": p.curve().tolist()}
-            except Exception as exc:  # a thin window has no mixture
-                log.debug("no GMM for the setup at %s: %s", seq, exc)
-            out["profile"] = prof
+        out["profile"] = self._profile(seq)
         if sig is None:
             return out
         from engine.exits import TradeSetup
@@ -470,6 +464,22 @@ class ZmqBridge:
                 "max_hold_bars": plan.max_hold_bars,
             }
         return out
+
+    def _profile(self, seq: int) -> dict[str, Any] | None:
+        """The volume profile bar ``seq``'s columns summarise, with its GMM curve and LVNs."""
+        vp = next((h for h in self.engine.handlers.values() if hasattr(h, "profile_at")), None)
+        if vp is None:
+            return None
+        p = vp.profile_at(seq)
+        prof: dict[str, Any] = {
+            "prices": p.prices.tolist(), "volumes": p.volumes.tolist(), "poc": p.poc,
+            "vah": p.vah, "val": p.val, "hvn": list(p.hvns), "lvn": [], "gmm": None}
+        try:
+            prof["lvn"] = list(p.lvns())
+            prof["gmm"] = {"x": p.prices.tolist(), "density": p.curve().tolist()}
+        except Exception as exc:  # a thin window has no mixture
+            log.debug("no GMM for the setup at %s: %s", seq, exc)
+        return prof
 
     def run_finished(self, last: BarClosed | None) -> None:
         """The engine finished its run (``Engine.run`` calls it): publish everything left and
@@ -575,38 +585,37 @@ class ZmqBridge:
 
     # -- state (publisher thread) ---------------------------------------------------------------
     def _keep(self, ev: Event) -> None:
+        """Snapshot state: recent events by kind, working orders and entry plans."""
         t = type(ev)
-        if t is SignalRaised:
-            self.signals.append(ev)
+        kind = wire.kind_of(t.__name__)
+        if kind == "order":
+            self.orders.append(ev)
+            self._order_state(ev)
         elif t is OrderFilled:
             self.fills.append(ev)
-            w = self.working.get(ev.account)
-            if w is not None:
-                w.pop(ev.order_id, None)
-        elif t is TradeClosed:
-            self.trades.append(ev)
-        elif t is SubmitOrder:
-            self.orders.append(ev)
+            self.working.get(ev.account, {}).pop(ev.order_id, None)
+        else:
+            recent = {"signal": self.signals, "trade": self.trades, "command": self.commands,
+                      "alert": self.alerts}.get(kind)
+            if recent is not None:
+                recent.append(ev)
+
+    def _order_state(self, ev: Event) -> None:
+        t = type(ev)
+        if t is SubmitOrder:
             if ev.type != "market":
                 self.working.setdefault(ev.account, {})[ev.order_id] = {
                     "order_id": ev.order_id, "side": ev.side, "type": ev.type, "price": ev.price,
                     "tag": ev.tag, "qty": ev.qty}
-            if ev.tag == "ENTRY" and (math.isfinite(ev.stop_loss) or math.isfinite(ev.take_profit)):
+            if ev.tag == "ENTRY" and (math.isfinite(ev.stop_loss)
+                                      or math.isfinite(ev.take_profit)):
                 self.plan[ev.account] = {"stop": ev.stop_loss, "target": ev.take_profit}
         elif t is ModifyOrder:
-            self.orders.append(ev)
             o = self.working.get(ev.account, {}).get(ev.order_id)
             if o is not None:
                 o["price"] = ev.price
         elif t in (CancelOrder, OrderCanceled):
-            self.orders.append(ev)
             self.working.get(ev.account, {}).pop(ev.order_id, None)
-        elif t is CommandApplied:
-            self.commands.append(ev)
-        elif wire.kind_of(t.__name__) == "alert":
-            self.alerts.append(ev)
-        elif wire.kind_of(t.__name__) == "order":
-            self.orders.append(ev)
 
     def _features_row(self, seq: int) -> dict[str, Any]:
         fs = self.engine.features
@@ -686,23 +695,7 @@ class ZmqBridge:
         if have:
             for s in range(a, b + 1):
                 equity.append({"bar_seq": s, "equity": self._equity_at(s)})
-        positions = {}
-        for name, acct in self.engine.accounts.items():
-            if acct.qty == 0.0:
-                continue
-            work = working.get(name, [])
-            given = plan.get(name, {})
-            stops = [o["price"] for o in work if o["type"] == "stop"]
-            targets = [o["price"] for o in work if o["type"] == "limit"]
-            setup = getattr(self.engine.strategies.get(name), "_setup", None)
-            positions[name] = {
-                "side": "long" if acct.qty > 0 else "short", "qty": abs(acct.qty),
-                "entry_price": acct.avg_price, "entry_seq": acct.entry_seq,
-                "stop": stops[0] if stops else given.get("stop", math.nan),
-                "targets": targets or ([given["target"]] if math.isfinite(
-                    given.get("target", math.nan)) else []),
-                "alarm_id": getattr(setup, "alarm_id", ""), "orders": work,
-            }
+        positions = self._positions(working, plan)
 
         def recent(xs: list[Any]) -> list[Any]:
             return [x for x in xs if x.ts_event_ns == 0 or x.ts_event_ns >= first_ts]
@@ -717,6 +710,29 @@ class ZmqBridge:
             "commands": commands, "alerts": alerts,
             "equity": equity, "status": status, "positions": positions, "setups": {},
         }
+
+    def _positions(self, working: dict[str, list[dict[str, Any]]],
+                   plan: dict[str, dict[str, float]]) -> dict[str, Any]:
+        """Open positions with their plan: stop and targets from the working orders (or the
+        entry order's attached stop/target)."""
+        positions = {}
+        for name, acct in self.engine.accounts.items():
+            if acct.qty == 0.0:
+                continue
+            work = working.get(name, [])
+            given = plan.get(name, {})
+            stops = [o["price"] for o in work if o["type"] == "stop"]
+            targets = [o["price"] for o in work if o["type"] == "limit"]
+            if not targets and math.isfinite(given.get("target", math.nan)):
+                targets = [given["target"]]
+            setup = getattr(self.engine.strategies.get(name), "_setup", None)
+            positions[name] = {
+                "side": "long" if acct.qty > 0 else "short", "qty": abs(acct.qty),
+                "entry_price": acct.avg_price, "entry_seq": acct.entry_seq,
+                "stop": stops[0] if stops else given.get("stop", math.nan),
+                "targets": targets, "alarm_id": getattr(setup, "alarm_id", ""), "orders": work,
+            }
+        return positions
 
     # -- the service thread: requests and replies ---------------------------------------------
     def _serve(self) -> None:

@@ -67,7 +67,7 @@ def _timeout(rid: str, addr: str, op: str, timeout_s: float) -> dict[str, Any]:
 
 def request(addr: str = wire.DEFAULT_COMMANDS, op: str = "ping", *,
             timeout_s: float = wire.DEFAULT_TIMEOUT_S, curve: CurveKeys | None = None,
-            ctx: zmq.Context | None = None, id: str | None = None,  # noqa: A002
+            ctx: zmq.Context | None = None, id: str | None = None,
             **args: Any) -> dict[str, Any]:
     """One request/reply with the bridge (see the module doc)."""
     req = wire.request(op, id, **args)

@@ -177,7 +177,7 @@ def new_id(prefix: str = "req") -> str:
     return f"{prefix}-{os.getpid()}-{next(_ids)}-{time.monotonic_ns() % 1_000_000}"
 
 
-def request(op: str, id: str | None = None, **args: Any) -> dict[str, Any]:  # noqa: A002
+def request(op: str, id: str | None = None, **args: Any) -> dict[str, Any]:
     """A request map (with a fresh id unless one is given)."""
     return {"id": id or new_id(op), "op": op, **args}
 
