@@ -42,7 +42,8 @@ def status_children(s: dict[str, Any]) -> list[Any]:
         ("mode", str(s["mode"]), None), ("symbol", str(s["symbol"]), None),
         ("last bar", str(s["last_bar"]), None), ("bars", str(s["bars"]), None),
         ("connection", s["conn"], conn_color), ("lag", lag, None), ("last message", ago, None),
-        ("engine", "alive" if s["alive"] else "not alive", "#00e676" if s["alive"] else "#ff5252"),
+        ("engine", "finished" if s["finished"] else "alive" if s["alive"] else "not alive",
+         "#90caf9" if s["finished"] else "#00e676" if s["alive"] else "#ff5252"),
         ("entries", "paused" if s["paused"] else "on", "#ffa726" if s["paused"] else None),
         ("run", str(s["run"] or "-"), "#888"),
     ]
@@ -57,7 +58,10 @@ def status_children(s: dict[str, Any]) -> list[Any]:
 
 def setup_rows(setup: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"strategy": r["strategy"], "side": r["side"], "entry": _fmt(r["entry"]),
-             "stop": _fmt(r["stop"]), "targets": ", ".join(_fmt(t) for t in r["targets"][:3]),
+             "stop": _fmt(r["stop"]),
+             "targets": (_fmt(r["targets"][0]) + (f" (+{len(r['targets']) - 1})"
+                                                  if len(r["targets"]) > 1 else "")
+                         if r["targets"] else "-"),
              "rr": _fmt(r["rr"])} for r in setup["rows"]]
 
 
@@ -142,26 +146,36 @@ def create_app(state: UiState, commands: str, *, n_visible: int = 300, interval_
         Input("selected", "data"), Input("slow-tick", "n_intervals"),
     )
     def sidebar(alarm_id: str | None, _n: int):
-        sig = state.signal(alarm_id)
+        sig = state.signal(alarm_id)  # the selected alarm, or the last one
         setup = None
         if state.conn.state == "live":
+            # the selected alarm: its setups and the profile at its bar; none selected: the
+            # current bar's profile with the last alarm's setups
             rep = request(commands, {"op": "setup", "alarm_id": alarm_id}, setup_timeout_s)
-            setup = normalize_engine_setup(rep, sig)
+            setup = normalize_engine_setup(rep, sig if alarm_id else None)
+            if setup is not None and not alarm_id and sig is not None:
+                last = normalize_engine_setup(request(
+                    commands, {"op": "setup", "alarm_id": sig.get("alarm_id")},
+                    setup_timeout_s), sig)
+                if last is not None:
+                    setup["rows"] = last["rows"]
         if setup is None:
             setup = fallback_setup(state, alarm_id)
         if alarm_id and sig is not None:
             title = [html.B(f"{'BUY' if sig.get('side') == 'long' else 'SELL'} alarm "),
                      html.Code(alarm_id, id="selected-alarm")]
         else:
-            last = sig.get("alarm_id") if sig else None
+            last_id = sig.get("alarm_id") if sig else None
             title = [html.B("current bar"),
-                     html.Span(f"  (last alarm {last})" if last else "  (no alarm yet)",
-                               style={"color": "#888"})]
+                     html.Span(f"  (setups of the last alarm {last_id})" if last_id
+                               else "  (no alarm yet)", style={"color": "#888"})]
         first = setup["rows"][0] if setup["rows"] else None
         prof = figures.profile_figure(setup["profile"], {
             "entry": first["entry"], "stop": first["stop"], "targets": first["targets"]}
             if first else None)
-        return title, setup_rows(setup), prof, setup["note"]
+        src = "engine" if setup["source"] == "engine" else "UI fallback"
+        note = f"setup from the {src}" + (f": {setup['note']}" if setup["note"] else "")
+        return title, setup_rows(setup), prof, note
 
     @app.callback(
         Output("confirm", "displayed"), Output("confirm", "message"), Output("pending", "data"),

@@ -28,7 +28,7 @@ def build(n_visible: int, interval_ms: int) -> html.Div:
     strategies_cols = [("strategy", "strategy"), ("equity", "equity"), ("position", "position"),
                        ("open_pnl", "open PnL"), ("trades", "trades"),
                        ("win_rate_pct", "win %"), ("max_dd_pct", "max DD %")]
-    setup_cols = [("strategy", "strategy"), ("side", "side"), ("entry", "entry"),
+    setup_cols = [("strategy", "strategy"), ("entry", "entry"),
                   ("stop", "stop"), ("targets", "targets"), ("rr", "R:R")]
     main = html.Div([
         html.Div([
@@ -88,7 +88,7 @@ def build(n_visible: int, interval_ms: int) -> html.Div:
     return html.Div([
         html.Div([html.B("tradebot monitor", style={"marginRight": "18px"}),
                   html.Span(id="status")],
-                 style={**PANEL, "whiteSpace": "nowrap", "overflowX": "auto"}),
+                 style={**PANEL, "lineHeight": "1.6"}),
         html.Div([main, side], style={"display": "flex"}),
         dcc.Store(id="cursor", data=None),
         dcc.Store(id="render", data=None),

@@ -40,7 +40,8 @@ def _row(strategy: str, side: str, s: dict[str, Any]) -> dict[str, Any]:
     targets = [t for t in (_f(t) for t in (s.get("targets") or ())) if math.isfinite(t)]
     if not targets and math.isfinite(_f(s.get("target"))):
         targets = [_f(s.get("target"))]
-    rr = _f(s.get("rr", s.get("risk_reward")))
+    rr_raw = s.get("rr", s.get("risk_reward"))
+    rr = _f(rr_raw[0] if isinstance(rr_raw, list | tuple) and rr_raw else rr_raw)
     if not math.isfinite(rr) and targets:
         rr = risk_reward(side, entry, stop, targets[0])
     return {"strategy": strategy, "side": s.get("side", side), "entry": entry, "stop": stop,
@@ -65,8 +66,12 @@ def normalize_engine_setup(rep: dict[str, Any], signal: dict[str, Any] | None
     profile = res.get("profile") if isinstance(res.get("profile"), dict) else None
     if not rows and profile is None:
         return None
+    if profile is not None and not (profile.get("gmm") or {}).get("x"):
+        note = "no Gaussian mixture at this bar (a thin profile)"
+    else:
+        note = ""
     return {"source": "engine", "alarm_id": res.get("alarm_id") or (signal or {}).get("alarm_id"),
-            "side": side, "rows": rows, "profile": profile, "note": ""}
+            "side": side, "rows": rows, "profile": profile, "note": note}
 
 
 def ui_profile(bars: list[Any], bins: int = 48) -> dict[str, Any] | None:

@@ -179,12 +179,24 @@ class UiState:
                     self._fill(data)
                 elif kind == "trade":
                     self._trade(data)
-            for acct, pos in (snap.get("positions") or {}).items():
-                if isinstance(pos, dict):
-                    self.positions[acct] = {"qty": _f(pos.get("qty", 0.0)),
-                                            "entry": _f(pos.get("entry_price",
-                                                                pos.get("entry", math.nan)))}
+            positions = snap.get("positions")
+            if isinstance(positions, dict):  # authoritative: open positions, flat otherwise
+                for acct in self.accounts:
+                    self.positions[acct] = {"qty": 0.0, "entry": math.nan}
+                self.orders = {}
+                for acct, pos in positions.items():
+                    if not isinstance(pos, dict):
+                        continue
                     self._account(acct)
+                    qty = abs(_f(pos.get("qty", 0.0)))
+                    self.positions[acct] = {
+                        "qty": -qty if pos.get("side") == "short" else qty,
+                        "entry": _f(pos.get("entry_price", pos.get("entry", math.nan)))}
+                    for o in pos.get("orders") or ():
+                        if o.get("type") in ("stop", "limit"):
+                            self.orders[str(o.get("order_id"))] = {
+                                "account": acct, "price": _f(o.get("price")), "active": True,
+                                "kind": "stop" if o["type"] == "stop" else "target"}
             self.seq = int(reply.get("seq", 0))
             self.conn.snapshots += 1
             self.conn.state = "live"
@@ -211,7 +223,8 @@ class UiState:
         with self.lock:
             self.conn.last_msg_wall = now
             ts = msg.get("ts")
-            if isinstance(ts, int | float):
+            if topic.startswith("status.") and isinstance(ts, int | float):
+                # the heartbeat's ts is the publisher's clock (an event's is market time)
                 self.conn.lag_ms = max(0.0, now * 1000 - ts)
             if verdict != "apply":
                 if verdict == "resync" and self.run and str(msg.get("run", "")) == self.run:
@@ -474,6 +487,7 @@ class UiState:
                 "since_s": since,
                 "alive": bool(self.status.get("alive", False)) and since < 5.0,
                 "paused": bool(self.status.get("paused", False)),
+                "finished": bool(self.status.get("finished", False)),
                 "run": self.run,
                 "seq": self.seq,
                 "snapshots": self.conn.snapshots,

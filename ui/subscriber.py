@@ -9,31 +9,26 @@ DEALER after every timeout (lazy pirate). Callbacks never touch a socket: they r
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
 import threading
 import time
 from typing import Any
 
-import msgspec
 import zmq
 
+from engine import wire
 from ui.state import UiState
 
 log = logging.getLogger(__name__)
 
-_ids = itertools.count(1)
-_decoder = msgspec.msgpack.Decoder()
-_encoder = msgspec.msgpack.Encoder()
-
 
 def decode(payload: bytes) -> dict[str, Any]:
-    """One wire payload (msgpack map) as a dict."""
-    out = _decoder.decode(payload)
-    if not isinstance(out, dict):
-        raise ValueError("wire payload is not a map")
-    return out
+    """One wire payload as a dict (``engine.wire.decode``: msgpack map, wire version checked).
+
+    Raises:
+        ValueError: not wire v1 (``engine.wire.WireError``).
+    """
+    return wire.decode(payload)
 
 
 def request(addr: str, req: dict[str, Any], timeout_s: float = 2.0,
@@ -44,12 +39,12 @@ def request(addr: str, req: dict[str, Any], timeout_s: float = 2.0,
     reply that cannot be decoded comes back as ``{"ok": False, "error": ...}``, never raises.
     """
     ctx = ctx or zmq.Context.instance()
-    req = {"id": f"ui-{os.getpid()}-{next(_ids)}", **req}
+    req = {"id": wire.new_id("ui"), **req}
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     try:
         sock.connect(addr)
-        sock.send_multipart([b"", _encoder.encode(req)])
+        sock.send_multipart([b"", wire.encode(req)])
         deadline = time.monotonic() + timeout_s
         while True:
             left = deadline - time.monotonic()
@@ -60,7 +55,7 @@ def request(addr: str, req: dict[str, Any], timeout_s: float = 2.0,
             frames = sock.recv_multipart()
             try:
                 rep = decode(frames[-1])
-            except (msgspec.DecodeError, ValueError) as exc:
+            except ValueError as exc:
                 return {"id": req["id"], "ok": False, "error": f"undecodable reply: {exc}"}
             if rep.get("id") == req["id"]:
                 return rep
@@ -134,7 +129,7 @@ class Subscriber(threading.Thread):
                         continue
                     try:
                         msg = decode(frames[1])
-                    except (msgspec.DecodeError, ValueError) as exc:
+                    except ValueError as exc:
                         log.warning("dropping an undecodable message: %s", exc)
                         continue
                     topic = frames[0].decode("utf-8", "replace")

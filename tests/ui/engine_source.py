@@ -53,3 +53,44 @@ def engine_messages(data: Path, start: str, end: str) -> list[tuple[str, str, di
     eng.bus.subscribe_all(sink, name="ui-test-sink")
     eng.run()
     return out
+
+
+class BridgedEngine:
+    """The real engine with the real ZeroMQ bridge (adapters/zmq_bridge.py), replaying real
+    candles at ``speed`` bars per second in a thread, then held open (snapshots answered) until
+    ``stop()``: what ``tradebot replay RUN_DIR --hold`` runs, in-process."""
+
+    def __init__(self, data: Path, start: str, end: str, *, pub: str, commands: str,
+                 speed: float) -> None:
+        import threading
+
+        cfg = load_config(ROOT / "configs" / "default.yaml", {
+            "data": {"file": str(data), "start": start, "end": end},
+            "execution": {"workers": 0},
+            "publish": {"enabled": True, "pub": pub, "commands": commands, "speed": speed}})
+        self.engine = build_engine(cfg)
+        self.bridge = self.engine.sinks[0]
+        self.done = threading.Event()
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="bridged-engine", daemon=True)
+
+    def _run(self) -> None:
+        import time
+
+        try:
+            self.engine.run()
+            self.done.set()
+            while not self._stop.is_set():
+                self.bridge.idle()
+                time.sleep(0.1)
+        finally:
+            self.engine.close()
+
+    def start(self) -> BridgedEngine:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.bridge._wake.set()  # noqa: SLF001 - wake a paced wait at once
+        self.thread.join(30)

@@ -101,7 +101,7 @@ class WirePublisher(threading.Thread):
             "fills": [f for f in self.hist["fills"] if f["seq"] >= first],
             "trades": self.hist["trades"][-500:],
             "equity": [e for e in self.hist["equity"] if e["bar_seq"] >= first],
-            "status": self.status(last_ms), "positions": {}, "setups": {},
+            "status": self.status(last_ms), "setups": {},
         }
 
     def status(self, last_ms: int | None = None) -> dict[str, Any]:

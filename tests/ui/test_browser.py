@@ -121,3 +121,52 @@ def _alert(dc):
         return dc.driver.switch_to.alert
     except Exception:  # noqa: BLE001 - selenium raises NoAlertPresentException
         return None
+
+
+def test_ui_with_the_real_bridge(browser, real_data_path):
+    """The real engine replays real candles through adapters/zmq_bridge.py; the UI joins late,
+    shows the engine's own setups (with the Gaussian-mixture curve), its pause reaches the
+    engine, and it follows the engine's restart (another run id on the same ports)."""
+    from tests.ui.engine_source import BridgedEngine
+
+    dc = browser
+    pub, cmd = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+    eng = BridgedEngine(real_data_path, "2024-01-01", "2024-01-20", pub=pub, commands=cmd,
+                        speed=40).start()
+    eng2 = None
+    state = UiState()
+    sub = Subscriber(state, pub, cmd, quiet_s=2.0, timeout_s=1.0)
+    try:
+        time.sleep(1.0)  # a late joiner: the snapshot brings what it missed
+        sub.start()
+        dc.start_server(create_app(state, cmd, n_visible=300), port=free_port())
+        until(lambda: trace_len(dc, "candles") >= 50, timeout=20)
+        dc.find_element("#btn-pause").click()
+        until(lambda: "pause: ok" in text(dc, "#cmd-reply"), timeout=10)
+        assert eng.bridge.paused, "the pause did not reach the engine"
+        assert any(c.op == "pause" for c in eng.bridge.commands)  # journaled CommandApplied
+        until(lambda: text(dc, "#st-entries") == "paused", timeout=10)
+        n0 = trace_len(dc, "candles")
+        until(lambda: trace_len(dc, "candles") >= n0 + 40, timeout=15)  # bars keep coming
+        until(lambda: trace_len(dc, "sig_buy") + trace_len(dc, "sig_sell") > 0, timeout=20)
+        until(lambda: "setup from the engine" in text(dc, "#setup-note"), timeout=15)
+        until(lambda: len(dc.driver.find_elements(
+            "css selector", "#profile .scatterlayer .js-line")) > 0, timeout=10)  # GMM curve
+        assert not eng.done.is_set(), "the replay ended before the checks (machine too slow?)"
+        dc.driver.save_screenshot(str(ARTIFACTS / "ui_real_bridge.png"))
+        run1 = eng.bridge.run_id
+        eng.stop()
+        eng2 = BridgedEngine(real_data_path, "2024-02-01", "2024-02-04", pub=pub, commands=cmd,
+                             speed=60).start()
+        until(lambda: text(dc, "#st-run") == eng2.bridge.run_id != run1, timeout=20)
+        until(lambda: str(dc.driver.execute_script(GD + "return gd.data[0].x[0] || '';"))
+              .startswith("2024-02"), timeout=10)  # the new run's chart, not the old one
+        assert dc.get_logs() == [], "browser console errors"
+    except BaseException:
+        dc.driver.save_screenshot(str(ARTIFACTS / "ui_failure_bridge.png"))
+        raise
+    finally:
+        sub.stop()
+        eng.stop()
+        if eng2 is not None:
+            eng2.stop()
