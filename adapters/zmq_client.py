@@ -86,9 +86,9 @@ def request(addr: str = wire.DEFAULT_COMMANDS, op: str = "ping", *,
 
 async def arequest(addr: str = wire.DEFAULT_COMMANDS, op: str = "ping", *,
                    timeout_s: float = wire.DEFAULT_TIMEOUT_S, curve: CurveKeys | None = None,
-                   **args: Any) -> dict[str, Any]:
+                   id: str | None = None, **args: Any) -> dict[str, Any]:
     """``request`` for asyncio code (a fresh ``zmq.asyncio`` DEALER per call)."""
-    req = wire.request(op, None, **args)
+    req = wire.request(op, id, **args)
     sock = _dealer(zmq.asyncio.Context.instance(), addr, curve)
     try:
         await sock.send_multipart([b"", wire.encode(req)])

@@ -448,6 +448,15 @@ def test_config_turns_the_bridge_on(bars):
         eng.run()
         assert br.finished and br.bar_seq == 199
         assert request(br.commands_addr, "ping")["result"]["finished"]
+        # the asyncio client (what a python-telegram-bot handler awaits)
+        import asyncio
+
+        from adapters.zmq_client import arequest
+
+        rep = asyncio.run(arequest(br.commands_addr, "ping", id="tg-1"))
+        assert rep["ok"] and rep["id"] == "tg-1" and rep["result"]["run"] == br.run_id
+        refused = asyncio.run(arequest(br.commands_addr, "pause"))
+        assert not refused["ok"] and "finished" in refused["error"]
     finally:
         eng.close()
 
