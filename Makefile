@@ -14,7 +14,7 @@ CONFIG ?= configs/default.yaml
 # and .cache/tradebot in this checkout: the default is defined once, in engine/cache.py, so
 # `make run`, a direct `tradebot ...` and the tests share one cache. Nothing is exported here.
 
-.PHONY: run test bench venv lint clean
+.PHONY: run test bench venv lint clean demo
 
 venv: $(STAMP)
 
@@ -36,6 +36,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py $(BENCH_ARGS)
+
+# The whole system in a minute: a local Apex venue replaying the real candles, the engine in
+# paper mode publishing on ZeroMQ, and the Dash UI; prints the URL; Ctrl-C stops all three.
+demo: $(STAMP)
+	$(PY) ui/demo.py $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m pip install -q ruff
