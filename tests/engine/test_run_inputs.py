@@ -60,7 +60,7 @@ def test_each_mode_says_what_it_needs():
     assert paper is not None and "Apex market-data feed ('apex' in the tradebot.feeds" in paper
     assert mode_unavailable("paper", ["apex", "csv"], ["sim"]) is None
     live = mode_unavailable("live", ["apex", "csv"], ["sim"])
-    assert live is not None and "Apex broker" in live and "live-trading issue" in live
+    assert live is not None and "Apex broker ('apex' in tradebot.brokers" in live
     assert "feed" not in live.split("needs", 1)[1].split(";")[0]  # the feed is there
     assert mode_unavailable("live", ["apex"], ["apex", "sim"]) is None
 
