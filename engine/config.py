@@ -144,6 +144,32 @@ class PublishConfig(BaseModel):
                                       "non-loopback address")
 
 
+class TelegramConfig(BaseModel):
+    """The Telegram front end (adapters/telegram, docs/telegram.md). The bot token and the chat
+    allowlist come only from the environment (TELEGRAM_BOT_TOKEN, TELEGRAM_ALLOWED_CHAT_IDS)."""
+
+    model_config = _STRICT
+    enabled: bool = False
+    mute: tuple[Literal["signal", "fill", "stop", "trade", "alert", "command", "summary"],
+                ...] = Field(default=(), description="alert kinds not sent")
+    routes: dict[str, tuple[int, ...]] = Field(
+        default_factory=dict, description="alert kind -> chat ids (each in the allowlist); a "
+        "kind not listed goes to every allowed chat")
+    rate_limit_per_min: int = Field(default=20, ge=1, le=600,
+                                    description="most alerts per chat per minute (the rest wait)")
+    daily_summary: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+                                      description="HH:MM UTC of the daily summary (none: off)")
+    confirm_timeout_s: float = Field(default=60.0, gt=0, le=3600,
+                                     description="a trading command's confirm button expires")
+    outbox: Path = Field(default=Path("runs/telegram_outbox.sqlite"),
+                         description="SQLite delivery queue of the alerts")
+    chart_bars: int = Field(default=96, ge=10, le=2000, description="candles in an alert chart")
+    default_strategy: str | None = Field(default=None, description="strategy of /buy, /sell "
+                                         "without strategy=NAME (default: the first one)")
+    request_timeout_s: float = Field(default=3.0, gt=0, le=60,
+                                     description="command channel reply timeout")
+
+
 class OutputConfig(BaseModel):
     model_config = _STRICT
     dir: Path = Path("runs/latest")
@@ -166,6 +192,7 @@ class RunConfig(BaseModel):
     output: OutputConfig = OutputConfig()
     journal: JournalConfig = JournalConfig()
     publish: PublishConfig = PublishConfig()
+    telegram: TelegramConfig = TelegramConfig()
 
     @field_validator("strategies")
     @classmethod
@@ -197,6 +224,7 @@ class RunConfig(BaseModel):
     def config_hash(self) -> str:
         d = self.resolved_dict()
         d.pop("publish", None)  # watching a run does not make it another run
+        d.pop("telegram", None)
         blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

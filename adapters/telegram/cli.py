@@ -1,0 +1,57 @@
+"""``tradebot telegram CONFIG``: the Telegram front end of an engine (docs/telegram.md).
+
+Reads the config's ``telegram:`` section and the bridge addresses of its ``publish:`` section;
+the bot token and the allowed chats come only from ``TELEGRAM_BOT_TOKEN`` and
+``TELEGRAM_ALLOWED_CHAT_IDS`` (environment or ``.env``). Without an allowlist it refuses to start
+(exit 2). The engine runs elsewhere (``tradebot run --publish``, ``tradebot replay``); this process
+survives its restarts. Ctrl-C stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("telegram", help="Telegram alerts and commands for a running engine")
+    p.add_argument("config", type=Path, metavar="CONFIG", help="the run config (YAML)")
+    p.add_argument("--env-file", type=Path, default=Path(".env"), metavar="FILE",
+                   help="dotenv file read for TELEGRAM_* when not in the environment "
+                        "(default .env)")
+    p.add_argument("--api-url", metavar="URL", help=argparse.SUPPRESS)  # tests: a fake Bot API
+    p.set_defaults(func=cmd_telegram)
+
+
+def cmd_telegram(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import sys
+
+    from adapters.telegram.security import install_redaction, load_secrets
+    from engine.config import load_config
+
+    secrets = load_secrets(dotenv=args.env_file)
+    install_redaction(secrets.token)
+    cfg = load_config(args.config)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per poll otherwise
+
+    from adapters.telegram.bot import FrontEnd
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        fe = FrontEnd(cfg.telegram, secrets, cfg.publish.pub, cfg.publish.commands,
+                      base_url=f"{args.api_url}/bot" if args.api_url else None,
+                      base_file_url=f"{args.api_url}/file/bot" if args.api_url else None)
+        print(f"telegram front end: {len(secrets.allowed)} allowed chat(s); engine events "
+              f"{cfg.publish.pub}, commands {cfg.publish.commands}; Ctrl-C stops",
+              file=sys.stderr, flush=True)
+        await fe.run(stop)
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        print("telegram front end stopped", file=sys.stderr)
+    return 0

@@ -1,0 +1,170 @@
+"""The Telegram front end end to end: the real python-telegram-bot client against the loopback
+fake Bot API, real ZeroMQ sockets, a real engine over real candles publishing through the bridge.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from adapters.telegram.security import REDACTED
+from tests.telegram.harness import CHAT, EngineRun, FrontEndThread, Records, free_addr
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def records():
+    root = logging.getLogger()
+    h, level = Records(), root.level
+    root.addHandler(h)
+    root.setLevel(logging.INFO)  # what `tradebot telegram` runs at; httpx logs URLs at INFO
+    yield h
+    root.removeHandler(h)
+    root.setLevel(level)
+
+
+@pytest.fixture
+def bars(real_bars):
+    return real_bars
+
+
+def _quiet(fake, seconds: float = 0.4, timeout: float = 15) -> None:
+    """Wait until the bot has sent nothing for ``seconds``."""
+    end = time.monotonic() + timeout
+    n = -1
+    while time.monotonic() < end:
+        if len(fake.sent) == n:
+            return
+        n = len(fake.sent)
+        time.sleep(seconds)
+    raise AssertionError("the bot never went quiet")
+
+
+def test_paper_run_alerts_commands_and_confirm(bars, tmp_path, records):
+    pub, cmd = free_addr(), free_addr()
+    eng = EngineRun(bars, 400, "paper", pub, cmd, speed=200.0)
+    fe = FrontEndThread(tmp_path, pub, cmd, confirm_timeout_s=30, rate_limit_per_min=600).start()
+    try:
+        fe.synced()
+        assert "mode: paper" in fe.ask("/status")
+        eng.start()
+        fake = fe.fake
+        # a trading command while the engine runs: confirm, then it reaches the engine
+        prompt = fe.ask("/flatten")
+        assert prompt.startswith("Confirm: flatten")
+        (p,) = [p for m, p in fake.sent if p.get("text", "").startswith("Confirm: flatten")]
+        assert "ok:" in p["reply_markup"] and "no:" in p["reply_markup"]
+        token = p["reply_markup"].split('"ok:')[1].split('"')[0]
+        fake.push_tap(f"ok:{token}", p["_message_id"])
+        done = fake.wait(lambda: [q for m, q in fake.sent if m == "editMessageText"],
+                         "the confirmed flatten")
+        assert done[0]["text"].startswith("✅ Done: flatten"), done[0]["text"]
+        eng.thread.join(30)
+        eng.idle(0.5)
+        br = eng.bridge
+        fake.wait_sent(len(br.signals), "sendPhoto", timeout=30)  # a chart takes ~0.1-0.5 s
+        _quiet(fake)
+        # every signal alerted once, with its chart
+        photos = [p for m, p in fake.sent if m == "sendPhoto"]
+        assert len(br.signals) >= 3
+        assert [p["caption"].split("\n")[1].split()[1] for p in photos] == \
+            [s.alarm_id for s in br.signals]
+        first, sig = photos[0], br.signals[0]
+        assert first["photo"].startswith(PNG) and len(first["photo"]) > 10_000
+        cap = first["caption"]
+        side = "LONG" if sig.side == "long" else "SHORT"
+        assert cap.startswith(f"🔔 {side} signal BTC-USDT 15m")
+        assert f"price: {sig.entry_price:,.2f}" in cap and f"stop: {sig.stop_price:,.2f}" in cap
+        assert "  poc_target: entry" in cap and "  trailing_stop: entry" in cap
+        assert "POC" in cap and "confidence" not in cap  # rule signals carry no confidence
+        texts = fake.texts(CHAT)
+        trades = [t for t in texts if "Trade closed" in t]
+        assert len(trades) == len(br.trades) > 0
+        t0 = br.trades[0]
+        assert f"PnL {t0.pnl:+,.2f}" in trades[0] and t0.account in trades[0]
+        assert len([t for t in texts if t.startswith("✅ Filled")]) == len(br.fills)
+        # the journaled command carries the chat id
+        (c,) = [c for c in br.commands if c.op == "flatten"]
+        assert c.ok and c.args.get("reason") == f"telegram chat {CHAT}"
+        # commands on the final state
+        bal = fe.ask("/balance")
+        last = br.bar_seq
+        for name, v in br._equity_at(last).items():
+            assert f"{name}: {v:,.2f}" in bal
+        tr = fe.ask("/trades 2").split("\n")
+        assert tr[0] == "last 2 trades:" and f"{br.trades[-1].pnl:+,.2f}" in tr[-1]
+        al = fe.ask("/alarms 1").split("\n")
+        assert al[0] == "last 1 alarms:" and br.signals[-1].alarm_id in al[1]
+        week = fe.ask("/pnl week")
+        assert f"over {len(br.trades)} trades" in week or "over" in week
+        total_week = sum(t.pnl for t in br.trades
+                         if t.exit_ts_ns >= br.trades[-1].exit_ts_ns - 6 * 86_400 * 10**9)
+        assert week.startswith("PnL week") and f"{sum(t.pnl for t in br.trades):+,.2f}" in week \
+            or f"{total_week:+,.2f}" in week
+        assert "no open positions" in fe.ask("/positions") or "open positions:" in \
+            fe.ask("/positions")
+        st = fe.ask("/status")
+        assert "mode: paper" in st and "finished" in st and f"#{last}" in st
+    finally:
+        fe.stop()
+        eng.close()
+    lines = "\n".join(records.lines)
+    assert fe.fake.token not in lines and fe.fake.token.split(":")[1] not in lines
+    assert f"/bot{REDACTED}/sendPhoto" in lines  # httpx's request lines were there, redacted
+
+
+def test_backtest_refusal_expiry_unauthorised_and_restart(bars, tmp_path, records):
+    pub, cmd = free_addr(), free_addr()
+    eng = EngineRun(bars, 300, "backtest", pub, cmd, speed=100.0)
+    fe = FrontEndThread(tmp_path, pub, cmd, confirm_timeout_s=1.0).start()
+    fake = fe.fake
+    try:
+        fe.synced()
+        eng.start()
+        # a stranger: one refusal, logged without the message's contents
+        fake.push_text("/balance my-private-words", chat_id=666)
+        fake.push_text("/flatten", chat_id=666)
+        fake.wait(lambda: len(fake.texts(666)) == 1 and len(
+            [r for r in records.lines if "chat 666" in r]) == 2, "the refusal")
+        assert fake.texts(666) == ["⛔ This bot is private: this chat is not authorised."]
+        # a trading command in a backtest: confirmed, refused by the bridge, shown to the user
+        fe.ask("/close poc_target")
+        p = [p for m, p in fake.sent if p.get("text", "").startswith("Confirm: close")][0]
+        token = p["reply_markup"].split('"ok:')[1].split('"')[0]
+        fake.push_tap(f"ok:{token}", p["_message_id"])
+        (ref,) = fake.wait(lambda: [q for m, q in fake.sent if m == "editMessageText"],
+                           "the refusal edit")
+        assert ref["text"].startswith("❌ Refused: close poc_target") and "not live" in \
+            ref["text"]
+        # expiry: the prompt is edited to expired, and a late tap sends nothing
+        fe.ask("/flatten")
+        p = [p for m, p in fake.sent if p.get("text", "").startswith("Confirm: flatten")][0]
+        token = p["reply_markup"].split('"ok:')[1].split('"')[0]
+        exp = fake.wait(lambda: [q for m, q in fake.sent if m == "editMessageText"
+                                 and q["text"].startswith("⌛")], "the expiry edit", 5)
+        assert int(exp[0]["message_id"]) == p["_message_id"]
+        fake.push_tap(f"ok:{token}", p["_message_id"])
+        fake.wait(lambda: [q for m, q in fake.calls if m == "answerCallbackQuery"
+                           and q.get("text") == "expired"], "the late tap's answer")
+        eng.thread.join(30)
+        assert [c.op for c in eng.bridge.commands] == ["close"]  # the expired flatten never went
+        assert fake.token not in "".join(fake.texts())
+        # the engine restarts (a new run on the same addresses): the front end follows
+        old_run = eng.bridge.run_id
+        eng.close()
+        eng2 = EngineRun(bars, 200, "backtest", pub, cmd, speed=200.0).start()
+        try:
+            fake.wait(lambda: fe.fe.state.run == eng2.bridge.run_id, "the resync to the new run")
+            assert eng2.bridge.run_id != old_run
+            st = fe.ask("/status")
+            assert eng2.bridge.run_id in st and "mode: backtest" in st
+        finally:
+            eng2.close()
+    finally:
+        fe.stop()
+    lines = "\n".join(records.lines)
+    assert "my-private-words" not in lines
+    assert fake.token not in lines
