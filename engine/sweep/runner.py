@@ -140,6 +140,9 @@ def run_sweep(plan: SweepPlan, out: Path | None = None, *, max_candidates: int |
         cands = validate_all(plan, points(plan))
         if limit is not None:
             cands = cands[:limit]
+    from engine.results import check_output_folder
+
+    out_dir = check_output_folder(out_dir, "--out")  # before any work: a folder we can write
     t0 = time.perf_counter()
     ex = make_executor(spec.execution.workers if workers is None else workers,
                        scheduler or spec.execution.scheduler)

@@ -116,3 +116,12 @@ def test_random_points_are_seeded_and_inside_the_ranges(plan_of):
             v = p["strategies[trailing_stop].params.trail_buffer_pct"]
             assert 0.5 <= v <= 2.0 and (v - 0.5) / 0.25 == pytest.approx(round((v - 0.5) / 0.25))
     assert len(points(plan, limit=5)) == 5
+
+
+def test_out_that_is_a_file_refused_before_any_work(tmp_path, capsys):
+    p = write_sweep(tmp_path, sweep_dict())
+    f = tmp_path / "taken"
+    f.write_text("x")
+    assert main(["sweep", str(p), "--out", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "is a file" in err
