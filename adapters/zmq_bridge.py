@@ -170,7 +170,6 @@ class ZmqBridge:
         self._topics = {k: wire.topic(k, self.symbol) for k in wire.KINDS}
         self._feature_names: list[str] | None = None
         self._stop = threading.Event()
-        self._done = threading.Event()
         self._ctx = context or zmq.Context()
         self._own_ctx = context is None
         self._auth = None
@@ -287,11 +286,12 @@ class ZmqBridge:
             self._pace()
 
     def __call__(self, event: Event) -> None:
-        """Sink for every other event (engine thread)."""
+        """Sink for every other event (engine thread). Commands wait for the end of the bar
+        (``_tick``) or, live between bars, the bridge's timer."""
         self._q.append(event)
-        if self._cmds:
-            self.drain_commands()
-        elif type(event) is _TIMER:
+        if type(event) is _TIMER:
+            if self._cmds:
+                self.drain_commands()
             self._round(math.inf)  # live, between bars: events and heartbeat go out now
 
     def idle(self) -> None:

@@ -8,6 +8,8 @@ real data tiled to N bars, run as fast as possible:
   spends at most ``publish.max_cpu_share`` of the time, 5 %, and skips the rest as a gap). Each
   is the best of two runs, alternating, wall and CPU (process) time; the issue's target is
   publisher on < 10 % slower.
+- ``sink_us_per_bar``: the bridge's per-bar cost measured alone (its bar handler called in a
+  loop, nobody subscribed), the number that stays readable on a busy machine.
 - ``pubsub``: every message published (``max_cpu_share`` 1), a subscriber in another process
   counting: messages per second received, and how many the HWM dropped.
 
@@ -95,6 +97,26 @@ def _one(bars, mode: str, share: float = 0.05) -> dict[str, float]:
     return out
 
 
+def _sink_cost(n: int = 300_000) -> float:
+    """Microseconds per bar of the bridge's bar handler (queue, rounds, skipping)."""
+    from adapters.zmq_bridge import Settings, ZmqBridge
+    from engine.events import BarClosed
+
+    eng = _engine(tiled(real_bars(), 1000))
+    br = ZmqBridge(eng, Settings(pub="tcp://127.0.0.1:0", commands="tcp://127.0.0.1:0"))
+    bar = BarClosed(ts_event_ns=1, ts_init_ns=1, symbol="X", timeframe="15m", seq=1, open=1.0,
+                    high=1.0, low=1.0, close=1.0, volume=1.0)
+    f = br._on_bar
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.process_time()
+        for _ in range(n):
+            f(bar)
+        best = min(best, time.process_time() - t0)
+    br.close()
+    return 1e6 * best / n
+
+
 def run(n_bars: int = 1_000_000, pubsub_bars: int = 200_000) -> dict[str, object]:
     bars = tiled(real_bars(), n_bars)
     _one(bars.slice(0, 5000), "off")  # warm numba caches
@@ -102,8 +124,11 @@ def run(n_bars: int = 1_000_000, pubsub_bars: int = 200_000) -> dict[str, object
     for _ in range(2):
         for mode in ("off", "idle", "subscribed"):
             r = _one(bars, mode)
-            if mode not in best or r["wall"] < best[mode]["wall"]:
+            if mode not in best:
                 best[mode] = r
+            else:  # best wall and best CPU time, each on its own (a shared machine is noisy)
+                best[mode]["wall"] = min(best[mode]["wall"], r["wall"])
+                best[mode]["cpu"] = min(best[mode]["cpu"], r["cpu"])
     off, idle, subd = best["off"], best["idle"], best["subscribed"]
     res: dict[str, object] = {
         "bars": n_bars,
@@ -118,6 +143,7 @@ def run(n_bars: int = 1_000_000, pubsub_bars: int = 200_000) -> dict[str, object
         "subscribed_bars_skipped": subd["skipped"],
         "subscribed_messages_received": subd.get("received"),
     }
+    res["sink_us_per_bar"] = _sink_cost()
     full = _one(tiled(real_bars(), pubsub_bars), "subscribed", share=1.0)
     res.update({
         "pubsub_bars": pubsub_bars,
