@@ -137,7 +137,7 @@ def chart_png(bars: list[dict[str, Any]], sig: dict[str, Any],
     ax.set_title(f"{sig['symbol']} {sig['timeframe']}  {sig['side'].upper()} "
                  f"{fmt_price(sig['entry_price'])}")
     ax.set_xlim(-1, max(x + 2, 10))
-    ax.legend(loc="upper left", fontsize=7)
+    ax.legend(loc="lower left", fontsize=7)
     ax.grid(alpha=0.2)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

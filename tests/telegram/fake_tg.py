@@ -56,6 +56,7 @@ class FakeTelegram:
 
     # -- test side ---------------------------------------------------------------------------
     def up(self) -> None:
+        self.is_down = False
         self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
@@ -64,7 +65,9 @@ class FakeTelegram:
         self.thread.start()
 
     def down(self) -> None:
+        """Connections refused; a kept-alive connection is dropped without an answer."""
         assert self.httpd is not None
+        self.is_down = True
         with self._cond:
             self._cond.notify_all()
         self.httpd.shutdown()
@@ -159,6 +162,9 @@ class FakeTelegram:
             def do_POST(self) -> None:
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n)
+                if fake.is_down:  # a kept-alive connection during an outage: drop it
+                    self.close_connection = True
+                    return
                 ctype = self.headers.get("Content-Type", "")
                 if ctype.startswith("application/json"):
                     params = json.loads(body or b"{}")

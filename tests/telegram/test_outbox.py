@@ -1,0 +1,98 @@
+"""Alert delivery through the SQLite outbox with the real PTB client against the fake Bot API:
+deduplicated by key, in order, 429 ``retry_after`` honoured, a Telegram outage waited out, the
+per-chat rate limit, per-kind mute. No engine is needed (the alerts are queued directly)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from adapters.telegram.outbox import Outbox
+from tests.telegram.harness import CHAT, FrontEndThread, free_addr
+
+OUTAGE_S = 3.0  # the issue asks for 60 s; the mechanism is the same, the test stays fast
+
+
+def _enqueue(fe: FrontEndThread, *items: tuple[str, str, str]) -> list[int]:
+    async def go() -> list[int]:
+        return [fe.fe.enqueue(kind, key, text) for kind, key, text in items]
+    return fe.call(go)
+
+
+def _delivered(fe: FrontEndThread) -> list[str]:
+    return [k for _, k in list(fe.fe.delivered)]
+
+
+def test_outage_and_429_then_everything_once_in_order(tmp_path):
+    fe = FrontEndThread(tmp_path, free_addr(), free_addr(), rate_limit_per_min=600).start()
+    fake = fe.fake
+    try:
+        assert _enqueue(fe, *[("fill", f"a{i}", f"alert a{i}") for i in range(3)]) == [1, 1, 1]
+        fake.wait(lambda: len(_delivered(fe)) == 3, "the first alerts")
+        assert _enqueue(fe, ("fill", "a1", "alert a1 again")) == [0]  # dedup by key
+        # 429 with retry_after: the alert waits that long, the one behind it waits too
+        fake.fail_429["sendMessage"] = [1]
+        t0 = time.monotonic()
+        _enqueue(fe, ("fill", "b0", "alert b0"), ("fill", "b1", "alert b1"))
+        fake.wait(lambda: len(_delivered(fe)) == 5, "the alerts after a 429")
+        assert time.monotonic() - t0 >= 0.9
+        # Telegram unreachable (connection refused) for OUTAGE_S: alerts queue up
+        fake.down()
+        _enqueue(fe, *[("trade", f"c{i}", f"alert c{i}") for i in range(5)])
+        time.sleep(OUTAGE_S)
+        assert len(_delivered(fe)) == 5
+        fake.up()
+        fake.wait(lambda: len(_delivered(fe)) == 10, "delivery after the outage", 15)
+        time.sleep(0.3)
+        keys = [f"a{i}" for i in range(3)] + ["b0", "b1"] + [f"c{i}" for i in range(5)]
+        assert _delivered(fe) == keys
+        texts = [t for t in fake.texts(CHAT) if t.startswith("alert ")]
+        assert texts == [f"alert {k}" for k in keys]  # each once, in order
+        # the 429 really happened and was retried (two sendMessage calls for b0)
+        b0 = [p for m, p in fake.calls if m == "sendMessage" and p.get("text") == "alert b0"]
+        assert len(b0) == 2
+    finally:
+        fe.stop()
+    rows = Outbox(tmp_path / "outbox.sqlite").rows()
+    assert [r["key"] for r in rows] == keys and all(r["sent"] for r in rows)
+    assert max(r["attempts"] for r in rows if r["key"] == "c0") >= 1
+
+
+def test_rate_limit_and_mute(tmp_path):
+    fe = FrontEndThread(tmp_path, free_addr(), free_addr(), rate_limit_per_min=2,
+                        mute=("command",)).start()
+    try:
+        assert _enqueue(fe, ("command", "m0", "muted")) == [0]
+        _enqueue(fe, *[("fill", f"r{i}", f"rate {i}") for i in range(3)])
+        fe.fake.wait(lambda: len(_delivered(fe)) == 2, "the first two")
+        time.sleep(1.0)
+        assert _delivered(fe) == ["r0", "r1"]  # the third waits for the minute to roll
+
+        async def pending() -> int:
+            return fe.fe.outbox.pending()
+        assert fe.call(pending) == 1
+    finally:
+        fe.stop()
+    assert "muted" not in fe.fake.texts()
+
+
+def test_summary_text(tmp_path):
+    fe = FrontEndThread(tmp_path, free_addr(), free_addr(), rate_limit_per_min=600).start()
+    try:
+        st = fe.fe.state
+
+        async def go() -> None:
+            st.symbol = "BTC-USDT"
+            st.trades.extend([
+                {"account": "a", "exit_ts_ns": 1_700_000_000_000_000_000, "pnl": 10.0},
+                {"account": "b", "exit_ts_ns": 1_700_050_000_000_000_000, "pnl": -4.0}])
+            from datetime import UTC, datetime
+            fe.fe.send_summary(datetime(2023, 11, 15, 21, 0, tzinfo=UTC))
+            await asyncio.sleep(0)
+        fe.call(go)
+        (text,) = fe.fake.wait(lambda: [t for t in fe.fake.texts() if "Daily summary" in t],
+                               "the summary")
+        # 2023-11-15: the first trade (Nov 14 22:13 UTC) is the day before
+        assert "trades closed: 1, PnL -4.00" in text and "b: -4.00" in text
+    finally:
+        fe.stop()
