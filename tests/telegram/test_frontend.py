@@ -10,6 +10,7 @@ import time
 import pytest
 
 from adapters.telegram.security import REDACTED
+from adapters.zmq_client import request
 from tests.telegram.harness import CHAT, EngineRun, FrontEndThread, Records, free_addr
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -99,13 +100,17 @@ def test_paper_run_alerts_commands_and_confirm(bars, tmp_path, records):
         al = fe.ask("/alarms 1").split("\n")
         assert al[0] == "last 1 alarms:" and br.signals[-1].alarm_id in al[1]
         week = fe.ask("/pnl week")
-        assert f"over {len(br.trades)} trades" in week or "over" in week
-        total_week = sum(t.pnl for t in br.trades
-                         if t.exit_ts_ns >= br.trades[-1].exit_ts_ns - 6 * 86_400 * 10**9)
-        assert week.startswith("PnL week") and f"{sum(t.pnl for t in br.trades):+,.2f}" in week \
-            or f"{total_week:+,.2f}" in week
-        assert "no open positions" in fe.ask("/positions") or "open positions:" in \
-            fe.ask("/positions")
+        day0 = (br.last_bar.ts_event_ns // 86_400_000_000_000 - 6) * 86_400_000_000_000
+        in_week = [t for t in br.trades if t.exit_ts_ns >= day0]
+        assert week.startswith("PnL week") and \
+            f"{sum(t.pnl for t in in_week):+,.2f} over {len(in_week)} trades" in week
+        positions = request(cmd, "snapshot", bars=1)["snapshot"]["positions"]
+        pos = fe.ask("/positions")
+        if positions:
+            for name, p in positions.items():
+                assert f"{name}: {p['side']} {p['qty']:.6g}" in pos
+        else:
+            assert pos == "no open positions"
         st = fe.ask("/status")
         assert "mode: paper" in st and "finished" in st and f"#{last}" in st
     finally:
@@ -168,3 +173,32 @@ def test_backtest_refusal_expiry_unauthorised_and_restart(bars, tmp_path, record
     lines = "\n".join(records.lines)
     assert "my-private-words" not in lines
     assert fake.token not in lines
+
+
+def test_trading_command_arguments(tmp_path):
+    """What /buy, /sell, /close send to the bridge, on a known state (no network needed)."""
+    from adapters.telegram.bot import FrontEnd
+    from adapters.telegram.security import Secrets
+    from engine.config import TelegramConfig
+
+    fe = FrontEnd(TelegramConfig(outbox=tmp_path / "o.sqlite"),
+                  Secrets("1:abcdefghijklmn", frozenset({CHAT})))
+    assert "no strategy known yet" in fe.parse_trade("buy", [])
+    fe.state.equity = {"poc_target": 1.0, "trailing_stop": 1.0}
+    assert "no long alarm yet" in fe.parse_trade("buy", [])
+    fe.state.signals.extend([
+        {"alarm_id": "L1", "side": "long", "entry_price": 100.0, "stop_price": 95.0},
+        {"alarm_id": "S1", "side": "short", "entry_price": 101.0, "stop_price": 104.0},
+        {"alarm_id": "L2", "side": "long", "entry_price": 102.0, "stop_price": 99.0}])
+    assert fe.parse_trade("buy", [])[0] == {"strategy": "poc_target", "alarm_id": "L2"}
+    assert fe.parse_trade("sell", ["strategy=trailing_stop"])[0] == {
+        "strategy": "trailing_stop", "alarm_id": "S1"}
+    assert fe.parse_trade("buy", ["L1"])[0]["alarm_id"] == "L1"
+    assert "'nope' is not among the recent alarms" in fe.parse_trade("buy", ["nope"])
+    assert fe.parse_trade("buy", ["stop=95", "target=110"])[0] == {
+        "strategy": "poc_target", "stop": 95.0, "target": 110.0}
+    assert "not a price" in fe.parse_trade("buy", ["stop=abc"])
+    assert "unknown argument(s) ['size']" in fe.parse_trade("buy", ["size=3", "stop=1"])
+    assert fe.parse_trade("close", ["poc_target"])[0] == {"strategy": "poc_target"}
+    assert "usage: /close <strategy>" in fe.parse_trade("close", [])
+    fe.outbox.close()
