@@ -60,6 +60,9 @@ from engine.strategy import Strategy, StrategyContext
 
 logger = logging.getLogger(__name__)
 
+# after every strategy and account on the bar, before the sinks
+PRIORITY_AFTER_BAR = PRIORITY_PORTFOLIO + 100
+
 _MODES = {
     # mode: (clock, feed, broker, bus error policy)
     "backtest": ("sim", "csv", "sim", "raise"),
@@ -250,6 +253,9 @@ def build_engine(
                           name=f"feature:{f.id}")
 
     broker_cls: BrokerFactory = reg.brokers.load(broker_kind)
+    broker_from_config = getattr(broker_cls, "from_config", None)
+    if broker_from_config is not None:  # a venue broker (live: apex) needs its client first
+        broker_cls = broker_from_config(config)
     signal_rule = None
     if config.signals is not None:
         rule_cls = reg.strategies.load(config.signals.kind)
@@ -446,6 +452,9 @@ def attach_broker(bus: Bus, broker: Broker, *, name: str | None = None) -> None:
                    (CancelOrder, broker.on_cancel_order),
                    (ModifyOrder, broker.on_modify_order)):
         bus.subscribe(ev, fn, priority=PRIORITY_BROKER, name=name, account=broker.name)
+    after_bar = getattr(broker, "after_bar", None)
+    if callable(after_bar):  # a venue broker books what this bar's orders did at once (live)
+        bus.subscribe(BarClosed, after_bar, priority=PRIORITY_AFTER_BAR, name=name)
 
 
 class _Parallel:

@@ -120,7 +120,7 @@ def mode_unavailable(mode: str, feeds: list[str] | None = None,
     if mode == "live":
         missing = [what for what, ok in (
             ("the Apex market-data feed ('apex' in tradebot.feeds)", "apex" in feeds),
-            ("the Apex broker ('apex' in tradebot.brokers), coming with the live-trading issue",
+            ("the Apex broker ('apex' in tradebot.brokers, adapters/apex/broker.py)",
              "apex" in brokers)) if not ok]
         if missing:
             return (f"mode: live needs {' and '.join(missing)}; not installed yet. Use "

@@ -1,0 +1,559 @@
+"""The Apex broker: one account's engine orders as ApeX Omni orders (``engine.ports.Broker``).
+
+Live mode's broker (entry point ``apex`` in ``tradebot.brokers``), through the real ``apexomni``
+client (``adapters.apex.client.ApexClient``: every reply checked, exceptions mapped to
+``engine.errors``). How each command becomes venue orders:
+
+- ``SubmitOrder`` market, not reduce-only (an entry): a ``MARKET`` order whose ``price`` is the
+  venue's worst-price guard (``get_worst_price_v3``); size from ``qty`` or, for ``equity_frac``,
+  from the account's equity at the worst price (``engine.fills.size_for_equity_frac``, the
+  simulated broker's formula); the command's ``stop_loss`` / ``take_profit`` attached
+  (``isOpenTpslOrder``: a ``STOP_MARKET`` and a ``TAKE_PROFIT_MARKET`` that start working when the
+  entry fills, whose engine ids are ``<order_id>-stop_loss`` / ``<order_id>-take_profit`` as in
+  ``SimBroker``).
+- reduce-only orders (exits, partials, the exit plugins' stop): ``MARKET`` / ``LIMIT`` /
+  ``STOP_MARKET`` with ``reduceOnly``; ``qty=inf`` means the whole position.
+- ``ModifyOrder`` (a stop move, a trail): **cancel-and-replace, new first**: the new
+  ``STOP_MARKET`` is placed, then the old one is canceled (by its clientId, never "every order
+  with a trigger": the reference bot's bug that also canceled the take-profit). If placing the
+  new stop fails, the old one stays.
+- Sizes are rounded down to ``stepSize``, prices to ``tickSize`` (the guard price away from the
+  market) and checked against ``minOrderSize`` before sending: an order below it is refused
+  locally (``OrderCanceled`` with the reason, never sent).
+
+**Client ids.** Every venue order carries ``clientId = client_id(run_id, account, order_id)``: a
+digest of the three, so the same engine order always maps to the same venue order. After a lost
+reply (``VenueStateUnknown``: timeout or dropped connection on an order request) the broker looks
+the order up by clientId before resending the *same* clientId, and ``DuplicateClientId`` means
+the venue has it: a retry can never open a second position.
+
+**Replies.** ``OrderRejected`` -> ``OrderCanceled`` with the venue's reason;
+``TransientVenueError`` (5xx, 429, timeouts of reads) -> retried with capped exponential backoff
+(``retry_after`` honoured up to the cap), then ``OrderCanceled`` "venue unavailable" when the
+retries are spent; ``VenueStateUnknown`` -> reconcile that order by clientId.
+
+**Fills.** The venue's fills endpoint is polled at every bar close (first on the bar, like the
+simulated broker's fills of orders resting before it) and once more after the bar's handlers ran
+(``after_bar``, so a market order placed on this bar's close is booked at once and the exit
+plugin's stop goes out within the same second, not a bar later). Each venue fill of one of this
+broker's clientIds becomes an ``OrderFilled`` for its account with the venue's price, size and
+fee; ``seq`` is the bar the fill time falls in (a market order placed on bar N's close fills in
+bar N+1, as in a backtest with ``market_fill: next_open``). Orders of this broker that leave the
+venue's open orders without a fill (an orphaned take-profit canceled when the position closed)
+are published as ``OrderCanceled`` with the venue's cancel reason.
+
+One venue account holds one net position per symbol, so a live run trades one strategy per
+Apex account (``engine.bootstrap`` refuses more).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import (
+    ConfigError,
+    DuplicateClientId,
+    OrderRejected,
+    TransientVenueError,
+    VenueError,
+    VenueStateUnknown,
+)
+from engine.events import (
+    BarClosed,
+    CancelOrder,
+    Event,
+    ModifyOrder,
+    OrderCanceled,
+    OrderFilled,
+    SubmitOrder,
+)
+from engine.fills import Costs, IntrabarPolicy, MarketFill, size_for_equity_frac
+from engine.ports import WorkingOrder
+
+if TYPE_CHECKING:
+    from adapters.apex.client import ApexClient
+    from engine.config import RunConfig
+    from engine.portfolio import Account
+
+logger = logging.getLogger(__name__)
+
+STOP_PRICE_GUARD = Decimal("0.05")  # a stop-market's worst acceptable price: trigger -+ 5 %
+
+
+def client_id(run_id: str, account: str, order_id: str) -> str:
+    """The venue clientId of engine order ``order_id`` of ``account`` in run ``run_id``: 20
+    decimal digits of a SHA-256 of the three (Apex's own ids are digit strings)."""
+    h = hashlib.sha256(f"{run_id}\x1f{account}\x1f{order_id}".encode()).hexdigest()
+    return str(int(h[:16], 16)).zfill(20)[:20]
+
+
+@dataclass(frozen=True)
+class SymbolRules:
+    """``tickSize``, ``stepSize`` and ``minOrderSize`` of one perpetual (``/api/v3/symbols``)."""
+
+    symbol: str
+    tick: Decimal
+    step: Decimal
+    min_size: Decimal
+
+    @classmethod
+    def from_symbols(cls, data: Any, symbol: str) -> SymbolRules:
+        for c in (data or {}).get("contractConfig", {}).get("perpetualContract", []) or []:
+            if symbol in (c.get("symbol"), c.get("symbolDisplayName"), c.get("crossSymbolName")):
+                return cls(c["symbol"], Decimal(str(c["tickSize"])), Decimal(str(c["stepSize"])),
+                           Decimal(str(c.get("minOrderSize") or c["stepSize"])))
+        raise VenueError(f"symbol {symbol} is not a perpetual this venue lists; check data.symbol")
+
+    def size(self, qty: float) -> Decimal:
+        """``qty`` rounded down to the step (a size is never rounded up past what was asked)."""
+        q = Decimal(repr(qty)) if math.isfinite(qty) else Decimal(0)
+        # 1e-9 of a step absorbs the float noise of qty computed as a multiple of the step
+        steps = ((q / self.step) + Decimal("1e-9")).to_integral_value(ROUND_DOWN)
+        return (steps * self.step).normalize()
+
+    def price(self, px: float | Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal:
+        p = Decimal(repr(px)) if isinstance(px, float) else px
+        return ((p / self.tick).to_integral_value(rounding) * self.tick).normalize()
+
+
+def _s(d: Decimal) -> str:
+    return format(d, "f")
+
+
+@dataclass
+class _Order:
+    """One engine order as this broker tracks it on the venue."""
+
+    order_id: str  # the engine's
+    cid: str  # the venue clientId of the live venue order
+    side: str  # "buy" / "sell"
+    type: str  # engine type: market / limit / stop
+    qty: float
+    price: float
+    reduce_only: bool
+    tag: str
+    seq: int
+    working: bool = False  # on the venue (children: once their entry filled)
+    parent: str = ""  # an attached child: the entry's engine id
+    old_cids: list[str] = field(default_factory=list)  # replaced stops (a fill may still come)
+    filled: float = 0.0
+
+
+class ApexBroker:
+    """Executes one account's orders on an Apex venue (``engine.ports.Broker``).
+
+    Args:
+        account, publish, costs, policy, market_fill: the ``BrokerFactory`` arguments (``policy``
+            and ``market_fill`` are the venue's business live: unused).
+        client: the checked Apex client (``ApexClient``) with the account's credentials.
+        symbol: the venue symbol (``BTC-USDT``).
+        run_id: part of every clientId (``client_id``); unique per run.
+        max_retries, backoff_s, backoff_cap_s: transient errors are retried ``max_retries``
+            times, waiting ``backoff_s`` doubling up to ``backoff_cap_s`` (or the venue's
+            ``retry_after``, capped).
+        sleep: how to wait (tests may record the waits).
+    """
+
+    def __init__(self, account: Account, publish: Callable[[Event], None], costs: Costs,
+                 policy: IntrabarPolicy | None = None, market_fill: MarketFill | None = None, *,
+                 client: ApexClient, symbol: str, run_id: str, max_retries: int = 5,
+                 backoff_s: float = 0.25, backoff_cap_s: float = 4.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.account = account
+        self.name = account.name
+        self._publish = publish
+        self.costs = costs
+        self.client = client
+        self.symbol = symbol
+        self.run_id = run_id
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.backoff_cap_s = backoff_cap_s
+        self._sleep = sleep
+        self._rules: SymbolRules | None = None
+        self._orders: dict[str, _Order] = {}  # engine id -> order
+        self._by_cid: dict[str, _Order] = {}  # every clientId this broker used -> order
+        self._seen_fills: set[str] = set()
+        self._fills_from_ms = 0
+        self._bar: BarClosed | None = None
+        self.retries = 0  # transient errors retried (diagnostics, tests)
+
+    # -- construction --------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: RunConfig, client: ApexClient | None = None,
+                    run_id: str | None = None) -> Callable[..., ApexBroker]:
+        """The ``BrokerFactory`` for a live run of ``config``: one ``ApexClient`` on
+        ``data.venue`` (credentials from the environment / ``.env``), clientIds prefixed by
+        ``run_id`` (default: the config's name and hash and the start time in ms)."""
+        if not config.data.venue or not config.data.symbol:
+            raise ConfigError("mode: live needs data.venue (main, test or a local venue's URL) "
+                              "and data.symbol; see configs/live.yaml")
+        if len(config.strategies) > 1:
+            raise ConfigError(
+                f"mode: live trades one strategy per Apex account ({len(config.strategies)} "
+                "configured: "
+                f"{', '.join(s.name for s in config.strategies)}): the venue nets every order of "
+                "a symbol into one position, so two strategies would close each other's trades; "
+                "run one config per account, or mode: paper to run them side by side")
+        if client is None:
+            from adapters.apex.client import ApexClient
+
+            client = ApexClient(config.data.venue, timeout=config.data.timeout_s)
+        rid = run_id or f"{config.name}-{config.config_hash()}-{int(time.time() * 1000)}"
+        symbol = config.data.symbol
+
+        def factory(account: Account, publish: Callable[[Event], None], costs: Costs,
+                    policy: IntrabarPolicy | None = None,
+                    market_fill: MarketFill | None = None) -> ApexBroker:
+            return cls(account, publish, costs, policy, market_fill, client=client,
+                       symbol=symbol, run_id=rid)
+
+        return factory
+
+    @property
+    def rules(self) -> SymbolRules:
+        if self._rules is None:
+            self._rules = SymbolRules.from_symbols(self._retry("symbols", self.client.symbols),
+                                                   self.symbol)
+        return self._rules
+
+    def cid(self, order_id: str) -> str:
+        return client_id(self.run_id, self.name, order_id)
+
+    # -- commands ------------------------------------------------------------------------------
+    def on_submit_order(self, cmd: SubmitOrder) -> None:
+        o = _Order(cmd.order_id, self.cid(cmd.order_id), cmd.side, cmd.type, cmd.qty, cmd.price,
+                   cmd.reduce_only, cmd.tag, cmd.seq)
+        try:
+            form = self._form(cmd, o)
+        except OrderRejected as exc:  # refused locally (size, price): never sent
+            self._canceled(cmd.order_id, str(exc))
+            return
+        self._place(o, form)
+
+    def on_cancel_order(self, cmd: CancelOrder) -> None:
+        o = self._orders.get(cmd.order_id)
+        if o is None or not o.working:
+            self._canceled(cmd.order_id, "not working (already filled or canceled)")
+            return
+        try:
+            self._cancel_cid(o.cid)
+        except OrderRejected as exc:  # already filled / canceled on the venue
+            self._poll_fills()
+            if o.working:
+                o.working = False
+                self._canceled(o.order_id, f"cancel refused by the venue: {exc}")
+            return
+        o.working = False
+        self._canceled(o.order_id, cmd.reason or "canceled")
+
+    def on_modify_order(self, cmd: ModifyOrder) -> None:
+        """Cancel-and-replace: place the new order first, then cancel the old one."""
+        o = self._orders.get(cmd.order_id)
+        if o is None or not o.working:
+            self._canceled(cmd.order_id, "modify: not working")
+            return
+        old_cid = o.cid
+        n = len(o.old_cids) + 1
+        new = _Order(o.order_id, self.cid(f"{o.order_id}~{n}"), o.side, o.type, o.qty,
+                     cmd.price, True, cmd.tag or o.tag, o.seq)
+        sub = SubmitOrder(ts_event_ns=cmd.ts_event_ns, ts_init_ns=cmd.ts_init_ns,
+                          account=self.name, order_id=o.order_id, side=o.side,  # type: ignore
+                          type=o.type if o.type != "market" else "stop",  # type: ignore
+                          seq=o.seq, qty=math.inf, price=cmd.price, reduce_only=True, tag=new.tag)
+        new.type = sub.type
+        try:
+            form = self._form(sub, new)
+            placed = self._send(new, form)
+        except (OrderRejected, VenueError) as exc:
+            # the old order stays: the position is never left without its stop
+            logger.warning("%s: moving %s to %s failed, the old one stays: %s", self.name,
+                           o.order_id, cmd.price, exc)
+            return
+        if not placed:
+            return
+        new.old_cids = [*o.old_cids, old_cid]
+        self._orders[o.order_id] = new
+        self._by_cid[new.cid] = new
+        self._by_cid[old_cid] = new
+        new.working = True
+        try:
+            self._cancel_cid(old_cid)
+        except OrderRejected as exc:  # the old one filled meanwhile: its fill is polled
+            logger.info("%s: old stop %s of %s not canceled: %s", self.name, old_cid,
+                        o.order_id, exc)
+
+    def working_orders(self) -> list[WorkingOrder]:
+        return [WorkingOrder(o.order_id, o.side, o.qty, o.price, o.tag)  # type: ignore[arg-type]
+                for o in self._orders.values() if o.working]
+
+    # -- the bar -------------------------------------------------------------------------------
+    def on_bar_closed(self, bar: BarClosed) -> None:
+        self._bar = bar
+        if any(o.working for o in self._orders.values()):
+            self._poll_fills()
+            self._poll_canceled()
+
+    def after_bar(self, bar: BarClosed) -> None:
+        """After the bar's handlers: book what the orders placed on this close did at once
+        (market orders fill as soon as they are placed)."""
+        if any(o.working for o in self._orders.values()):
+            self._poll_fills()
+
+    def close_at_end(self, bar: BarClosed, tag: str) -> None:
+        """Live runs do not close at the end of data: positions stay, with their stops, on the
+        venue (``tradebot flatten`` closes them)."""
+        logger.info("%s: run stopped; %d orders stay working on the venue", self.name,
+                    len(self.working_orders()))
+
+    # -- orders --------------------------------------------------------------------------------
+    def _form(self, cmd: SubmitOrder, o: _Order) -> dict[str, Any]:
+        """The ``create_order_v3`` arguments of ``cmd`` (sizes/prices rounded, min size checked).
+
+        Raises:
+            OrderRejected: below ``minOrderSize``, no price, or nothing to reduce.
+        """
+        r = self.rules
+        buy = cmd.side == "buy"
+        side = "BUY" if buy else "SELL"
+        acct = self.account
+        if cmd.reduce_only and not ((acct.qty > 0 and not buy) or (acct.qty < 0 and buy)):
+            raise OrderRejected("reduce-only order with no position to reduce")
+        qty = cmd.qty
+        if cmd.reduce_only and (not math.isfinite(qty) or qty > abs(acct.qty)):
+            qty = abs(acct.qty)
+        form: dict[str, Any] = {"symbol": r.symbol, "side": side, "clientId": o.cid,
+                                "reduceOnly": cmd.reduce_only}
+        if cmd.type == "market":
+            est = qty if qty > 0 and math.isfinite(qty) else float(r.min_size)
+            worst = Decimal(str(self._retry("worst price", self.client.worst_price, r.symbol,
+                                            side, _s(r.size(est) or r.min_size))["worstPrice"]))
+            price = r.price(worst, ROUND_CEILING if buy else ROUND_FLOOR)
+            if cmd.equity_frac > 0.0:
+                qty = size_for_equity_frac(acct.equity_at(float(price)), cmd.equity_frac,
+                                           float(price), self.costs.taker_fee)
+            form.update(type="MARKET", price=_s(price))
+        elif cmd.type == "limit":
+            if not math.isfinite(cmd.price):
+                raise OrderRejected("a limit order needs a price")
+            form.update(type="LIMIT", price=_s(r.price(cmd.price)))
+        else:  # stop
+            if not math.isfinite(cmd.price):
+                raise OrderRejected("a stop order needs a trigger price")
+            trig = r.price(cmd.price)
+            form.update(type="STOP_MARKET", triggerPrice=_s(trig), triggerPriceType="MARKET",
+                        price=_s(self._guard(trig, buy)))
+        size = r.size(qty)
+        if size < r.min_size or size <= 0:
+            raise OrderRejected(
+                f"size {qty:.8g} rounds to {_s(size)} {r.symbol}, below the venue's minOrderSize "
+                f"{_s(r.min_size)} (stepSize {_s(r.step)}); raise the position size or the "
+                "account's equity")
+        form["size"] = _s(size)
+        o.qty = float(size)
+        if not cmd.reduce_only and cmd.type == "market":
+            self._attach(cmd, o, form, size, buy)
+        return form
+
+    def _guard(self, trigger: Decimal, buy: bool) -> Decimal:
+        r = self.rules
+        if buy:
+            return r.price(trigger * (1 + STOP_PRICE_GUARD), ROUND_CEILING)
+        return r.price(trigger * (1 - STOP_PRICE_GUARD), ROUND_FLOOR)
+
+    def _attach(self, cmd: SubmitOrder, o: _Order, form: dict[str, Any], size: Decimal,
+                buy: bool) -> None:
+        """The plan's stop and first target as the entry's attached TP/SL (``isOpenTpslOrder``):
+        on the venue from the moment the entry fills."""
+        r = self.rules
+        exit_side = "SELL" if buy else "BUY"
+        children = []
+        for kind, px, eng_type, tag in (("sl", cmd.stop_loss, "stop", "STOP_LOSS"),
+                                        ("tp", cmd.take_profit, "limit", "TAKE_PROFIT")):
+            if not math.isfinite(px):
+                continue
+            eid = f"{cmd.order_id}-{'stop_loss' if kind == 'sl' else 'take_profit'}"
+            trig = r.price(px)
+            price = self._guard(trig, not buy) if kind == "sl" else trig
+            c = _Order(eid, self.cid(eid), "sell" if buy else "buy", eng_type, float(size),
+                       float(trig), True, tag, cmd.seq, parent=cmd.order_id)
+            children.append(c)
+            form.update({"isOpenTpslOrder": True, f"isSetOpen{kind.title()}": True,
+                         f"{kind}ClientId": c.cid, f"{kind}Side": exit_side,
+                         f"{kind}Size": _s(size), f"{kind}Price": _s(price),
+                         f"{kind}TriggerPrice": _s(trig)})
+        if children:
+            form["triggerPriceType"] = "MARKET"
+            for c in children:
+                self._orders[c.order_id] = c
+                self._by_cid[c.cid] = c
+
+    def _place(self, o: _Order, form: dict[str, Any]) -> None:
+        self._orders[o.order_id] = o
+        self._by_cid[o.cid] = o
+        try:
+            placed = self._send(o, form)
+        except OrderRejected as exc:
+            self._drop_children(o)
+            self._canceled(o.order_id, str(exc))
+            return
+        except VenueError as exc:  # retries spent / unreachable / auth: reported, not crashed
+            self._drop_children(o)
+            self._canceled(o.order_id, f"not placed: {exc}")
+            return
+        if placed:
+            o.working = True
+
+    def _drop_children(self, o: _Order) -> None:
+        for c in [c for c in self._orders.values() if c.parent == o.order_id]:
+            del self._orders[c.order_id]
+
+    def _send(self, o: _Order, form: dict[str, Any]) -> bool:
+        """Create the order, idempotently: after a lost reply look it up by clientId and resend
+        the same clientId only if the venue does not have it. True once the venue has it.
+
+        Raises:
+            OrderRejected: the venue refused it.
+            VenueError: transient errors past the retries, or anything else unexpected.
+        """
+        attempt = 0
+        while True:
+            try:
+                self.client.create_order(**form)
+                return True
+            except DuplicateClientId:
+                if self._lookup(o.cid) is not None:
+                    return True
+                raise
+            except VenueStateUnknown as exc:
+                logger.warning("%s: %s", self.name, exc)
+                if self._lookup(o.cid) is not None:
+                    return True  # accepted before the reply was lost: nothing to resend
+            except TransientVenueError as exc:
+                self._backoff(attempt, exc)
+            attempt += 1
+            if attempt > self.max_retries:
+                raise VenueError(f"create order {o.order_id} (clientId {o.cid}): no answer after "
+                                 f"{self.max_retries} retries")
+
+    def _lookup(self, cid: str) -> dict[str, Any] | None:
+        """The venue's order with clientId ``cid``, or None when it has none."""
+        try:
+            return self._retry(f"order clientId={cid}", self.client.order_by_client_id, cid)
+        except OrderRejected as exc:
+            if "NOT_FOUND" in str(exc).upper():
+                return None
+            raise
+
+    def _cancel_cid(self, cid: str) -> None:
+        priv = self.client.private
+        self._retry(f"cancel clientId={cid}", self.client.call, f"cancel clientId={cid}",
+                    priv.delete_order_by_client_order_id_v3, id=cid)
+
+    def _retry(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except TransientVenueError as exc:
+                if attempt >= self.max_retries:
+                    raise VenueError(f"{what}: still failing after {attempt} retries: {exc}") \
+                        from exc
+                self._backoff(attempt, exc)
+                attempt += 1
+
+    def _backoff(self, attempt: int, exc: TransientVenueError) -> None:
+        wait = min(self.backoff_cap_s, self.backoff_s * 2**attempt)
+        if exc.retry_after is not None:
+            wait = min(self.backoff_cap_s, max(wait, exc.retry_after))
+        self.retries += 1
+        logger.info("%s: %s; retry in %.2f s", self.name, exc, wait)
+        self._sleep(wait)
+
+    # -- fills ---------------------------------------------------------------------------------
+    def _poll_fills(self) -> None:
+        rows: list[dict[str, Any]] = []
+        page = 0
+        while True:
+            data = self._retry("fills", self.client.fills, symbol=self.symbol,
+                               beginTimeInclusive=self._fills_from_ms, limit=100, page=page)
+            batch = list((data or {}).get("orders") or [])
+            rows.extend(batch)
+            if len(batch) < 100:
+                break
+            page += 1
+        new = [f for f in rows if str(f.get("id")) not in self._seen_fills
+               and str(f.get("clientId") or f.get("clientOrderId")) in self._by_cid]
+        new.sort(key=lambda f: (int(f.get("createdAt", 0)), int(f["id"])
+                                if str(f.get("id", "")).isdigit() else 0))
+        for f in new:
+            self._seen_fills.add(str(f["id"]))
+            self._fills_from_ms = max(self._fills_from_ms, int(f.get("createdAt", 0)))
+            self._on_fill(f)
+
+    def _on_fill(self, f: dict[str, Any]) -> None:
+        cid = str(f.get("clientId") or f.get("clientOrderId"))
+        o = self._by_cid[cid]
+        qty, price = float(f["size"]), float(f["price"])
+        if o.cid == cid:
+            o.filled += qty
+            if o.type == "market" or o.filled >= o.qty - 1e-12:
+                o.working = False
+        if not o.reduce_only:  # an entry filled: its attached children are now on the venue
+            for c in self._orders.values():
+                if c.parent == o.order_id:
+                    c.working = True
+        ts_ns = int(f.get("createdAt", 0)) * 1_000_000
+        bar = self._bar
+        seq = -1
+        if bar is not None:
+            seq = bar.seq + 1 + (ts_ns - bar.ts_event_ns) // self._tf_ns(bar)
+        fill = OrderFilled(
+            ts_event_ns=ts_ns, ts_init_ns=time.time_ns(), account=self.name,
+            order_id=o.order_id, side="buy" if f.get("side") == "BUY" else "sell", qty=qty,
+            price=price, fee=float(f.get("fee", 0.0)),
+            liquidity="maker" if str(f.get("liquidity", "")).upper() == "MAKER" else "taker",
+            seq=int(seq), tag=o.tag, gap=bool(f.get("gap", False)),
+        )
+        self._publish(fill)
+        if self.account.qty == 0.0:  # flat: the venue cancels reduce-only orders
+            self._poll_canceled()
+
+    @staticmethod
+    def _tf_ns(bar: BarClosed) -> int:
+        from engine.timeframes import timeframe_ns
+
+        return timeframe_ns(bar.timeframe)
+
+    def _poll_canceled(self) -> None:
+        """Orders of ours the venue no longer works without a fill: canceled there."""
+        working = [o for o in self._orders.values() if o.working]
+        if not working:
+            return
+        open_cids = {str(x.get("clientId") or x.get("clientOrderId"))
+                     for x in self._retry("open orders", self.client.open_orders) or []}
+        for o in working:
+            if o.cid in open_cids:
+                continue
+            try:
+                v = self._lookup(o.cid)
+            except VenueError:
+                continue
+            if v is None or v.get("status") != "CANCELED":
+                continue
+            o.working = False
+            self._canceled(o.order_id, f"canceled by the venue: {v.get('cancelReason', '')}")
+
+    def _canceled(self, order_id: str, reason: str) -> None:
+        bar = self._bar
+        ts = bar.ts_event_ns if bar is not None else 0
+        logger.info("%s: order %s canceled: %s", self.name, order_id, reason)
+        self._publish(OrderCanceled(ts_event_ns=ts, ts_init_ns=ts, account=self.name,
+                                    order_id=order_id, reason=reason))
