@@ -53,6 +53,7 @@ import logging
 import math
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -193,20 +194,23 @@ class OutputDir:
             return self.target
         (self.path / MARKER).write_text(json.dumps({"pid": os.getpid()}) + "\n")
         old = self.target.parent / f".{self.target.name}.old-{os.getpid()}"
-        if self.target.exists():
-            if _exchange(self.path, self.target):  # one atomic swap where the OS has it
-                old = self.path
+        # Ctrl-C is held back until the swap and the clean-up are done (then raised as usual):
+        # an interrupted clean-up would leave half of the previous result in a hidden folder
+        with _sigint_deferred():
+            if self.target.exists():
+                if _exchange(self.path, self.target):  # one atomic swap where the OS has it
+                    old = self.path
+                else:
+                    if old.exists():
+                        shutil.rmtree(old)
+                    self.target.rename(old)
+                    self.path.rename(self.target)
             else:
-                if old.exists():
-                    shutil.rmtree(old)
-                self.target.rename(old)
                 self.path.rename(self.target)
-        else:
-            self.path.rename(self.target)
-        self.committed = True
-        self._unlock()
-        if old.exists():
-            shutil.rmtree(old, ignore_errors=True)
+            self.committed = True
+            self._unlock()
+            if old.exists():
+                shutil.rmtree(old, ignore_errors=True)
         return self.target
 
     def abort(self) -> None:
@@ -275,8 +279,29 @@ def claim_output(target: str | Path) -> OutputDir:
             or another live run holds it (the message names the path and what to do).
     """
     out = OutputDir(Path(target).expanduser().absolute())
-    out._open()
+    try:
+        out._open()
+    except BaseException:  # Ctrl-C while claiming: no staging folder or lock left behind
+        out.abort()
+        raise
     return out
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Block SIGINT in the main thread for the block (a Ctrl-C is delivered right after)."""
+    import signal
+    import threading
+
+    if (not hasattr(signal, "pthread_sigmask")
+            or threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def check_output_file(out: str | Path, inputs: tuple[str | Path, ...] = (),

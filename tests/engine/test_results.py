@@ -127,13 +127,15 @@ def test_ctrl_c_during_a_real_run_leaves_the_previous_result_or_the_new_one(tmp_
         time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert "Traceback" not in err
+    # (-SIGINT: the signal came while Python was exiting after the run; a shell shows 130 too)
+    assert "Traceback" not in err and proc.returncode in (0, 130, -signal.SIGINT), err
+    assert ("interrupted" in err) == (proc.returncode == 130)
     after = listing(out)
-    if proc.returncode == 130:
-        assert "interrupted" in err and after == before
-    else:  # the run was faster than the signal: the new result, complete
-        assert proc.returncode == 0
+    # the previous result, or (the signal came after the results were in place) the new one,
+    # complete: never a mix
+    if after != before:
         assert json.loads(after["metrics.json"])["stoch_cross"]["bars"] == 20_000
+        assert {"trades.csv", "equity.csv", "report.html", MARKER} <= after.keys()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
