@@ -34,7 +34,8 @@ Rules (README, "Results"):
   (``renameat2(RENAME_EXCHANGE)`` on Linux; elsewhere two renames, the previous result set
   aside as ``.<name>.old-<pid>``), then deletes the previous result. The target is at every
   moment the previous complete result, the new complete result, or (without the atomic swap,
-  for the instant between two renames) nothing.
+  for the instant between two renames) nothing. A Ctrl-C during ``commit`` is held back until
+  the swap and the clean-up are done, then raised as usual.
 - **Journal.** A journal that belongs to the run (paper/live ``journal.sqlite``) is written into
   ``OutputDir.path`` while the run goes on and moves into the target with the rest at ``commit``,
   so the target's journal always matches its trades. A run that ends without ``commit`` (a
