@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets as _secrets
 import time
 import warnings
@@ -65,6 +66,7 @@ HELP = """Commands
   or explicit: /buy stop=PRICE [target=PRICE] [price=PRICE] (confirm)
 /sell ... - the same, short"""
 TRADING = ("close", "flatten", "buy", "sell")
+RESYNC_MIN_S = 1.0  # least time between two snapshots
 
 
 @dataclass
@@ -162,9 +164,16 @@ class FrontEnd:
         sub.subscribe(b"")
         sub.connect(self.pub)
         need, first = True, True
+        last_snap = -math.inf
         try:
             while True:
                 if need:
+                    # at most one snapshot a second: a flat-out backtest gaps on every round,
+                    # and a snapshot holds the bridge's lock (the engine's publisher waits)
+                    wait = last_snap + RESYNC_MIN_S - time.monotonic()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    last_snap = time.monotonic()
                     rep = await self.request("snapshot", bars=self.state.bars.maxlen)
                     if not rep.get("ok"):
                         log.info("no snapshot yet (%s); retrying", rep.get("error"))
