@@ -46,6 +46,7 @@ from engine.fills import Costs
 from engine.journal import Journal
 from engine.loop import run_loop
 from engine.portfolio import Account
+from engine.risk import RiskBook, RiskGate
 from engine.ports import BarFeed, Broker, BrokerFactory, FeatureHandler
 from engine.registry import (
     BROKERS,
@@ -368,6 +369,7 @@ def _workers(config: RunConfig, replay: bool, bars: int = MIN_BARS_FOR_WORKERS) 
     n = len(config.strategies)
     asked = config.execution.workers
     if (not replay or n < 2 or asked == 1 or config.journal.enabled or config.publish.enabled
+            or config.risk is not None  # the limits span accounts: one process
             or "fork" not in multiprocessing.get_all_start_methods()):
         return 1
     if asked == 0:
@@ -393,6 +395,7 @@ class _StrategyKit:
     outputs: dict[str, tuple[str, ...]]
     signal_rule: Strategy | None
     clock: Clock
+    risk_book: RiskBook | None = None  # shared by the strategies' risk gates (config risk:)
 
     def wire(self, which: Sequence[StrategyConfig], bus: Bus, accounts: dict[str, Account],
              brokers: dict[str, Broker], strategies: dict[str, Strategy],
@@ -410,6 +413,10 @@ class _StrategyKit:
             acct = Account(s.name, self.store.symbol, config.account.initial_cash, publish)
             broker = self.broker_cls(acct, publish, costs, config.execution.intrabar,
                                      config.execution.market_fill)
+            if config.risk is not None:  # the limits in front of every broker (engine/risk.py)
+                if self.risk_book is None:
+                    self.risk_book = RiskBook(config.risk, clock.now_ns)
+                broker = RiskGate(broker, self.risk_book, publish)
             tag = f"{s.name}"
             attach_broker(bus, broker, name=f"broker:{tag}")
             bus.subscribe(OrderFilled, acct.on_order_filled, priority=PRIORITY_PORTFOLIO,

@@ -170,6 +170,25 @@ class TelegramConfig(BaseModel):
                                      description="command channel reply timeout")
 
 
+class RiskConfig(BaseModel):
+    """Risk limits checked before every order (``engine.risk.RiskGate``; docs/config.md)."""
+
+    model_config = _STRICT
+    max_position_notional: float | None = Field(
+        default=None, gt=0, description="most quote currency (USDT) one strategy's position may "
+        "be worth after an entry, at the order's price")
+    max_open_positions: int | None = Field(
+        default=None, ge=1, description="most strategies in a position at once; more entries wait")
+    max_orders_per_minute: int | None = Field(
+        default=None, ge=1, description="entries refused once this many orders went out in the "
+        "last 60 s (exits and stop moves are counted, never refused)")
+    max_daily_loss: float | None = Field(
+        default=None, gt=0, description="quote currency lost since the UTC day's first bar "
+        "(realized and open, all strategies) that stops entries until the next UTC day")
+    kill_switch: bool = Field(default=False, description="refuse every new entry (exits and "
+                              "stops still go out)")
+
+
 class OutputConfig(BaseModel):
     model_config = _STRICT
     dir: Path = Path("runs/latest")
@@ -193,6 +212,7 @@ class RunConfig(BaseModel):
     journal: JournalConfig = JournalConfig()
     publish: PublishConfig = PublishConfig()
     telegram: TelegramConfig = TelegramConfig()
+    risk: RiskConfig | None = None  # no limits unless configured (engine/risk.py)
 
     @field_validator("strategies")
     @classmethod
@@ -225,6 +245,8 @@ class RunConfig(BaseModel):
         d = self.resolved_dict()
         d.pop("publish", None)  # watching a run does not make it another run
         d.pop("telegram", None)
+        if d.get("risk") is None:  # no risk section: the hash of the configs before it existed
+            d.pop("risk", None)
         blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -257,3 +257,21 @@ def test_live_config_with_two_strategies_is_refused() -> None:
                                             {"name": "b", "kind": "multi_tier"}]})
     with pytest.raises(ConfigError, match="one strategy per Apex account"):
         ApexBroker.from_config(cfg)
+
+
+def test_risk_gate_in_front_of_the_apex_broker_sends_nothing_it_refuses(h: Harness) -> None:
+    import time
+
+    from engine.config import RiskConfig
+    from engine.risk import RiskBook, RiskGate
+
+    gate = RiskGate(h.broker, RiskBook(RiskConfig(max_position_notional=100.0), time.time_ns),
+                    h.publish)
+    assert gate.after_bar == h.broker.after_bar  # the live hook still reaches the broker
+    gate.book.on_bar(h.bar())  # the gate's book knows the last close
+    n = len(h.venue.requests)
+    gate.on_submit_order(SubmitOrder(ts_event_ns=0, ts_init_ns=0, account="s1", order_id="s1-1",
+                                     side="buy", type="market", seq=0, qty=0.01, tag="ENTRY"))
+    assert not [r for r in h.venue.requests[n:] if r["method"] == "POST"]  # ~430 USDT > 100
+    (c,) = h.of(OrderCanceled)
+    assert c.reason.startswith("risk: position worth") and not h.venue.book.orders

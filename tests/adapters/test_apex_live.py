@@ -64,7 +64,7 @@ def test_live_run_trades_like_the_backtest_with_stops_on_the_venue(
     bars, path = sample
     params = {"min_lock_pct": 0.0} if strategy == "trailing_stop" else {}  # trail early
     one = {"strategies": [{"name": strategy, "kind": strategy, "params": params}],
-           "output.report": False,
+           "output.report": False, "risk": None,  # the limits: tests/engine/test_risk.py
            "account.initial_cash": 10_000.0, "account.position_size_frac": 0.5,
            "costs.maker_fee_bps": 5}
     bt_cfg = load_config(LIVE, {**one, "output.dir": str(tmp_path / "bt"), "mode": "backtest",
