@@ -149,6 +149,9 @@ class ZmqBridge:
         self._nb = self._every
         self._last_round = time.perf_counter()
         self._subscribed: set[bytes] = set()  # topic prefixes with a subscriber (XPUB)
+        self._watched = False  # anyone subscribed at the last round
+        self._unwatched = 0  # bars since then that nobody was subscribed to see
+        self._unwatched_bar: BarClosed | None = None
         # publisher state: written by the engine thread under _lock, read by snapshots
         self._lock = threading.Lock()
         self.seq = 0
@@ -264,9 +267,14 @@ class ZmqBridge:
 
     # -- engine thread ---------------------------------------------------------------------------
     def _on_bar(self, bar: BarClosed) -> None:
-        """Sink for bars (engine thread, after every other handler of the bar): queue it; every
-        ``_every`` bars apply waiting commands and, when due, publish a round; pace a replay."""
-        self._q.append(bar)
+        """Sink for bars (engine thread, after every other handler of the bar): queue it (only
+        count it while nobody subscribes); every ``_every`` bars apply waiting commands and,
+        when due, publish a round; pace a replay."""
+        if self._watched:
+            self._q.append(bar)
+        else:
+            self._unwatched += 1
+            self._unwatched_bar = bar
         self._nb -= 1
         if self._nb <= 0:
             self._tick()
@@ -501,6 +509,13 @@ class ZmqBridge:
     def _round(self, budget_s: float, beat: bool = False) -> None:
         """Publish the queued events (bars beyond ``budget_s`` are skipped as a gap)."""
         with self._lock:
+            if self._unwatched:
+                self.seq += self._unwatched  # as skipped bars: a gap for a late subscriber
+                self.skipped += self._unwatched
+                bar = self._unwatched_bar
+                assert bar is not None
+                self.bar_seq, self.last_bar = bar.seq, bar
+                self._unwatched = 0
             self._subscriptions()
             q = self._q
             t0 = time.perf_counter()
@@ -535,6 +550,7 @@ class ZmqBridge:
                 self._subscribed.add(frame[1:])
             elif frame[:1] == b"\x00":
                 self._subscribed.discard(frame[1:])
+            self._watched = bool(self._subscribed)
 
     def _skip(self, q: deque[Any]) -> None:
         """Drop the queued bars unpublished (with their events): ``seq`` moves on by one per
