@@ -137,6 +137,44 @@ def test_live_run_trades_like_the_backtest_with_stops_on_the_venue(
     blobs = [p.read_bytes() for p in (tmp_path / "live").rglob("*") if p.is_file()]
     assert blobs, "the live run wrote its journal"
     text = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
-    for secret in (SECRETS.secret, SECRETS.passphrase, SECRETS.zk_seeds):
+    for secret in (SECRETS.key, SECRETS.secret, SECRETS.passphrase, SECRETS.zk_seeds):
         assert all(secret.encode() not in b for b in blobs), secret
+        assert secret not in text, secret
+
+
+def test_cli_live_run_leaks_no_secret(sample: tuple[Bars, Path], tmp_path: Path,
+                                      secrets_env: ApexCredentials,
+                                      capsys: pytest.CaptureFixture[str],
+                                      caplog: pytest.LogCaptureFixture) -> None:
+    """`tradebot run configs/live.yaml` with distinctive secrets in the environment: none of
+    them in any file of the output folder (config.resolved.yaml, journal, results), stdout,
+    stderr or a log record, including a refused signature's error."""
+    from engine.cli import main
+
+    caplog.set_level(logging.DEBUG)
+    bars, _ = sample
+    b = bars.slice(0, 260)
+    out = tmp_path / "out"
+    with LocalVenue(b, speed=0, start=int(b.ts_open_ns[230]) // 1_000_000) as venue:
+        rc = main(["run", str(LIVE), "--venue", venue.url, "--max-bars", "20",
+                   "--out", str(out)])
+        requests = list(venue.requests)
+    o, e = capsys.readouterr()
+    assert rc == 0, e
+    assert (out / "config.resolved.yaml").is_file() and (out / "journal.sqlite").is_file()
+    assert any(r["path"] == "/api/v3/fills" for r in requests)  # the Apex broker was wired
+    # a wrong secret: the venue refuses the signature; the error names the variables only
+    with LocalVenue(b, speed=0, credentials=ApexCredentials(
+            SECRETS.key, "another-secret", SECRETS.passphrase, SECRETS.zk_seeds)) as venue:
+        from adapters.apex.client import ApexClient
+        from engine.errors import VenueError
+
+        with pytest.raises(VenueError) as err:
+            ApexClient(venue.url).balance()
+    blobs = [p.read_bytes() for p in out.rglob("*") if p.is_file()]
+    text = "\n".join([o, e, str(err.value)] + [f"{r.getMessage()} {r.exc_text or ''}"
+                                               for r in caplog.records])
+    assert "APEX_API_SECRET" in str(err.value)
+    for secret in (SECRETS.key, SECRETS.secret, SECRETS.passphrase, SECRETS.zk_seeds):
+        assert all(secret.encode() not in blob for blob in blobs), secret
         assert secret not in text, secret
