@@ -114,9 +114,11 @@ class FrontEnd:
         self.outbox = Outbox(cfg.outbox)
         self.tracker = wire.SeqTracker()
         self.pending: dict[str, Pending] = {}
+        self.takes: dict[str, tuple[str, str, float]] = {}  # alert button -> op, alarm, expiry
         self.refused: set[int] = set()
         self.seen: set[str] = set()
         self.synced = asyncio.Event()
+        self.warmed = False  # the first chart drawn (matplotlib loaded)
         self._wake = asyncio.Event()
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._rate: dict[int, _Rate] = {}
@@ -236,6 +238,7 @@ class FrontEnd:
     async def _build_alerts(self) -> None:
         # the first chart pays matplotlib's import and font set-up: pay it before any alert
         await asyncio.to_thread(alerts.warm_up)
+        self.warmed = True
         while True:
             kind, msg = await self._queue.get()
             try:
@@ -262,7 +265,14 @@ class FrontEnd:
             png = await asyncio.to_thread(alerts.chart_png, bars, sig, setup)
             log.debug("alarm %s: setup %.3f s, chart %.3f s", sig["alarm_id"], t1 - t0,
                       time.perf_counter() - t1)
-            self.enqueue("signal", key, text, png)
+            op = "buy" if sig["side"] == "long" else "sell"
+            buttons = None
+            if op in (self.state.status.get("accepts") or ()):  # paper/live: one tap takes it
+                token = _secrets.token_hex(6)
+                self.takes[token] = (op, sig["alarm_id"],
+                                     time.monotonic() + self.cfg.confirm_timeout_s)
+                buttons = [[("✅ Take it", f"take:{token}"), ("✖️ Skip", f"skip:{token}")]]
+            self.enqueue("signal", key, text, png, buttons)
             return
         a = alerts.event_alert(kind, msg)
         if a is None or a[1] in self.seen:
@@ -270,12 +280,13 @@ class FrontEnd:
         self.seen.add(a[1])
         self.enqueue(*a)
 
-    def enqueue(self, kind: str, key: str, text: str, photo: bytes | None = None) -> int:
+    def enqueue(self, kind: str, key: str, text: str, photo: bytes | None = None,
+                buttons: list[list[tuple[str, str]]] | None = None) -> int:
         """Queue an alert for its chats (muted kinds are dropped); returns how many were new."""
         if kind in self.cfg.mute:
             return 0
         chats = self.cfg.routes.get(kind) or sorted(self.allowed)
-        n = sum(self.outbox.put(key, c, kind, text, photo) for c in chats)
+        n = sum(self.outbox.put(key, c, kind, text, photo, buttons) for c in chats)
         self._wake.set()
         return n
 
@@ -361,6 +372,7 @@ class FrontEnd:
                          ("buy", self._trade), ("sell", self._trade)):
             app.add_handler(CommandHandler(name, fn))
         app.add_handler(CallbackQueryHandler(self._confirm, pattern=r"^(ok|no):"))
+        app.add_handler(CallbackQueryHandler(self._take, pattern=r"^(take|skip):"))
 
     async def _gate(self, update: Update, ctx: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
@@ -585,6 +597,39 @@ class FrontEnd:
             await q.edit_message_text(f"✅ Done: {p.text}\n{_result(rep.get('result'))}")
         else:
             await q.edit_message_text(f"❌ Refused: {p.text}\n{rep.get('error')}")
+
+
+    async def _take(self, update: Update, ctx: ContextTypes.DEFAULT_TYPE) -> None:
+        """A tap on a signal alert's "Take it" / "Skip" (the tap is the confirmation)."""
+        q = update.callback_query
+        verb, _, token = (q.data or "").partition(":")
+        chat = update.effective_chat.id
+        got = self.takes.pop(token, None)
+        with contextlib.suppress(BadRequest):
+            await q.edit_message_reply_markup(None)  # one tap per alert
+        if got is None or time.monotonic() > got[2]:
+            await q.answer("expired")
+            await q.message.reply_text("⌛ This alert's buttons expired; use /buy or /sell.")
+            return
+        op, alarm, _ = got
+        if verb == "skip":
+            await q.answer("skipped")
+            await q.message.reply_text(f"✖️ Skipped {alarm}")
+            return
+        await q.answer("sending")
+        strategy = self._strategy(None)
+        if strategy is None:
+            await q.message.reply_text("❌ no strategy known yet; use /buy strategy=NAME")
+            return
+        rep = await self.request(op, strategy=strategy, alarm_id=alarm,
+                                 reason=f"telegram chat {chat} (alert button)")
+        log.info("chat %s: %s %s from the alert -> %s", chat, op, alarm, rep.get("ok"))
+        if rep.get("ok"):
+            await q.message.reply_text(f"✅ Taken: {op} {strategy} from {alarm}\n"
+                                       f"{_result(rep.get('result'))}")
+        else:
+            await q.message.reply_text(f"❌ Refused: {op} {strategy} from {alarm}\n"
+                                       f"{rep.get('error')}")
 
 
 def _died(task: asyncio.Task[Any]) -> None:

@@ -119,8 +119,9 @@ class FakeTelegram:
         return self.wait(hits, f"{n}x {method or 'send'}", timeout)
 
     def texts(self, chat_id: int | None = None) -> list[str]:
-        return [p.get("text") or p.get("caption") or "" for _, p in list(self.sent)
-                if chat_id is None or str(p.get("chat_id")) == str(chat_id)]
+        return [p.get("text") or p.get("caption") or "" for m, p in list(self.sent)
+                if m != "editMessageReplyMarkup"
+                and (chat_id is None or str(p.get("chat_id")) == str(chat_id))]
 
     # -- server side -------------------------------------------------------------------------
     def _answer(self, method: str, p: dict[str, Any]) -> Any:
@@ -136,6 +137,9 @@ class FakeTelegram:
                 if not self._updates and wait:
                     self._cond.wait(wait)
                 return list(self._updates)
+        if method == "editMessageReplyMarkup":
+            self.sent.append((method, p))
+            return True
         if method.startswith("send") or method == "editMessageText":
             chat_id = p.get("chat_id") or 42
             mid = int(p["message_id"]) if p.get("message_id") else next(self._msg_ids)

@@ -125,7 +125,8 @@ class FrontEndThread:
         return self
 
     def synced(self, timeout: float = 10) -> None:
-        self.fake.wait(lambda: self.fe.synced.is_set(), "the front end's first snapshot", timeout)
+        self.fake.wait(lambda: self.fe.synced.is_set() and self.fe.warmed,
+                       "the front end's first snapshot and chart", timeout)
 
     def call(self, coro_fn: Any, timeout: float = 10) -> Any:
         return asyncio.run_coroutine_threadsafe(coro_fn(), self.loop).result(timeout)

@@ -90,6 +90,28 @@ def test_paper_run_alerts_commands_and_confirm(bars, tmp_path, records):
         # the journaled command carries the chat id
         (c,) = [c for c in br.commands if c.op == "flatten"]
         assert c.ok and c.args.get("reason") == f"telegram chat {CHAT}"
+        # paper mode: a signal alert built while the engine trades carries one-tap "Take it" /
+        # "Skip" buttons (alerts built after the run finished do not: nothing could take them)
+        def token(p, verb):
+            return p["reply_markup"].split(f'"{verb}:')[1].split('"')[0]
+
+        def alarm(p):
+            return p["caption"].split("\n")[1].split()[1]
+        live = [p for p in photos if "take:" in p.get("reply_markup", "")]
+        assert live and all("skip:" in p["reply_markup"] for p in live)
+        n = len(fake.texts(CHAT))
+        fake.push_tap(f"skip:{token(live[0], 'skip')}", live[0]["_message_id"])
+        fake.wait(lambda: len(fake.texts(CHAT)) > n, "the skip")
+        assert fake.texts(CHAT)[n] == f"✖️ Skipped {alarm(live[0])}"
+        last = live[-1]
+        fake.push_tap(f"take:{token(last, 'take')}", last["_message_id"])
+        fake.wait(lambda: any(t.startswith("❌ Refused: ") for t in fake.texts(CHAT)),
+                  "the take on a finished run")
+        refused = [t for t in fake.texts(CHAT) if t.startswith("❌ Refused: ")][0]
+        assert alarm(last) in refused and "the run has finished" in refused
+        fake.push_tap(f"take:{token(last, 'take')}", last["_message_id"])  # a second tap
+        fake.wait(lambda: any(t.startswith("⌛ This alert's buttons expired")
+                              for t in fake.texts(CHAT)), "the second tap refused")
         # commands on the final state
         bal = fe.ask("/balance")
         last = br.bar_seq
@@ -157,6 +179,9 @@ def test_backtest_refusal_expiry_unauthorised_and_restart(bars, tmp_path, record
         eng.thread.join(30)
         assert [c.op for c in eng.bridge.commands] == ["close"]  # the expired flatten never went
         assert fake.token not in "".join(fake.texts())
+        # a backtest takes no trades: its signal alerts carry no buttons
+        assert all("take:" not in p.get("reply_markup", "")
+                   for m, p in fake.sent if m == "sendPhoto")
         # the engine restarts (a new run on the same addresses): the front end follows
         old_run = eng.bridge.run_id
         eng.close()
