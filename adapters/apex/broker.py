@@ -557,3 +557,44 @@ class ApexBroker:
         logger.info("%s: order %s canceled: %s", self.name, order_id, reason)
         self._publish(OrderCanceled(ts_event_ns=ts, ts_init_ns=ts, account=self.name,
                                     order_id=order_id, reason=reason))
+
+
+def flatten(client: ApexClient, symbol: str, *, max_retries: int = 5,
+            sleep: Callable[[float], None] = time.sleep) -> list[str]:
+    """The kill switch (``tradebot flatten``): cancel every open order of ``symbol``, then close
+    every position in it with a reduce-only ``MARKET`` order at the worst-price guard. Returns
+    what it did, one line each. Idempotent: a second call finds nothing to do.
+
+    Raises:
+        VenueError: the venue refused or stayed unavailable (the message says what is left).
+    """
+    from engine.portfolio import Account
+
+    done: list[str] = []
+    acct = Account("flatten", symbol, 0.0, lambda e: None)
+    broker = ApexBroker(acct, lambda e: None, Costs.from_bps(0, 0, 0), client=client,
+                        symbol=symbol, run_id=f"flatten-{time.time_ns()}",
+                        max_retries=max_retries, sleep=sleep)
+    r = broker.rules
+    n_open = len([o for o in broker._retry("open orders", client.open_orders) or []
+                  if str(o.get("symbol", "")).replace("-", "") == r.symbol.replace("-", "")])
+    broker._retry("cancel open orders", client.delete_open_orders, r.symbol)
+    done.append(f"canceled {n_open} open order(s) of {r.symbol}")
+    for p in broker._retry("account", client.account).get("positions") or []:
+        size = float(p.get("size") or 0.0)
+        if str(p.get("symbol", "")).replace("-", "") != r.symbol.replace("-", "") or size == 0:
+            continue
+        long = str(p.get("side", "")).upper() == "LONG"
+        acct.qty = size if long else -size
+        cmd = SubmitOrder(ts_event_ns=0, ts_init_ns=0, account="flatten", order_id="close",
+                          side="sell" if long else "buy", type="market", seq=-1, qty=math.inf,
+                          reduce_only=True, tag="FLATTEN")
+        o = _Order("close", broker.cid("close"), cmd.side, "market", size, math.nan, True,
+                   "FLATTEN", -1)
+        form = broker._form(cmd, o)
+        broker._send(o, form)
+        done.append(f"closed the {p.get('side')} position of {_s(r.size(size))} {r.symbol} "
+                    f"(reduce-only MARKET, worst price {form['price']})")
+    if len(done) == 1:
+        done.append(f"no open position in {r.symbol}")
+    return done

@@ -275,3 +275,30 @@ def test_risk_gate_in_front_of_the_apex_broker_sends_nothing_it_refuses(h: Harne
     assert not [r for r in h.venue.requests[n:] if r["method"] == "POST"]  # ~430 USDT > 100
     (c,) = h.of(OrderCanceled)
     assert c.reason.startswith("risk: position worth") and not h.venue.book.orders
+
+
+def test_flatten_cancels_everything_and_closes_reduce_only(
+        h: Harness, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    from engine.cli import main
+
+    px = float(h.bars.close[0])
+    h.submit("s1-1", "sell", qty=0.03, stop_loss=px * 1.05, take_profit=px * 0.9, tag="ENTRY")
+    h.submit("s1-2", "buy", "limit", qty=0.01, price=px * 0.8, reduce_only=True, tag="TP2")
+    h.bar()
+    assert h.venue.book.qty == pytest.approx(-0.03) and len(h.venue.book.working) == 3
+    c = TEST_CREDENTIALS
+    for k, v in (("APEX_API_KEY", c.key), ("APEX_API_SECRET", c.secret),
+                 ("APEX_API_PASSPHRASE", c.passphrase), ("APEX_ZK_SEEDS", c.zk_seeds)):
+        monkeypatch.setenv(k, v)
+    live = Path(__file__).resolve().parents[2] / "configs" / "live.yaml"
+    assert main(["flatten", str(live), "--venue", h.venue.url]) == 0
+    out = capsys.readouterr().out
+    assert "canceled 3 open order(s)" in out and "closed the SHORT position of 0.03" in out
+    assert h.venue.book.qty == 0.0 and not h.venue.book.working
+    close = [o for o in h.venue_orders() if o.form.get("reduceOnly") == "True"
+             and o.type == "MARKET"]
+    assert len(close) == 1 and close[0].side == "BUY"
+    assert main(["flatten", str(live), "--venue", h.venue.url]) == 0  # nothing left: no-op
+    assert "no open position" in capsys.readouterr().out
