@@ -126,12 +126,13 @@ def install_redaction(*secrets: str) -> None:
         except Exception:  # a broken format string: keep the raw text
             msg = str(record.msg)
         clean = redact(msg, tuple(_installed))
-        if clean != msg or record.args:
+        if clean != msg:  # records without a secret are left exactly as they were
             record.msg, record.args = clean, None
         if record.exc_info and record.exc_info[1] is not None:
-            text = "".join(traceback.format_exception(*record.exc_info))
-            record.exc_text = redact(text.rstrip("\n"), tuple(_installed))
-            record.exc_info = None
+            text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            clean = redact(text, tuple(_installed))
+            if clean != text:
+                record.exc_text, record.exc_info = clean, None
         return record
 
     logging.setLogRecordFactory(factory)

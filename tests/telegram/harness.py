@@ -15,7 +15,7 @@ import zmq
 
 from adapters.csv_feed import CsvFeed
 from adapters.telegram.bot import FrontEnd
-from adapters.telegram.security import Secrets, install_redaction
+from adapters.telegram.security import Secrets, install_redaction, uninstall_redaction
 from adapters.zmq_bridge import Settings, ZmqBridge
 from engine.bootstrap import build_engine
 from engine.config import RunConfig, TelegramConfig
@@ -148,5 +148,6 @@ class FrontEndThread:
             self.loop.call_soon_threadsafe(self._stop.set)
         self.thread.join(15)
         self.fake.close()
+        uninstall_redaction()  # the rest of the test session's records stay untouched
         if self.error:
             raise self.error
