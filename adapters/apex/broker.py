@@ -158,13 +158,15 @@ class ApexBroker:
         max_retries, backoff_s, backoff_cap_s: transient errors are retried ``max_retries``
             times, waiting ``backoff_s`` doubling up to ``backoff_cap_s`` (or the venue's
             ``retry_after``, capped).
+        market_wait_s: after a bar, how long to wait for the fills of the market orders placed
+            on it (the local venue in lockstep fills them at once).
         sleep: how to wait (tests may record the waits).
     """
 
     def __init__(self, account: Account, publish: Callable[[Event], None], costs: Costs,
                  policy: IntrabarPolicy | None = None, market_fill: MarketFill | None = None, *,
                  client: ApexClient, symbol: str, run_id: str, max_retries: int = 5,
-                 backoff_s: float = 0.25, backoff_cap_s: float = 4.0,
+                 backoff_s: float = 0.25, backoff_cap_s: float = 4.0, market_wait_s: float = 2.0,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.account = account
         self.name = account.name
@@ -184,6 +186,8 @@ class ApexBroker:
         self._fills_from_ms = 0
         self._bar: BarClosed | None = None
         self.retries = 0  # transient errors retried (diagnostics, tests)
+        self.market_wait_s = market_wait_s
+        self._polling = False
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -245,11 +249,9 @@ class ApexBroker:
             return
         try:
             self._cancel_cid(o.cid)
-        except OrderRejected as exc:  # already filled / canceled on the venue
-            self._poll_fills()
-            if o.working:
-                o.working = False
-                self._canceled(o.order_id, f"cancel refused by the venue: {exc}")
+        except OrderRejected as exc:  # already filled / canceled on the venue: a fill of it
+            o.working = False  # not yet polled is still booked (fills are matched by clientId)
+            self._canceled(o.order_id, f"cancel refused by the venue: {exc}")
             return
         o.working = False
         self._canceled(o.order_id, cmd.reason or "canceled")
@@ -303,8 +305,17 @@ class ApexBroker:
 
     def after_bar(self, bar: BarClosed) -> None:
         """After the bar's handlers: book what the orders placed on this close did at once
-        (market orders fill as soon as they are placed)."""
-        if any(o.working for o in self._orders.values()):
+        (market orders fill as soon as they are placed; on the exchange this waits up to
+        ``market_wait_s`` for their fills, then asks whether the venue canceled them)."""
+        if not any(o.working for o in self._orders.values()):
+            return
+        self._poll_fills()
+        deadline = time.monotonic() + self.market_wait_s
+        while any(o.working and o.type == "market" for o in self._orders.values()):
+            if time.monotonic() >= deadline:
+                self._poll_canceled()
+                break
+            self._sleep(0.05)
             self._poll_fills()
 
     def close_at_end(self, bar: BarClosed, tag: str) -> None:
@@ -436,12 +447,15 @@ class ApexBroker:
                 logger.warning("%s: %s", self.name, exc)
                 if self._lookup(o.cid) is not None:
                     return True  # accepted before the reply was lost: nothing to resend
+                if attempt >= self.max_retries:
+                    raise VenueError(f"create order {o.order_id} (clientId {o.cid}): reply lost "
+                                     f"{attempt + 1} times and the venue does not have it")
             except TransientVenueError as exc:
+                if attempt >= self.max_retries:
+                    raise VenueError(f"create order {o.order_id} (clientId {o.cid}): still "
+                                     f"failing after {attempt} retries: {exc}") from exc
                 self._backoff(attempt, exc)
             attempt += 1
-            if attempt > self.max_retries:
-                raise VenueError(f"create order {o.order_id} (clientId {o.cid}): no answer after "
-                                 f"{self.max_retries} retries")
 
     def _lookup(self, cid: str) -> dict[str, Any] | None:
         """The venue's order with clientId ``cid``, or None when it has none."""
@@ -479,6 +493,15 @@ class ApexBroker:
 
     # -- fills ---------------------------------------------------------------------------------
     def _poll_fills(self) -> None:
+        if self._polling:  # a handler of a fill being published asked again: the outer poll
+            return  # publishes the rest, once each
+        self._polling = True
+        try:
+            self._poll_fills_once()
+        finally:
+            self._polling = False
+
+    def _poll_fills_once(self) -> None:
         rows: list[dict[str, Any]] = []
         page = 0
         while True:

@@ -302,3 +302,51 @@ def test_flatten_cancels_everything_and_closes_reduce_only(
     assert len(close) == 1 and close[0].side == "BUY"
     assert main(["flatten", str(live), "--venue", h.venue.url]) == 0  # nothing left: no-op
     assert "no open position" in capsys.readouterr().out
+
+
+def test_transient_faults_past_the_retries_end_in_a_reported_cancel(h: Harness) -> None:
+    h.venue.inject("/api/v3/order", "http500", count=10)
+    h.submit("s1-1", "buy", qty=0.01, tag="ENTRY")
+    (c,) = h.of(OrderCanceled)
+    assert c.order_id == "s1-1" and c.reason.startswith("not placed") and "after 5 retries" in c.reason
+    assert not h.venue.book.orders and h.broker.retries == 5
+    assert h.waits == [0.25, 0.5, 1.0, 2.0, 4.0]  # doubling, capped at 4 s
+
+
+def test_a_failing_fills_read_is_retried_and_books_each_fill_once(h: Harness) -> None:
+    h.venue.inject("/api/v3/fills", "http500", count=2)
+    h.submit("s1-1", "buy", qty=0.01, stop_loss=float(h.bars.close[0]) * 0.9, tag="ENTRY")
+    h.bar()
+    h.bar()
+    assert [f.order_id for f in h.of(OrderFilled)] == ["s1-1"] and h.broker.retries == 2
+
+
+def test_a_size_the_venue_refuses_is_reported(h: Harness) -> None:
+    h.venue.inject("/api/v3/order", "reject", key="ORDER_SIZE_LESS_THAN_MIN")
+    h.submit("s1-1", "buy", qty=0.01, tag="ENTRY")
+    (c,) = h.of(OrderCanceled)
+    assert "ORDER_SIZE_LESS_THAN_MIN" in c.reason and not h.venue.book.orders
+    h.submit("s1-2", "buy", qty=0.01, tag="ENTRY")  # the next order goes through
+    assert [f.order_id for f in h.of(OrderFilled)] == ["s1-2"]
+
+
+def test_stop_and_target_in_one_bar_and_the_runners_late_cancel_book_each_fill_once(
+        h: Harness) -> None:
+    """The position closes on a stop; the strategy's cancel of it arrives after (as the exit
+    runner sends it): reported, and no fill is published twice."""
+    px = float(h.bars.close[0])
+    h.submit("s1-1", "buy", qty=0.02, tag="ENTRY")
+    hi = float(max(h.bars.high[2:6]))
+    h.submit("s1-2", "sell", "stop", qty=math.inf, price=px * 0.5, reduce_only=True,
+             tag="STOP_LOSS")
+    h.submit("s1-3", "sell", "limit", qty=0.02, price=hi - 1.0, reduce_only=True, tag="TP")
+    for _ in range(5):
+        h.bar()
+    assert h.acct.qty == 0.0
+    h.broker.on_cancel_order(CancelOrder(ts_event_ns=0, ts_init_ns=0, account="s1",
+                                         order_id="s1-2", reason="position closed"))
+    fills = h.of(OrderFilled)
+    assert [f.order_id for f in fills] == ["s1-1", "s1-3"]
+    assert len(fills) == len(h.venue.book.fills)
+    assert any(c.order_id == "s1-2" for c in h.of(OrderCanceled))
+    assert not h.venue.book.working
