@@ -149,9 +149,6 @@ class ZmqBridge:
         self._nb = self._every
         self._last_round = time.perf_counter()
         self._subscribed: set[bytes] = set()  # topic prefixes with a subscriber (XPUB)
-        self._watched = False  # anyone subscribed at the last round
-        self._unwatched = 0  # bars since then that nobody was subscribed to see
-        self._unwatched_bar: BarClosed | None = None
         # publisher state: written by the engine thread under _lock, read by snapshots
         self._lock = threading.Lock()
         self.seq = 0
@@ -159,8 +156,7 @@ class ZmqBridge:
         self.skipped = 0
         self.dropped = 0
         self.bar_seq = -1
-        self.last_bar: BarClosed | None = None
-        self._pending: list[Event] = []
+        self.bar_ts = 0  # close time (ns) of bar_seq
         self.signals: deque[SignalRaised] = deque(maxlen=RECENT)
         self.orders: deque[Event] = deque(maxlen=RECENT)
         self.fills: deque[OrderFilled] = deque(maxlen=RECENT)
@@ -172,6 +168,7 @@ class ZmqBridge:
         self._last_beat = 0.0
         self._topics = {k: wire.topic(k, self.symbol) for k in wire.KINDS}
         self._feature_names: list[str] | None = None
+        self._keepers = self._make_keepers()
         self._stop = threading.Event()
         self._ctx = context or zmq.Context()
         self._own_ctx = context is None
@@ -267,14 +264,9 @@ class ZmqBridge:
 
     # -- engine thread ---------------------------------------------------------------------------
     def _on_bar(self, bar: BarClosed) -> None:
-        """Sink for bars (engine thread, after every other handler of the bar): queue it (only
-        count it while nobody subscribes); every ``_every`` bars apply waiting commands and,
-        when due, publish a round; pace a replay."""
-        if self._watched:
-            self._q.append(bar)
-        else:
-            self._unwatched += 1
-            self._unwatched_bar = bar
+        """Sink for bars (engine thread, after every other handler of the bar). The bar itself
+        is read back from the store when published; every ``_every`` bars apply waiting
+        commands and, when due, publish a round; pace a replay."""
         self._nb -= 1
         if self._nb <= 0:
             self._tick()
@@ -294,9 +286,10 @@ class ZmqBridge:
             self._pace()
 
     def __call__(self, event: Event) -> None:
-        """Sink for every other event (engine thread). Commands wait for the end of the bar
-        (``_tick``) or, live between bars, the bridge's timer."""
-        self._q.append(event)
+        """Sink for every other event (engine thread), queued with the bar count it happened
+        at. Commands wait for the end of the bar (``_tick``) or, live between bars, the
+        bridge's timer."""
+        self._q.append((self.store.count, event))
         if type(event) is _TIMER:
             if self._cmds:
                 self.drain_commands()
@@ -507,37 +500,47 @@ class ZmqBridge:
 
     # -- publishing rounds (engine thread) -----------------------------------------------------
     def _round(self, budget_s: float, beat: bool = False) -> None:
-        """Publish the queued events (bars beyond ``budget_s`` are skipped as a gap)."""
+        """Publish the bars closed since the last round with their events (engine thread,
+        between bars). Bars beyond ``budget_s``, or that nobody subscribes to, are skipped."""
         with self._lock:
-            if self._unwatched:
-                self.seq += self._unwatched  # as skipped bars: a gap for a late subscriber
-                self.skipped += self._unwatched
-                bar = self._unwatched_bar
-                assert bar is not None
-                self.bar_seq, self.last_bar = bar.seq, bar
-                self._unwatched = 0
             self._subscriptions()
+            upto = self.store.count - 1
+            s = self.bar_seq + 1
             q = self._q
-            t0 = time.perf_counter()
-            limited = budget_s != math.inf
-            if self._subscribed:
-                while q:
-                    ev = q.popleft()
-                    if type(ev) is BarClosed:
-                        if limited and time.perf_counter() - t0 > budget_s:
-                            q.appendleft(ev)
-                            break  # out of budget: the rest is skipped below
-                        self._bar(ev)
-                    else:
-                        self._keep(ev)
-                        self._pending.append(ev)
-            if q:  # nobody listens, or over budget: keep the state, encode nothing
-                self._skip(q)
-            self._flush_pending()
+            watched = bool(self._subscribed)
+            # events after the last published bar, before the next one (commands, live fills)
+            while q and q[0][0] <= s:
+                self._event(q.popleft()[1], watched)
+            if watched:
+                t0 = time.perf_counter()
+                limited = budget_s != math.inf
+                while s <= upto:
+                    if limited and time.perf_counter() - t0 > budget_s:
+                        break  # out of budget: the rest is skipped below
+                    self._bar(s)
+                    while q and q[0][0] == s + 1:
+                        self._event(q.popleft()[1], True)
+                    self._publish("equity", "equity", self.bar_ts // 1_000_000,
+                                  {"bar_seq": s, "equity": self._equity_at(s)})
+                    s += 1
+            if s <= upto:  # skipped: a gap the subscribers see; they take a snapshot
+                n = upto - s + 1
+                self.seq += n
+                self.skipped += n
+                self._set_bar(upto)
+                while q and q[0][0] <= upto + 1:
+                    self._keep(q.popleft()[1])
             now = time.monotonic()
             if beat or now - self._last_beat >= self.s.heartbeat_s:
                 self._publish("status", "status", int(time.time() * 1000), self.status())
                 self._last_beat = now
+
+    def _event(self, ev: Event, publish: bool) -> None:
+        self._keep(ev)
+        name = type(ev).__name__
+        if publish and name not in NOT_PUBLISHED:
+            ts = ev.ts_event_ns or self.bar_ts
+            self._publish(wire.kind_of(name), name, ts // 1_000_000, ev)
 
     def _subscriptions(self) -> None:
         """Read XPUB's (un)subscribe frames: with no subscriber nothing is encoded."""
@@ -550,45 +553,23 @@ class ZmqBridge:
                 self._subscribed.add(frame[1:])
             elif frame[:1] == b"\x00":
                 self._subscribed.discard(frame[1:])
-            self._watched = bool(self._subscribed)
 
-    def _skip(self, q: deque[Any]) -> None:
-        """Drop the queued bars unpublished (with their events): ``seq`` moves on by one per
-        bar, so subscribers see a gap and take a snapshot, which has everything."""
-        self._pending.clear()
-        last = None
-        n = 0
-        keep = self._keep
-        while q:
-            ev = q.popleft()
-            if type(ev) is BarClosed:
-                last = ev
-                n += 1
-            else:
-                keep(ev)
-        self.seq += n
-        self.skipped += n
-        if last is not None:
-            self.bar_seq, self.last_bar = last.seq, last
+    def _set_bar(self, seq: int) -> None:
+        self.bar_seq = seq
+        self.bar_ts = int(self.store.raw_column("ts_open_ns")[seq]) + self.store.tf_ns
 
-    def _bar(self, bar: BarClosed) -> None:
-        self.bar_seq = bar.seq
-        self.last_bar = bar
-        ts = bar.ts_event_ns // 1_000_000
-        self._publish("bar", "BarClosed", ts, bar)
-        self._publish("features", "features", ts, self._features_row(bar.seq))
-        self._flush_pending()
-        self._publish("equity", "equity", ts, {"bar_seq": bar.seq,
-                                               "equity": self._equity_at(bar.seq)})
-
-    def _flush_pending(self) -> None:
-        for ev in self._pending:
-            name = type(ev).__name__
-            if name in NOT_PUBLISHED:
-                continue
-            ts = ev.ts_event_ns or (self.last_bar.ts_event_ns if self.last_bar else 0)
-            self._publish(wire.kind_of(name), name, ts // 1_000_000, ev)
-        self._pending.clear()
+    def _bar(self, seq: int) -> None:
+        """Publish bar ``seq`` (read back from the store) and its feature row."""
+        st = self.store
+        self._set_bar(seq)
+        ts = self.bar_ts
+        bar = BarClosed(
+            ts_event_ns=ts, ts_init_ns=ts, symbol=self.symbol, timeframe=self.timeframe,
+            seq=seq, open=float(st.raw_column("open")[seq]), high=float(st.raw_column("high")[seq]),
+            low=float(st.raw_column("low")[seq]), close=float(st.raw_column("close")[seq]),
+            volume=float(st.raw_column("volume")[seq]))
+        self._publish("bar", "BarClosed", ts // 1_000_000, bar)
+        self._publish("features", "features", ts // 1_000_000, self._features_row(seq))
 
     def _publish(self, kind: str, type_: str, ts_ms: int, data: Any) -> None:
         self.seq += 1
@@ -602,36 +583,49 @@ class ZmqBridge:
     # -- state (publisher thread) ---------------------------------------------------------------
     def _keep(self, ev: Event) -> None:
         """Snapshot state: recent events by kind, working orders and entry plans."""
-        t = type(ev)
-        kind = wire.kind_of(t.__name__)
-        if kind == "order":
-            self.orders.append(ev)
-            self._order_state(ev)
-        elif t is OrderFilled:
-            self.fills.append(ev)
-            self.working.get(ev.account, {}).pop(ev.order_id, None)
-        else:
-            recent = {"signal": self.signals, "trade": self.trades, "command": self.commands,
-                      "alert": self.alerts}.get(kind)
-            if recent is not None:
-                recent.append(ev)
+        keeper = self._keepers.get(type(ev))
+        if keeper is None:
+            kind = wire.kind_of(type(ev).__name__)
+            keeper = {"order": self.orders.append, "alert": self.alerts.append}.get(
+                kind, _ignore)
+            self._keepers[type(ev)] = keeper
+        keeper(ev)
 
-    def _order_state(self, ev: Event) -> None:
-        t = type(ev)
-        if t is SubmitOrder:
-            if ev.type != "market":
-                self.working.setdefault(ev.account, {})[ev.order_id] = {
-                    "order_id": ev.order_id, "side": ev.side, "type": ev.type, "price": ev.price,
-                    "tag": ev.tag, "qty": ev.qty}
-            if ev.tag == "ENTRY" and (math.isfinite(ev.stop_loss)
-                                      or math.isfinite(ev.take_profit)):
-                self.plan[ev.account] = {"stop": ev.stop_loss, "target": ev.take_profit}
-        elif t is ModifyOrder:
-            o = self.working.get(ev.account, {}).get(ev.order_id)
-            if o is not None:
-                o["price"] = ev.price
-        elif t in (CancelOrder, OrderCanceled):
-            self.working.get(ev.account, {}).pop(ev.order_id, None)
+    def _make_keepers(self) -> dict[type, Callable[[Any], None]]:
+        return {
+            SignalRaised: self.signals.append, TradeClosed: self.trades.append,
+            CommandApplied: self.commands.append, OrderFilled: self._keep_fill,
+            SubmitOrder: self._keep_submit, ModifyOrder: self._keep_modify,
+            CancelOrder: self._keep_cancel, OrderCanceled: self._keep_cancel,
+        }
+
+    def _keep_fill(self, ev: OrderFilled) -> None:
+        self.fills.append(ev)
+        w = self.working.get(ev.account)
+        if w:
+            w.pop(ev.order_id, None)
+
+    def _keep_submit(self, ev: SubmitOrder) -> None:
+        self.orders.append(ev)
+        if ev.type != "market":
+            self.working.setdefault(ev.account, {})[ev.order_id] = {
+                "order_id": ev.order_id, "side": ev.side, "type": ev.type, "price": ev.price,
+                "tag": ev.tag, "qty": ev.qty}
+        if ev.tag == "ENTRY" and (math.isfinite(ev.stop_loss) or math.isfinite(ev.take_profit)):
+            self.plan[ev.account] = {"stop": ev.stop_loss, "target": ev.take_profit}
+
+    def _keep_modify(self, ev: ModifyOrder) -> None:
+        self.orders.append(ev)
+        w = self.working.get(ev.account)
+        o = w.get(ev.order_id) if w else None
+        if o is not None:
+            o["price"] = ev.price
+
+    def _keep_cancel(self, ev: CancelOrder | OrderCanceled) -> None:
+        self.orders.append(ev)
+        w = self.working.get(ev.account)
+        if w:
+            w.pop(ev.order_id, None)
 
     def _features_row(self, seq: int) -> dict[str, Any]:
         fs = self.engine.features
@@ -676,11 +670,10 @@ class ZmqBridge:
                  "low": lo[i], "close": c[i], "volume": v[i]} for i in range(b + 1 - a)]
 
     def status(self) -> dict[str, Any]:
-        last = self.last_bar
         return {
             "mode": self.mode, "symbol": self.symbol, "timeframe": self.timeframe,
             "run": self.run_id, "bar_seq": self.bar_seq,
-            "last_bar_ts": last.ts_event_ns // 1_000_000 if last is not None else 0,
+            "last_bar_ts": self.bar_ts // 1_000_000,
             "paused": self.paused, "alive": self.alive and not self.finished,
             "finished": self.finished, "speed": self.s.speed, "sent": self.sent,
             "skipped": self.skipped, "dropped": self.dropped, "accepts": self.accepts(),
@@ -835,6 +828,10 @@ _BACKTEST_REFUSAL = (
     "{op} refused: this engine runs in backtest mode (a backtest or a replay is not live, so it "
     "takes no trading commands); pause and resume work, trading needs mode paper or live"
 )
+
+
+def _ignore(ev: Any) -> None:
+    return None
 
 
 def _plain(args: dict[str, Any]) -> dict[str, Any]:
