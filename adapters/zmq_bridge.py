@@ -4,31 +4,37 @@ Wire format and ops: ``engine/wire.py`` (wire v1). Loaded by the composition roo
 entry-point group ``tradebot.sinks`` (name ``zmq``) when ``publish.enabled`` is set (config,
 ``tradebot run --publish``, ``tradebot replay``). Docs: ``docs/ui.md`` ("The bridge").
 
-Threads. The engine thread only calls the sink (``__call__``), which appends the event to a
-deque (about 0.1 µs) and, when commands are waiting, applies them (they touch strategies and
-accounts, so only the engine thread may). One background thread owns both sockets (ZeroMQ sockets
-are not thread-safe): every ``interval_s`` (20 ms) it drains the deque, keeps the snapshot state
-(bounded deques of recent signals, orders, fills, trades; working orders per account), publishes,
-answers snapshot/ping requests itself and hands commands to the engine thread through a second
-deque; the engine's results come back through a third.
+Threads. The engine thread owns the PUB (an XPUB) socket: the bus calls the bridge last on
+every event (priority 1000). An event is queued with the bar count it happened at; a bar only
+counts down (about 0.1 µs above the call). Every few bars the engine thread publishes a *round*:
+the bars closed since the last round, read back from the ``BarStore``, each with its feature row
+(the ``FeatureStore`` at that seq), its queued events and every account's equity (from the
+accounts' fill history, so a later bar never leaks in), plus a ``status`` heartbeat. Rounds run
+every bar when the engine is live or paced, every 20 ms when a backtest runs flat out. A service
+thread owns the ROUTER: it answers ``ping`` and ``snapshot`` itself (from state the rounds keep
+under a lock: bounded deques of recent signals, orders, fills, trades, commands, alerts; working
+orders per account; reading bars, features and equity up to the last published bar) and hands
+everything else to the engine thread through a deque; the engine thread's replies come back over
+an inproc PUSH/PULL pair.
 
-Never blocking the engine. The engine thread never touches a socket and never waits on a
-subscriber. The publisher sends with ``NOBLOCK`` to a PUB with ``SNDHWM = publish.hwm``: a
-stalled subscriber's pipe fills and ZeroMQ drops *its* messages (the others are not affected);
-it sees a gap in ``seq`` and asks for a snapshot. The publisher itself is budgeted: it spends at
-most ``publish.max_cpu_share`` of each cycle publishing (the GIL is shared with the engine);
-bars it cannot publish in that budget (an unpaced backtest runs at 200k bars/s) are skipped as a
-block: ``seq`` jumps by one for each skipped bar, so subscribers see a gap and take a snapshot,
-which is always complete because the state is kept for every event, published or not.
+Never blocking the engine. The engine thread never waits on a subscriber: it sends with
+``NOBLOCK`` to a socket with ``SNDHWM = publish.hwm``; a stalled subscriber's pipe fills and
+ZeroMQ drops *its* messages (the others are not affected); it sees a gap in ``seq`` and asks for
+a snapshot. With no subscriber at all (the XPUB's subscription frames tell) nothing is encoded.
+A round spends at most ``publish.max_cpu_share`` of the time the engine ran since the last one
+when the engine runs flat out; the bars beyond that budget are skipped as a block: ``seq`` jumps
+by one for each, so subscribers see a gap and take a snapshot, which is always complete because
+the state is kept for every event, published or not.
 
 Order on the wire. Events of one bar go out as: ``bar``, ``features``, that bar's events in
-engine order (fills of resting orders, signals, orders, trades, commands), ``equity``. Events that
-arrive between bars (live fills, commands, the run's end) go out within 0.2 s.
+engine order (fills of resting orders, signals, orders, trades), ``equity``. Events between bars
+(commands, live fills, the run's end) go out in the next round, before the next bar.
 
-Commands are applied on the engine thread at the next bus event (every bar close; live also every
-idle tick through a 0.25 s wall-clock timer when the clock has timers) or when whoever drives the
-engine calls ``drain_commands()``. Each is published as a ``CommandApplied`` event on the bus, so
-the journal records it and every front end sees it (``command.<SYMBOL>``). In backtest mode (a
+Commands are applied on the engine thread at the end of a bar (every bar live or paced, every 64
+bars flat out), while a paced replay waits for its next bar, live between bars on a 0.25 s timer
+of the engine's clock, or when whoever drives the engine calls ``drain_commands()`` or
+``idle()``. Each is published as a ``CommandApplied`` event on the bus, so the journal records
+it and every front end sees it (``command.<SYMBOL>``). In backtest mode (a
 backtest or a replay: not live) trading ops (``close``, ``flatten``, ``buy``, ``sell``) are
 refused with the reason; ``pause``/``resume`` (entries) are accepted in every mode.
 
