@@ -113,19 +113,25 @@ def test_live_run_trades_like_the_backtest_with_stops_on_the_venue(
     # the stop it replaces.
     stops = [o for o in orders if o.type == "STOP_MARKET"]
     assert stops and all(o.reduce_only for o in stops)
-    posts = [r for r in requests if r["method"] == "POST"]
-    live_stops = 0
+    posts = [r for r in requests if r["method"] == "POST" and r.get("error") is None]
+    live_stops: set[str] = set()  # clientIds of the stops working for the current position
     for r in posts:
-        if r["path"] == "/api/v3/order" and r["form"].get("type") == "STOP_MARKET" and \
-                r.get("error") is None:
-            live_stops += 1
+        f = r["form"]
+        if r["path"] == "/api/v3/order" and f.get("type") == "MARKET" and \
+                f.get("reduceOnly") != "True":
+            live_stops = set()  # a new position (the last one closed: its stops died with it)
+        elif r["path"] == "/api/v3/order" and f.get("type") == "STOP_MARKET":
+            live_stops.add(f["clientId"])
         elif r["path"] == "/api/v3/delete-client-order-id":
-            assert live_stops >= 2, "a stop was canceled before its replacement was placed"
-            live_stops -= 1
+            assert f["id"] in live_stops and len(live_stops) >= 2, \
+                "a stop was canceled before its replacement was placed"
+            live_stops.discard(f["id"])
     if strategy == "trailing_stop":
         assert mods, "the plugin trailed its stop"
         assert [(m.price, m.tag) for m in mods] == [(m.price, m.tag) for m in bt_mods]
         assert len(stops) > len(bt_trades)  # replaced at least once
+        n_del = sum(1 for r in posts if r["path"] == "/api/v3/delete-client-order-id")
+        assert n_del == len(mods)  # every move: new stop placed, then the old one canceled
         assert any(o.form.get("triggerPrice") for o in stops)
     if strategy == "multi_tier":
         partials = [o for o in orders if o.reduce_only and o.type in ("LIMIT", "MARKET")
