@@ -216,10 +216,35 @@ class ApexBroker:
         def factory(account: Account, publish: Callable[[Event], None], costs: Costs,
                     policy: IntrabarPolicy | None = None,
                     market_fill: MarketFill | None = None) -> ApexBroker:
-            return cls(account, publish, costs, policy, market_fill, client=client,
-                       symbol=symbol, run_id=rid)
+            broker = cls(account, publish, costs, policy, market_fill, client=client,
+                         symbol=symbol, run_id=rid)
+            broker.check_flat()
+            return broker
 
         return factory
+
+    def check_flat(self) -> None:
+        """Refuse to start on an account that already holds a position or open orders in the
+        symbol: restart reconciliation (adopting them) is not built yet, and trading beside
+        them could double a position.
+
+        Raises:
+            VenueError: what the venue holds and how to clear it.
+        """
+        sym = self.rules.symbol.replace("-", "")
+        pos = [p for p in (self._retry("account", self.client.account).get("positions") or [])
+               if str(p.get("symbol", "")).replace("-", "") == sym and float(p.get("size") or 0)]
+        orders = [o for o in self._retry("open orders", self.client.open_orders) or []
+                  if str(o.get("symbol", "")).replace("-", "") == sym]
+        if pos or orders:
+            held = [f"a {p.get('side')} position of {p.get('size')}" for p in pos]
+            if orders:
+                held.append(f"{len(orders)} open order(s)")
+            raise VenueError(
+                f"the Apex account at {self.client.base_url} holds {' and '.join(held)} in "
+                f"{self.rules.symbol}; a live run starts flat (adopting them after a restart is "
+                "not built yet): close them with `tradebot flatten CONFIG` (or by hand), then "
+                "start again")
 
     @property
     def rules(self) -> SymbolRules:

@@ -350,3 +350,21 @@ def test_stop_and_target_in_one_bar_and_the_runners_late_cancel_book_each_fill_o
     assert len(fills) == len(h.venue.book.fills)
     assert any(c.order_id == "s1-2" for c in h.of(OrderCanceled))
     assert not h.venue.book.working
+
+
+def test_a_live_start_on_an_account_that_is_not_flat_is_refused(
+        h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    from engine.config import load_config
+    from engine.errors import VenueError
+
+    live = Path(__file__).resolve().parents[2] / "configs" / "live.yaml"
+    cfg = load_config(live, {"data.venue": h.venue.url})
+    factory = ApexBroker.from_config(cfg, client=h.client)
+    factory(Account("a", "BTC-USDT", 1000.0, lambda e: None), lambda e: None,
+            Costs.from_bps(5, 2, 0))  # flat: fine
+    h.submit("s1-1", "buy", qty=0.01, stop_loss=float(h.bars.close[0]) * 0.9, tag="ENTRY")
+    with pytest.raises(VenueError, match=r"holds a LONG position of 0.01 and 1 open order"):
+        factory(Account("a", "BTC-USDT", 1000.0, lambda e: None), lambda e: None,
+                Costs.from_bps(5, 2, 0))
