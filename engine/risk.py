@@ -92,6 +92,16 @@ class RiskBook:
             self.sent.popleft()
         return len(self.sent)
 
+    def notional_after(self, cmd: SubmitOrder, acct: Account) -> float:
+        """What ``acct``'s position would be worth after ``cmd``, at the order's price (its
+        limit or trigger, else the last close); 0 while no price is known."""
+        px = cmd.price if math.isfinite(cmd.price) else self.last_close
+        if not (math.isfinite(px) and px > 0):
+            return 0.0
+        qty = cmd.qty if cmd.qty > 0 and math.isfinite(cmd.qty) else (
+            cmd.equity_frac * acct.equity_at(px) / px)
+        return abs(acct.qty + (qty if cmd.side == "buy" else -qty)) * px
+
     def refusal(self, cmd: SubmitOrder, acct: Account) -> str | None:
         """Why the entry ``cmd`` of ``acct`` breaks a limit (None when it does not)."""
         c = self.config
@@ -112,14 +122,10 @@ class RiskBook:
                 return (f"{n} positions open, the limit is {c.max_open_positions} "
                         "(risk.max_open_positions)")
         if c.max_position_notional is not None:
-            px = cmd.price if math.isfinite(cmd.price) else self.last_close
-            if math.isfinite(px) and px > 0:
-                qty = cmd.qty if cmd.qty > 0 and math.isfinite(cmd.qty) else (
-                    cmd.equity_frac * acct.equity_at(px) / px)
-                after = abs(acct.qty + (qty if cmd.side == "buy" else -qty)) * px
-                if after > c.max_position_notional:
-                    return (f"position worth {after:.2f} after this order, the limit is "
-                            f"{c.max_position_notional:g} (risk.max_position_notional)")
+            after = self.notional_after(cmd, acct)
+            if after > c.max_position_notional:
+                return (f"position worth {after:.2f} after this order, the limit is "
+                        f"{c.max_position_notional:g} (risk.max_position_notional)")
         if c.max_orders_per_minute is not None:
             n = self.orders_last_minute()
             if n >= c.max_orders_per_minute:

@@ -1,4 +1,4 @@
-"""``tradebot flatten CONFIG``: the kill switch of a live account (``adapters.apex.broker.flatten``).
+"""``tradebot flatten CONFIG``: a live account's kill switch (``adapters.apex.broker.flatten``).
 
 Cancels every open order of the config's symbol on its venue, then closes every position with a
 reduce-only market order. Registered under ``tradebot.commands``; imports nothing heavy at module

@@ -41,9 +41,9 @@ class Harness:
         self.acct = Account("s1", "BTC-USDT", 10_000.0, self.events.append)
         self.client = ApexClient(venue.url, venue.credentials, timeout=5.0)
         self.waits: list[float] = []
-        self.broker = ApexBroker(self.acct, self.publish, Costs.from_bps(5, 2, 0), client=self.client,
-                                 symbol="BTC-USDT", run_id="test-run", sleep=self.waits.append,
-                                 **kw)  # type: ignore[arg-type]
+        self.broker = ApexBroker(self.acct, self.publish, Costs.from_bps(5, 2, 0),
+                                 client=self.client, symbol="BTC-USDT", run_id="test-run",
+                                 sleep=self.waits.append, **kw)  # type: ignore[arg-type]
         self.k = -1  # the newest closed candle the engine has seen
 
     def publish(self, ev: Event) -> None:
@@ -308,7 +308,8 @@ def test_transient_faults_past_the_retries_end_in_a_reported_cancel(h: Harness) 
     h.venue.inject("/api/v3/order", "http500", count=10)
     h.submit("s1-1", "buy", qty=0.01, tag="ENTRY")
     (c,) = h.of(OrderCanceled)
-    assert c.order_id == "s1-1" and c.reason.startswith("not placed") and "after 5 retries" in c.reason
+    assert c.order_id == "s1-1" and c.reason.startswith("not placed")
+    assert "after 5 retries" in c.reason
     assert not h.venue.book.orders and h.broker.retries == 5
     assert h.waits == [0.25, 0.5, 1.0, 2.0, 4.0]  # doubling, capped at 4 s
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 
 import pytest
 
@@ -162,9 +163,7 @@ def test_max_daily_loss_stops_entries_until_the_next_utc_day() -> None:
 
 
 def test_backtest_with_the_kill_switch_trades_nothing_and_publishes_the_refusals(
-        tmp_path: pytest.TempPathFactory) -> None:
-    from pathlib import Path
-
+        tmp_path: Path) -> None:
     from engine.bootstrap import build_engine
     from engine.bus import PRIORITY_SINK
     from engine.config import load_config
