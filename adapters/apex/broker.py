@@ -432,6 +432,9 @@ class ApexBroker:
                 self._by_cid[c.cid] = c
 
     def _place(self, o: _Order, form: dict[str, Any]) -> None:
+        if self._fills_from_ms == 0 and self._bar is not None:
+            # no fill of ours is older than our first order: skip the account's history
+            self._fills_from_ms = self._bar.ts_event_ns // 1_000_000 - 60_000
         self._orders[o.order_id] = o
         self._by_cid[o.cid] = o
         try:
@@ -594,9 +597,11 @@ class ApexBroker:
                 v = self._lookup(o.cid)
             except VenueError:
                 continue
-            if v is None or v.get("status") != "CANCELED":
+            if v is None or v.get("status") not in ("CANCELED", "FILLED"):
                 continue
             o.working = False
+            if v.get("status") == "FILLED":  # filled short of its size (a reduce-only order
+                continue  # capped at the position): its fills are booked, nothing canceled
             self._canceled(o.order_id, f"canceled by the venue: {v.get('cancelReason', '')}")
 
     def _canceled(self, order_id: str, reason: str) -> None:

@@ -369,3 +369,21 @@ def test_a_live_start_on_an_account_that_is_not_flat_is_refused(
     with pytest.raises(VenueError, match=r"holds a LONG position of 0.01 and 1 open order"):
         factory(Account("a", "BTC-USDT", 1000.0, lambda e: None), lambda e: None,
                 Costs.from_bps(5, 2, 0))
+
+
+def test_a_reduce_only_order_capped_at_the_position_stops_working(h: Harness) -> None:
+    """A fill short of an order's size: a reduce-only target for the whole position fills only
+    what is left after a partial exit; it is then done, not reported as working or canceled."""
+    h.submit("s1-1", "buy", qty=0.02, tag="ENTRY")
+    h.submit("s1-2", "sell", "limit", qty=0.02, price=float(max(h.bars.high[2:9])) - 1.0,
+             reduce_only=True, tag="TP")
+    h.submit("s1-3", "sell", qty=0.01, reduce_only=True, tag="PARTIAL")  # fills at once
+    for _ in range(8):
+        h.bar()
+        if h.acct.qty == 0.0:
+            break
+    (f,) = [f for f in h.of(OrderFilled) if f.order_id == "s1-2"]
+    assert f.qty == pytest.approx(0.01) and h.acct.qty == 0.0  # capped by the venue
+    h.bar()
+    assert not h.broker.working_orders()
+    assert not [c for c in h.of(OrderCanceled) if c.order_id == "s1-2"]
