@@ -46,7 +46,7 @@ def _quiet(fake, seconds: float = 0.4, timeout: float = 15) -> None:
 
 def test_paper_run_alerts_commands_and_confirm(bars, tmp_path, records):
     pub, cmd = free_addr(), free_addr()
-    eng = EngineRun(bars, 400, "paper", pub, cmd, speed=200.0)
+    eng = EngineRun(bars, 400, "paper", pub, cmd, speed=150.0)
     fe = FrontEndThread(tmp_path, pub, cmd, confirm_timeout_s=30, rate_limit_per_min=600).start()
     try:
         fe.synced()
@@ -63,6 +63,21 @@ def test_paper_run_alerts_commands_and_confirm(bars, tmp_path, records):
         done = fake.wait(lambda: [q for m, q in fake.sent if m == "editMessageText"],
                          "the confirmed flatten")
         assert done[0]["text"].startswith("✅ Done: flatten"), done[0]["text"]
+        # pause (no signal entry races ours), then a manual long with a stop and a target
+        assert fe.ask("/pause") == "⏸ entries paused"
+        store = eng.engine.store
+        close = float(store.raw_column("close")[store.count - 1])
+        stop, target = round(close * 0.97, 2), round(close * 1.05, 2)
+        fe.ask(f"/buy stop={stop} target={target} strategy=poc_target")
+        p = [p for m, p in fake.sent if p.get("text", "").startswith("Confirm: buy")][0]
+        assert p["text"].startswith(f"Confirm: buy poc_target: market stop {stop} target "
+                                    f"{target}")
+        token = p["reply_markup"].split('"ok:')[1].split('"')[0]
+        fake.push_tap(f"ok:{token}", p["_message_id"])
+        (bought,) = fake.wait(lambda: [q for m, q in fake.sent if m == "editMessageText"
+                                       and "buy poc_target" in q["text"]], "the confirmed buy")
+        assert bought["text"].startswith("✅ Done: buy poc_target"), bought["text"]
+        assert f"stop: {stop:,.2f}" in bought["text"]
         eng.thread.join(30)
         eng.idle(0.5)
         br = eng.bridge
@@ -87,9 +102,21 @@ def test_paper_run_alerts_commands_and_confirm(bars, tmp_path, records):
         t0 = br.trades[0]
         assert f"PnL {t0.pnl:+,.2f}" in trades[0] and t0.account in trades[0]
         assert len([t for t in texts if t.startswith("✅ Filled")]) == len(br.fills)
-        # the journaled command carries the chat id
-        (c,) = [c for c in br.commands if c.op == "flatten"]
-        assert c.ok and c.args.get("reason") == f"telegram chat {CHAT}"
+        # the journaled commands carry the chat id
+        ops = {c.op: c for c in br.commands}
+        assert [c.op for c in br.commands] == ["flatten", "pause", "buy"]
+        assert all(c.ok and c.args.get("reason") == f"telegram chat {CHAT}"
+                   for c in br.commands)
+        assert ops["buy"].args["stop"] == stop and ops["buy"].args["target"] == target
+        # the buy reached the engine: a market entry that filled, then its stop order at our stop
+        mine = [o for o in br.orders if o.account == "poc_target"
+                and type(o).__name__ == "SubmitOrder"]
+        i = max(k for k, o in enumerate(mine) if o.tag == "ENTRY")
+        entry, stop_order = mine[i], mine[i + 1]
+        assert entry.side == "buy" and entry.type == "market"
+        assert any(f.order_id == entry.order_id for f in br.fills)
+        assert stop_order.tag == "STOP_LOSS" and stop_order.type == "stop"
+        assert abs(stop_order.price - stop) < 1e-6
         # paper mode: a signal alert built while the engine trades carries one-tap "Take it" /
         # "Skip" buttons (alerts built after the run finished do not: nothing could take them)
         def token(p, verb):
@@ -115,18 +142,21 @@ def test_paper_run_alerts_commands_and_confirm(bars, tmp_path, records):
         # commands on the final state
         bal = fe.ask("/balance")
         last = br.bar_seq
-        for name, v in br._equity_at(last).items():
+        snap = request(cmd, "snapshot", bars=1)["snapshot"]
+        assert snap["equity"][-1]["bar_seq"] == last
+        for name, v in snap["equity"][-1]["equity"].items():
             assert f"{name}: {v:,.2f}" in bal
         tr = fe.ask("/trades 2").split("\n")
-        assert tr[0] == "last 2 trades:" and f"{br.trades[-1].pnl:+,.2f}" in tr[-1]
+        assert tr[0] == f"last {min(2, len(br.trades))} trades:"
+        assert f"{br.trades[-1].pnl:+,.2f}" in tr[-1]
         al = fe.ask("/alarms 1").split("\n")
         assert al[0] == "last 1 alarms:" and br.signals[-1].alarm_id in al[1]
         week = fe.ask("/pnl week")
-        day0 = (br.last_bar.ts_event_ns // 86_400_000_000_000 - 6) * 86_400_000_000_000
+        day0 = (br.bar_ts // 86_400_000_000_000 - 6) * 86_400_000_000_000
         in_week = [t for t in br.trades if t.exit_ts_ns >= day0]
         assert week.startswith("PnL week") and \
             f"{sum(t.pnl for t in in_week):+,.2f} over {len(in_week)} trades" in week
-        positions = request(cmd, "snapshot", bars=1)["snapshot"]["positions"]
+        positions = snap["positions"]
         pos = fe.ask("/positions")
         if positions:
             for name, p in positions.items():
