@@ -26,6 +26,7 @@ SECTIONS = [
     ("strategies", "bench.bench_strategies", {}),
     ("bridge", "bench.bench_bridge", {}),
     ("paper", "bench.bench_paper", {}),
+    ("live", "bench.bench_live", {}),
     ("telegram", "bench.bench_telegram", {}),
     ("apex_venue", "bench.bench_apex_venue", {}),
     ("models", "bench.bench_models", {}),

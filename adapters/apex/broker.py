@@ -232,6 +232,10 @@ class ApexBroker:
             VenueError: what the venue holds and how to clear it.
         """
         sym = self.rules.symbol.replace("-", "")
+        # also warms the signing client (its account and symbol configs), so the first order
+        # does not pay for them after a bar close
+        priv = self.client.private
+        self._retry("configs", self.client.call, "configs", priv.configs_v3)
         pos = [p for p in (self._retry("account", self.client.account).get("positions") or [])
                if str(p.get("symbol", "")).replace("-", "") == sym and float(p.get("size") or 0)]
         orders = [o for o in self._retry("open orders", self.client.open_orders) or []
