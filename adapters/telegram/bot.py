@@ -268,6 +268,9 @@ class FrontEnd:
             op = "buy" if sig["side"] == "long" else "sell"
             buttons = None
             if op in (self.state.status.get("accepts") or ()):  # paper/live: one tap takes it
+                now = time.monotonic()
+                for t in [t for t, v in self.takes.items() if v[2] < now]:
+                    del self.takes[t]  # expired buttons nobody tapped
                 token = _secrets.token_hex(6)
                 self.takes[token] = (op, sig["alarm_id"],
                                      time.monotonic() + self.cfg.confirm_timeout_s)
@@ -579,8 +582,8 @@ class FrontEnd:
         verb, _, token = (q.data or "").partition(":")
         p = self.pending.get(token)
         if p is None or p.chat_id != update.effective_chat.id or time.monotonic() > p.expires:
-            self.pending.pop(token, None) if p is not None and \
-                p.chat_id == update.effective_chat.id else None
+            if p is not None and p.chat_id == update.effective_chat.id:
+                del self.pending[token]
             await q.answer("expired")
             with contextlib.suppress(BadRequest):
                 await q.edit_message_text("⌛ Expired, not sent." + (f" {p.text}" if p else ""))

@@ -96,3 +96,21 @@ def test_summary_text(tmp_path):
         assert "trades closed: 1, PnL -4.00" in text and "b: -4.00" in text
     finally:
         fe.stop()
+
+
+def test_queued_alerts_survive_a_restart_of_the_bot(tmp_path):
+    fe = FrontEndThread(tmp_path, free_addr(), free_addr(), rate_limit_per_min=600).start()
+    fe.fake.wait(lambda: "getUpdates" in fe.fake.methods(), "the bot polling")
+    fe.fake.down()  # Telegram unreachable: nothing goes out, then the bot is stopped
+    _enqueue(fe, *[("trade", f"k{i}", f"kept {i}") for i in range(3)])
+    time.sleep(0.5)
+    assert _delivered(fe) == []
+    fe.stop()
+    again = FrontEndThread(tmp_path, free_addr(), free_addr(), rate_limit_per_min=600).start()
+    try:
+        again.fake.wait(lambda: len(_delivered(again)) == 3, "the kept alerts")
+        assert _delivered(again) == ["k0", "k1", "k2"]
+        assert again.fake.texts(CHAT) == ["kept 0", "kept 1", "kept 2"]
+        assert _enqueue(again, ("trade", "k1", "kept 1")) == [0]  # still deduplicated
+    finally:
+        again.stop()
