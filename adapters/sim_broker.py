@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import msgspec
 
+from engine.bus import unheard_types
 from engine.events import (
     BarClosed,
     CancelOrder,
@@ -44,6 +45,7 @@ from engine.ports import WorkingOrder
 
 _NEVER_UP = math.inf  # band edges when no order works on that side
 _NEVER_DOWN = -math.inf
+_LOOK = -math.inf  # ``_up`` while the book changed: the next bar takes the slow path
 
 
 class _Working:
@@ -85,6 +87,7 @@ class SimBroker:
         self.account = account
         self.name = account.name
         self._publish = publish
+        self._unheard = unheard_types(publish)  # OrderCanceled nobody hears is not built
         self.costs = costs
         self.policy = policy
         self.market_fill = market_fill
@@ -92,10 +95,12 @@ class SimBroker:
         self._resting: list[_Working] = []
         self._bar: BarClosed | None = None
         # the band outside which a bar touches some resting order: the lowest trigger of the
-        # orders that execute upward, the highest of those that execute downward
+        # orders that execute upward, the highest of those that execute downward. While the
+        # book has changed (``_dirty``: a new order, market orders waiting) ``_up`` is ``_LOOK``,
+        # so ``on_bar_closed`` costs one comparison on the bars that need nothing.
         self._up = _NEVER_UP
         self._down = _NEVER_DOWN
-        self._dirty = False  # _resting changed since the band was computed
+        self._dirty = False  # _market or _resting changed since the band was computed
 
     # -- commands ------------------------------------------------------------------------------
     def on_submit_order(self, cmd: SubmitOrder) -> None:
@@ -112,16 +117,17 @@ class SimBroker:
                 self._activate_children(w, 4)  # children start working from the next bar
             else:
                 self._market.append(w)
+                self._dirty, self._up = True, _LOOK
         else:
             self._resting.append(w)
-            self._dirty = True
+            self._dirty, self._up = True, _LOOK
 
     def on_cancel_order(self, cmd: CancelOrder) -> None:
         for book in (self._market, self._resting):
             for w in book:
                 if w.order_id == cmd.order_id:
                     book.remove(w)
-                    self._dirty = True
+                    self._dirty, self._up = True, _LOOK
                     self._canceled(w, cmd.reason or "canceled")
                     return
         # A missing order is a state to report, not a crash (it may have just filled).
@@ -131,7 +137,7 @@ class SimBroker:
         for w in self._resting:
             if w.order_id == cmd.order_id:
                 w.price = cmd.price
-                self._dirty = True
+                self._dirty, self._up = True, _LOOK
                 if cmd.tag:
                     w.tag = cmd.tag
                 return
@@ -147,19 +153,26 @@ class SimBroker:
     # -- the bar -------------------------------------------------------------------------------
     def on_bar_closed(self, bar: BarClosed) -> None:
         self._bar = bar
+        # Fast path: most bars touch no working order's price and find no market order waiting
+        # (a changed book sets ``_up`` to ``_LOOK``, which every bar reaches).
+        if bar.high >= self._up or bar.low <= self._down:
+            self._on_bar(bar)
+
+    def _on_bar(self, bar: BarClosed) -> None:
         if self._market:
+            acct = self.account
+            slip = self.costs.slippage != 0.0
             for w in self._market:
-                self._fill(w, self.costs.slipped(bar.open, w.is_buy), bar, taker=True)
-                if self.account.qty == 0.0:
+                self._fill(w, self.costs.slipped(bar.open, w.is_buy) if slip else bar.open, bar,
+                           taker=True)
+                if acct.qty == 0.0:
                     self._cancel_orphans()
                 self._activate_children(w, OPEN)
             self._market.clear()
-        if self._resting:
-            # Fast path: most bars touch no working order's price at all.
-            if self._dirty:
-                self._band()
-            if bar.high >= self._up or bar.low <= self._down:
-                self._process_resting(bar)
+        if self._dirty:
+            self._band()
+        if self._resting and (bar.high >= self._up or bar.low <= self._down):
+            self._process_resting(bar)
 
     def _band(self) -> None:
         up, down = _NEVER_UP, _NEVER_DOWN
@@ -174,7 +187,7 @@ class SimBroker:
         self._dirty = False
 
     def _process_resting(self, bar: BarClosed) -> None:
-        self._dirty = True
+        self._dirty, self._up = True, _LOOK
         brackets = False
         for w in self._resting:  # everything resting before this bar works from its open
             w.active_from = OPEN
@@ -201,7 +214,8 @@ class SimBroker:
                 if hit is not None:
                     seen.add(hit[0])
             return FIRST in seen and SECOND in seen
-        saved_acct = {k: copy.copy(getattr(self.account, k)) for k in Account.__slots__}
+        saved_acct = {k: copy.copy(getattr(self.account, k)) for k in Account.__slots__
+                      if k != "_unheard"}  # the bus's live set, not state to restore
         saved_book = [copy.copy(w) for w in self._resting]
         publish = self._publish
         acct = self.account
@@ -216,7 +230,7 @@ class SimBroker:
         finally:
             self._publish = publish
             self._resting = saved_book
-            self._dirty = True
+            self._dirty, self._up = True, _LOOK
             for k, v in saved_acct.items():
                 setattr(acct, k, v)
 
@@ -263,7 +277,7 @@ class SimBroker:
         for w in self._resting:
             self._canceled(w, tag)
         self._resting.clear()
-        self._dirty = True
+        self._dirty, self._up = True, _LOOK
 
     # -- helpers -------------------------------------------------------------------------------
     def _reduces(self, w: _Working) -> bool:
@@ -320,28 +334,30 @@ class SimBroker:
             self._resting.append(_Working(
                 f"{parent.order_id}-stop_loss", not parent.is_buy, "stop", math.inf, 0.0,
                 parent.stop_loss, True, math.nan, math.nan, "STOP_LOSS", point))
-            self._dirty = True
+            self._dirty, self._up = True, _LOOK
         if isfinite(parent.take_profit):
             self._resting.append(_Working(
                 f"{parent.order_id}-take_profit", not parent.is_buy, "limit", math.inf, 0.0,
                 parent.take_profit, True, math.nan, math.nan, "TAKE_PROFIT", point))
-            self._dirty = True
+            self._dirty, self._up = True, _LOOK
 
     def _cancel_orphans(self) -> None:
         """Reduce-only orders die with the position they protected."""
         keep = []
         for w in self._resting:
             if w.reduce_only:
-                self._canceled(w, "position closed")
+                self._publish_cancel(w.order_id, "position closed")
             else:
                 keep.append(w)
         self._resting = keep
-        self._dirty = True
+        self._dirty, self._up = True, _LOOK
 
     def _canceled(self, w: _Working, reason: str) -> None:
         self._publish_cancel(w.order_id, reason)
 
     def _publish_cancel(self, order_id: str, reason: str) -> None:
+        if OrderCanceled in self._unheard:  # no handler and no sink: nothing to tell
+            return
         bar = self._bar
         ts = bar.ts_event_ns if bar is not None else 0
         self._publish(

@@ -15,6 +15,11 @@ One owner (the object behind a bound method, or the function itself) may use one
 subscriptions (a broker's four handlers are one ``broker:<strategy>``); a name already taken by a
 different owner gets a ``#2``, ``#3``... suffix, so two instances of one class never share a name.
 
+**Unheard events.** ``Bus.unheard`` is the live set of event types that nobody would receive
+now (no handler, no sink): a publisher whose event serves only the bus (a broker's
+``OrderCanceled``) may skip building it while its type is in the set (``unheard_types``). A sink
+attached later (journal, ZeroMQ bridge) takes every type out of the set at once.
+
 **Errors.** The bus never swallows an exception. With ``on_error="raise"`` (backtest) the run fails
 fast with the failing handler's name and the event in the message and the real cause chained. With
 ``on_error="isolate"`` (paper and live) the failing handler is logged and disabled (every
@@ -26,7 +31,7 @@ keeps managing open positions.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -75,6 +80,9 @@ class Bus:
     _sinks: list[_Sub] = field(default_factory=list)
     _owners: dict[str, int] = field(default_factory=dict)  # name -> id of the owner using it
     _counter: int = 0
+    # types published or subscribed so far whose route is empty (see the module doc); a type
+    # never seen is not in it (its first publish builds its route, with the sinks)
+    unheard: set[type] = field(default_factory=set)
 
     # -- subscribing ---------------------------------------------------------------------------
     def subscribe(
@@ -135,6 +143,10 @@ class Bus:
                 self._routes[event_type] = route
         self._dispatch[event_type] = self._keyed[event_type] if accounts else self._routes[
             event_type]
+        if accounts or self._routes[event_type]:
+            self.unheard.discard(event_type)
+        else:
+            self.unheard.add(event_type)
 
     # -- views ---------------------------------------------------------------------------------
     def handlers(self, event_type: type, account: str | None = None) -> tuple[Handler, ...]:
@@ -227,6 +239,13 @@ class Bus:
                 error=f"{type(exc).__name__}: {exc}",
             )
         )
+
+
+def unheard_types(publish: Callable[[Event], None]) -> Set[type]:
+    """The live ``Bus.unheard`` set of the bus whose ``publish`` this is (an empty set for any
+    other publish function: then everything is published)."""
+    bus = getattr(publish, "__self__", None)
+    return bus.unheard if isinstance(bus, Bus) else frozenset()
 
 
 def _name_of(handler: Handler) -> str:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 import msgspec
 import numpy as np
 
+from engine.bus import unheard_types
 from engine.events import Event, OrderFilled, TradeClosed
 
 
@@ -32,6 +33,7 @@ class Account:
     __slots__ = (
         "_entry_fees",
         "_publish",
+        "_unheard",
         "ambiguous_open",
         "avg_price",
         "cash",
@@ -69,6 +71,7 @@ class Account:
         self.fill_cash: list[float] = []
         self.fill_qty: list[float] = []
         self._publish = publish
+        self._unheard = unheard_types(publish)
 
     # -- views ---------------------------------------------------------------------------------
     def equity_at(self, price: float) -> float:
@@ -102,21 +105,30 @@ class Account:
         """Book ``fill`` (one of this account's: the bus routes by account) and publish the
         ``TradeClosed`` of the slice it closed, if any."""
         trade = self.book(fill)
-        if trade is not None:
+        if trade is not None and TradeClosed not in self._unheard:
             self._publish(trade)
 
     def book(self, fill: OrderFilled) -> TradeClosed | None:
         """Apply ``fill`` to cash and position; return the trade it closed (not published)."""
-        signed = fill.qty if fill.side == "buy" else -fill.qty
+        fee = fill.fee
         if fill.side == "buy":
-            self.cash -= fill.qty * fill.price + fill.fee
+            signed = fill.qty
+            self.cash -= signed * fill.price + fee
         else:
-            self.cash += fill.qty * fill.price - fill.fee
-        self.fees_paid += fill.fee
+            signed = -fill.qty
+            self.cash += fill.qty * fill.price - fee
+        self.fees_paid += fee
         q = self.qty
         trade = None
-        if q == 0.0 or (q > 0) == (signed > 0):
-            self._add(signed, fill, fill.fee)
+        if q == 0.0:  # opening from flat (the common case; _add's first branch)
+            self.avg_price = fill.price
+            self.entry_seq = fill.seq
+            self.entry_ts_ns = fill.ts_event_ns
+            self.ambiguous_open = fill.ambiguous
+            self.qty = q + signed
+            self._entry_fees += fee
+        elif (q > 0) == (signed > 0):
+            self._add(signed, fill, fee)
         else:
             closing = min(abs(signed), abs(q))
             exit_fee = fill.fee * closing / fill.qty
