@@ -169,8 +169,6 @@ class ZmqBridge:
         self.trades: deque[TradeClosed] = deque(maxlen=RECENT)
         self.commands: deque[CommandApplied] = deque(maxlen=RECENT)
         self.alerts: deque[Event] = deque(maxlen=RECENT)
-        self.working: dict[str, dict[str, dict[str, Any]]] = {}  # account -> order id -> order
-        self.plan: dict[str, dict[str, float]] = {}  # account -> stop/target given with entry
         self._last_beat = 0.0
         self._topics = {k: wire.topic(k, self.symbol) for k in wire.KINDS}
         self._feature_names: list[str] | None = None
@@ -588,7 +586,7 @@ class ZmqBridge:
 
     # -- state (publisher thread) ---------------------------------------------------------------
     def _keep(self, ev: Event) -> None:
-        """Snapshot state: recent events by kind, working orders and entry plans."""
+        """Snapshot state: the recent events of each kind."""
         keeper = self._keepers.get(type(ev))
         if keeper is None:
             kind = wire.kind_of(type(ev).__name__)
@@ -598,40 +596,13 @@ class ZmqBridge:
         keeper(ev)
 
     def _make_keepers(self) -> dict[type, Callable[[Any], None]]:
+        # one append per event: working orders come from the brokers when a snapshot is asked
         return {
             SignalRaised: self.signals.append, TradeClosed: self.trades.append,
-            CommandApplied: self.commands.append, OrderFilled: self._keep_fill,
-            SubmitOrder: self._keep_submit, ModifyOrder: self._keep_modify,
-            CancelOrder: self._keep_cancel, OrderCanceled: self._keep_cancel,
+            CommandApplied: self.commands.append, OrderFilled: self.fills.append,
+            SubmitOrder: self.orders.append, ModifyOrder: self.orders.append,
+            CancelOrder: self.orders.append, OrderCanceled: self.orders.append,
         }
-
-    def _keep_fill(self, ev: OrderFilled) -> None:
-        self.fills.append(ev)
-        w = self.working.get(ev.account)
-        if w:
-            w.pop(ev.order_id, None)
-
-    def _keep_submit(self, ev: SubmitOrder) -> None:
-        self.orders.append(ev)
-        if ev.type != "market":
-            self.working.setdefault(ev.account, {})[ev.order_id] = {
-                "order_id": ev.order_id, "side": ev.side, "type": ev.type, "price": ev.price,
-                "tag": ev.tag, "qty": ev.qty}
-        if ev.tag == "ENTRY" and (math.isfinite(ev.stop_loss) or math.isfinite(ev.take_profit)):
-            self.plan[ev.account] = {"stop": ev.stop_loss, "target": ev.take_profit}
-
-    def _keep_modify(self, ev: ModifyOrder) -> None:
-        self.orders.append(ev)
-        w = self.working.get(ev.account)
-        o = w.get(ev.order_id) if w else None
-        if o is not None:
-            o["price"] = ev.price
-
-    def _keep_cancel(self, ev: CancelOrder | OrderCanceled) -> None:
-        self.orders.append(ev)
-        w = self.working.get(ev.account)
-        if w:
-            w.pop(ev.order_id, None)
 
     def _features_row(self, seq: int) -> dict[str, Any]:
         fs = self.engine.features
@@ -701,8 +672,6 @@ class ZmqBridge:
             signals, orders, fills, trades = (list(self.signals), list(self.orders),
                                               list(self.fills), list(self.trades))
             commands, alerts = list(self.commands), list(self.alerts)
-            working = {k: [dict(o) for o in v.values()] for k, v in self.working.items()}
-            plan = {k: dict(v) for k, v in self.plan.items()}
         a = max(0, b - n + 1)
         have = b >= 0
         first_ts = self._bars(a, a)[0]["ts_event_ns"] if have else 0
@@ -710,7 +679,7 @@ class ZmqBridge:
         if have:
             for s in range(a, b + 1):
                 equity.append({"bar_seq": s, "equity": self._equity_at(s)})
-        positions = self._positions(working, plan)
+        positions = self._positions()
 
         def recent(xs: list[Any]) -> list[Any]:
             return [x for x in xs if x.ts_event_ns == 0 or x.ts_event_ns >= first_ts]
@@ -726,25 +695,27 @@ class ZmqBridge:
             "equity": equity, "status": status, "positions": positions, "setups": {},
         }
 
-    def _positions(self, working: dict[str, list[dict[str, Any]]],
-                   plan: dict[str, dict[str, float]]) -> dict[str, Any]:
-        """Open positions with their plan: stop and targets from the working orders (or the
-        entry order's attached stop/target)."""
+    def _positions(self) -> dict[str, Any]:
+        """Open positions with their plan: the working exit orders the strategy's broker holds
+        (tagged ``*STOP*``: the stop; the others: targets)."""
         positions = {}
         for name, acct in self.engine.accounts.items():
-            if acct.qty == 0.0:
+            qty, entry = acct.qty, acct.avg_price
+            if qty == 0.0:
                 continue
-            work = working.get(name, [])
-            given = plan.get(name, {})
-            stops = [o["price"] for o in work if o["type"] == "stop"]
-            targets = [o["price"] for o in work if o["type"] == "limit"]
-            if not targets and math.isfinite(given.get("target", math.nan)):
-                targets = [given["target"]]
+            broker = self.engine.brokers.get(name)
+            lister = getattr(broker, "working_orders", None)
+            work = [{"order_id": o[0], "side": o[1], "qty": o[2], "price": o[3], "tag": o[4]}
+                    for o in (lister() if lister is not None else ())]
+            exits = [o for o in work if math.isfinite(o["price"])
+                     and (o["side"] == "sell") == (qty > 0)]
+            stops = sorted(o["price"] for o in exits if "STOP" in o["tag"].upper())
+            targets = sorted(o["price"] for o in exits if "STOP" not in o["tag"].upper())
             setup = getattr(self.engine.strategies.get(name), "_setup", None)
             positions[name] = {
-                "side": "long" if acct.qty > 0 else "short", "qty": abs(acct.qty),
-                "entry_price": acct.avg_price, "entry_seq": acct.entry_seq,
-                "stop": stops[0] if stops else given.get("stop", math.nan),
+                "side": "long" if qty > 0 else "short", "qty": abs(qty),
+                "entry_price": entry, "entry_seq": acct.entry_seq,
+                "stop": (stops[-1] if qty > 0 else stops[0]) if stops else math.nan,
                 "targets": targets, "alarm_id": getattr(setup, "alarm_id", ""), "orders": work,
             }
         return positions

@@ -376,6 +376,11 @@ def test_manual_trading_in_paper_mode(bars, ctx):
     bought = client.buy(name, stop=last * 0.97, target=last * 1.05)
     assert bought["ok"], bought
     wait(lambda: eng.accounts[name].qty > 0, "the manual entry never filled")
+    # the snapshot shows the position with its plan, from the broker's working orders
+    wait(lambda: name in client.snapshot(5)["snapshot"]["positions"], "no position in snapshot")
+    pos = client.snapshot(5)["snapshot"]["positions"][name]
+    assert pos["side"] == "long" and pos["qty"] == pytest.approx(eng.accounts[name].qty)
+    assert pos["stop"] < pos["entry_price"] and pos["orders"]
     closed = client.close(name)
     assert closed["ok"], closed
     wait(lambda: eng.accounts[name].qty == 0.0 and eng.accounts[name].trades[-1].exit_reason
