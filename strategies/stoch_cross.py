@@ -68,49 +68,46 @@ class StochCross:
         # fast reads bounded by the current bar (a read past it raises LookaheadError)
         self._k = ctx.features.reader(self._k_col).at
         self._atr = ctx.features.reader(self._atr_col).at
+        # %K of the bar before (NaN before the first bar: no cross on it)
         self._k_prev = math.nan
-        self._k_prev_seq = -2
+        self._k_prev_seq = -1
+        self._lo = params.lower_pct
+        self._hi = params.upper_pct
 
     def on_bar_closed(self, bar: BarClosed) -> None:
         i = bar.seq
-        if i == 0:
-            return
         # %K of the previous bar is remembered from it (one bounded read per bar)
         k0 = self._k_prev if self._k_prev_seq == i - 1 else self._k(i - 1)
         k1 = self._k_prev = self._k(i)
         self._k_prev_seq = i
-        lo = self.p.lower_pct
-        hi = self.p.upper_pct
-        if k0 <= lo < k1:
-            self._enter(bar, is_long=True)
-        elif k0 >= hi > k1:
-            self._enter(bar, is_long=False)
+        if k0 <= self._lo < k1:
+            self._enter(bar, True)
+        elif k0 >= self._hi > k1:
+            self._enter(bar, False)
 
-    def _enter(self, bar: BarClosed, *, is_long: bool) -> None:
+    def _enter(self, bar: BarClosed, is_long: bool) -> None:
         ctx = self.ctx
         q = ctx.account.qty
         if (q > 0 and is_long) or (q < 0 and not is_long):
             return
-        if q != 0.0:
-            self._submit(bar, "buy" if q < 0 else "sell", qty=math.inf, reduce_only=True,
-                         tag="SIGNAL_EXIT")
+        name = ctx.name
+        if q != 0.0:  # market, reduce-only, the whole position (the defaults go unsaid: cheaper)
+            self._n += 1
+            ctx.publish(SubmitOrder(
+                ts_event_ns=bar.ts_event_ns, ts_init_ns=bar.ts_init_ns, account=name,
+                order_id=f"{name}-{self._n}", side="buy" if q < 0 else "sell", type="market",
+                seq=bar.seq, qty=math.inf, reduce_only=True, tag="SIGNAL_EXIT",
+            ))
         if (not is_long and not self.p.allow_short) or self.entries_paused:
             return
         atr = self._atr(bar.seq)
         if not atr > 0.0:
             return  # ATR still warming up: no stop can be placed, so no entry
         dist = self.p.stop_atr_mult * atr
-        self._submit(
-            bar, "buy" if is_long else "sell", equity_frac=ctx.position_size_frac,
-            stop_loss=bar.close - dist if is_long else bar.close + dist, tag="ENTRY",
-        )
-
-    def _submit(self, bar: BarClosed, side: Literal["buy", "sell"], *, qty: float = 0.0,
-                equity_frac: float = 0.0, reduce_only: bool = False,
-                stop_loss: float = math.nan, tag: str) -> None:
         self._n += 1
-        self.ctx.publish(SubmitOrder(
-            ts_event_ns=bar.ts_event_ns, ts_init_ns=bar.ts_init_ns, account=self.ctx.name,
-            order_id=f"{self.ctx.name}-{self._n}", side=side, type="market", seq=bar.seq,
-            qty=qty, equity_frac=equity_frac, reduce_only=reduce_only, stop_loss=stop_loss, tag=tag,
+        ctx.publish(SubmitOrder(
+            ts_event_ns=bar.ts_event_ns, ts_init_ns=bar.ts_init_ns, account=name,
+            order_id=f"{name}-{self._n}", side="buy" if is_long else "sell", type="market",
+            seq=bar.seq, equity_frac=ctx.position_size_frac,
+            stop_loss=bar.close - dist if is_long else bar.close + dist, tag="ENTRY",
         ))
