@@ -15,6 +15,7 @@ deliver the bar to the handlers after it, and carry on with the next bar.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from itertools import islice
 
 from engine.bars import BarStore
 from engine.bus import Bus
@@ -53,22 +54,22 @@ def run_loop(
         h = None  # the handler being called; None outside the handler calls
         try:
             if replay and sim is not None:  # a backtest: the hot path, nothing else per bar
-                for bar in it:
+                done = -1
+                bar = last
+                # done: how many bars of the chunk were delivered before this one
+                for done, bar in enumerate(islice(it, CHUNK)):
                     t = bar.ts_event_ns
                     if t < sim.due_ns:
                         sim.now = t  # no timer due yet
                     else:
                         sim.advance(t)
                     store.count = bar.seq + 1  # reveal: nothing after this bar is readable
-                    last = bar
                     for h in handlers:
                         h(bar)
                     h = None
-                    done += 1
-                    if done == CHUNK:
-                        break
-                else:
-                    exhausted = True
+                done += 1
+                last = bar
+                exhausted = done < CHUNK
             else:
                 for bar in it:
                     if bar is None:  # a live feed waited without a bar: time passed
@@ -90,8 +91,9 @@ def run_loop(
                 else:
                     exhausted = True
         except Exception as exc:
-            if h is None or last is None:
+            if h is None:
                 raise  # the feed, the store or the clock failed: not a handler's fault
+            last = bar  # the bar its handler failed on
             index = next(i for i, x in enumerate(handlers) if x is h)
             # backtest ("raise") re-raises; live ("isolate") disables that handler, delivers the
             # bar to the handlers after it and carries on with the next bar
