@@ -35,6 +35,7 @@ from engine.events import (
     BarClosed,
     CancelOrder,
     ModifyOrder,
+    OrderCanceled,
     OrderFilled,
     SignalRaised,
     SubmitOrder,
@@ -428,6 +429,9 @@ class _StrategyKit:
                               name=f"strategy:{tag}")
                 bus.subscribe(OrderFilled, strat.on_order_filled, priority=PRIORITY_PORTFOLIO + 1,
                               name=f"strategy:{tag}", account=s.name)
+                bus.subscribe(OrderCanceled, strat.on_order_canceled,
+                              priority=PRIORITY_PORTFOLIO + 1, name=f"strategy:{tag}",
+                              account=s.name)
             else:
                 cls = reg.strategies.load(s.kind)
                 params = validate_params(cls.Params, s.params, f"strategies[{s.name}]")

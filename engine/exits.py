@@ -44,6 +44,7 @@ from engine.events import (
     CancelOrder,
     Event,
     ModifyOrder,
+    OrderCanceled,
     OrderFilled,
     Side,
     SignalRaised,
@@ -244,7 +245,8 @@ class ExitRunner:
         # operator pause (a ZeroMQ bridge command): no new entries; open positions are managed
         self.entries_paused = False
         self._n = 0
-        self._pending: TradeSetup | None = None
+        self._pending: TradeSetup | None = None  # the setup of the entry order in flight
+        self._entry_id = ""
         self._setup: TradeSetup | None = None
         self._plan: ExitPlan | None = None
         self._stop_id = ""
@@ -260,8 +262,16 @@ class ExitRunner:
                 or sig.side not in self.sides):
             return
         self._pending = TradeSetup.from_signal(sig)
+        # known before publishing: a refusal can arrive while the order is being submitted
+        self._entry_id = f"{self.name}-{self._n + 1}"
         self._submit(sig, "buy" if sig.side == "long" else "sell", "market",
                      equity_frac=self.frac, tag="ENTRY")
+
+    def on_order_canceled(self, ev: OrderCanceled) -> None:
+        """An entry that will never fill (refused by a risk limit or the venue, or sized to
+        nothing) frees the runner for the next signal."""
+        if self._pending is not None and ev.order_id == self._entry_id:
+            self._pending = None
 
     def on_order_filled(self, fill: OrderFilled) -> None:
         if fill.account != self.name:

@@ -181,3 +181,30 @@ def test_backtest_with_the_kill_switch_trades_nothing_and_publishes_the_refusals
     eng.run()
     assert refused and not eng.accounts["trailing_stop"].trades
     assert load_config(root / "configs" / "default.yaml", base).config_hash() != cfg.config_hash()
+
+
+def test_a_refused_entry_frees_the_exit_runner_for_the_next_signal(tmp_path: Path) -> None:
+    """Before the fix the runner waited for its refused entry to fill: one try, then never again
+    for the rest of the run (a risk limit or a venue rejection stopped the strategy for good)."""
+    from engine.bootstrap import build_engine
+    from engine.bus import PRIORITY_SINK
+    from engine.config import load_config
+    from engine.events import SignalRaised
+
+    root = Path(__file__).resolve().parents[2]
+    synth = root / "data" / "SYNTH-BTCUSDT_15m_data.csv"
+    cfg = load_config(root / "configs" / "default.yaml", {
+        "data.file": str(synth), "output.dir": str(tmp_path), "output.report": False,
+        "execution.workers": 1, "risk": {"kill_switch": True},
+        "strategies": [{"name": "trailing_stop", "kind": "trailing_stop"}]})
+    eng = build_engine(cfg)
+    refused: list[OrderCanceled] = []
+    signals: list[SignalRaised] = []
+    eng.bus.subscribe(OrderCanceled, lambda e: refused.append(e) if e.reason.startswith("risk:")
+                      else None, priority=PRIORITY_SINK, name="test-refused")
+    eng.bus.subscribe(SignalRaised, signals.append, priority=PRIORITY_SINK, name="test-signals")
+    eng.run()
+    sides = eng.strategies["trailing_stop"].sides
+    tried = [s for s in signals if s.side in sides]
+    assert len(tried) > 1
+    assert len(refused) == len(tried)  # every signal got its own try, each refused
