@@ -706,7 +706,7 @@ class ZmqBridge:
             broker = self.engine.brokers.get(name)
             lister = getattr(broker, "working_orders", None)
             work = [{"order_id": o[0], "side": o[1], "qty": o[2], "price": o[3], "tag": o[4]}
-                    for o in (lister() if lister is not None else ())]
+                    for o in _read_while_running(lister)]
             exits = [o for o in work if math.isfinite(o["price"])
                      and (o["side"] == "sell") == (qty > 0)]
             stops = sorted(o["price"] for o in exits if "STOP" in o["tag"].upper())
@@ -805,6 +805,19 @@ _BACKTEST_REFUSAL = (
     "{op} refused: this engine runs in backtest mode (a backtest or a replay is not live, so it "
     "takes no trading commands); pause and resume work, trading needs mode paper or live"
 )
+
+
+def _read_while_running(lister: Callable[[], list[Any]] | None) -> list[Any]:
+    """A broker's working orders read from the service thread while the engine thread may be
+    changing them: a container changed during the copy is read again."""
+    if lister is None:
+        return []
+    for _ in range(5):
+        try:
+            return list(lister())
+        except RuntimeError:  # "changed size during iteration"
+            time.sleep(0.001)
+    return []
 
 
 def _ignore(ev: Any) -> None:
