@@ -239,6 +239,7 @@ class SimBroker:
         """Fill the resting orders the bar reaches, in path order; return whether orders
         executed at both extremes."""
         acct = self.account
+        slip = self.costs.slippage != 0.0
         seen: set[int] = set()
         while self._resting:
             best: tuple[int, int, float, bool] | None = None
@@ -252,11 +253,13 @@ class SimBroker:
                 break
             point, k, price, is_gap = best
             w = self._resting.pop(k)
-            if w.reduce_only and not self._reduces(w):
-                self._canceled(w, "reduce-only order with no position to reduce")
-                continue
+            if w.reduce_only:
+                q = acct.qty
+                if not ((q > 0 and not w.is_buy) or (q < 0 and w.is_buy)):  # nothing to reduce
+                    self._canceled(w, "reduce-only order with no position to reduce")
+                    continue
             is_stop = w.type == "stop"
-            px = self.costs.slipped(price, w.is_buy) if is_stop else price
+            px = self.costs.slipped(price, w.is_buy) if is_stop and slip else price
             self._fill(w, px, bar, taker=is_stop, gap=is_gap and point == OPEN,
                        ambiguous=ambiguous)
             self._activate_children(w, point)
@@ -280,10 +283,6 @@ class SimBroker:
         self._dirty, self._up = True, _LOOK
 
     # -- helpers -------------------------------------------------------------------------------
-    def _reduces(self, w: _Working) -> bool:
-        q = self.account.qty
-        return (q > 0 and not w.is_buy) or (q < 0 and w.is_buy)
-
     def _fill(
         self, w: _Working, price: float, bar: BarClosed, *, taker: bool, gap: bool = False,
         ambiguous: bool = False,

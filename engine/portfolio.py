@@ -129,11 +129,13 @@ class Account:
             self._entry_fees += fee
         elif (q > 0) == (signed > 0):
             self._add(signed, fill, fee)
-        else:
-            closing = min(abs(signed), abs(q))
+        else:  # (abs/min/max spelled out below: builtin calls cost more than the arithmetic)
+            size = fill.qty  # == abs(signed)
+            aq = q if q > 0 else -q
+            closing = aq if aq < size else size  # min(size, aq)
             exit_fee = fill.fee * closing / fill.qty
             trade = self._reduce(closing, fill, exit_fee)
-            rest = abs(signed) - closing
+            rest = size - closing
             if rest > 1e-12:  # the fill reversed the position
                 self._add(math.copysign(rest, signed), fill, fill.fee - exit_fee)
         if fill.ambiguous and self.qty != 0.0:
@@ -160,7 +162,8 @@ class Account:
     def _reduce(self, closing: float, fill: OrderFilled, exit_fee: float) -> TradeClosed:
         q = self.qty
         sign = 1.0 if q > 0 else -1.0
-        share = self._entry_fees * closing / abs(q)
+        aq = q * sign  # abs(q)
+        share = self._entry_fees * closing / aq
         self._entry_fees -= share
         gross = closing * (fill.price - self.avg_price) * sign
         fees = share + exit_fee
@@ -185,7 +188,8 @@ class Account:
             # set after: msgspec builds a struct with 16 keywords ~4x slower than with 15
             trade = msgspec.structs.replace(trade, ambiguous=True)
         new_q = q - sign * closing
-        self.qty = 0.0 if abs(new_q) <= 1e-12 * max(1.0, abs(q)) else new_q
+        left = new_q if new_q >= 0.0 else -new_q
+        self.qty = 0.0 if left <= 1e-12 * (aq if aq > 1.0 else 1.0) else new_q
         if self.qty == 0.0:
             self.avg_price = math.nan
             self._entry_fees = 0.0
