@@ -91,8 +91,11 @@ def create_app(state: UiState, commands: str, *, n_visible: int = 300, interval_
         delta, new_cursor = state.delta(cursor)
         if delta is None or delta["accounts"] != (cursor or {}).get("accounts"):
             gen = state.gen
-            if render and render.get("gen") == gen and time.time() - render.get("t", 0) < 10:
-                token = no_update  # a full render for this snapshot is on its way
+            fell_behind = (cursor or {}).get("gen") == gen  # same snapshot, logs moved on
+            if render and render.get("gen") == gen and (
+                    not fell_behind or time.time() - render.get("t", 0) < 10):
+                token = no_update  # a full render for this snapshot is on its way (however
+                # long a 10,000-candle figure takes on a busy machine: never a second one)
             else:
                 token = {"gen": gen, "t": time.time()}
             return no_update, no_update, no_update, token, status, rows, options

@@ -34,13 +34,19 @@ PALETTE = ["#42a5f5", "#ffa726", "#ab47bc", "#66bb6a", "#ef5350", "#26c6da", "#d
 
 # (name, row): the order is the contract between price_figure and patch_price.
 TRACES: list[tuple[str, int]] = [
-    ("candles", 1), ("vah", 1), ("val", 1), ("poc", 1), ("hvn_below", 1), ("hvn_above", 1),
+    ("up_wick", 1), ("up_body", 1), ("dn_wick", 1), ("dn_body", 1), ("vah", 1), ("val", 1), ("poc", 1), ("hvn_below", 1), ("hvn_above", 1),
     ("reg_mid", 1), ("reg_up", 1), ("reg_lo", 1),
-    ("stop", 1), ("target", 1), ("entry", 1), ("exit", 1), ("sig_buy", 1), ("sig_sell", 1),
-    ("volume", 2), ("s9", 3), ("s14", 3), ("s40", 3), ("s60", 3),
+    ("stop", 1), ("target", 1), ("stop_now", 1), ("target_now", 1), ("entry", 1), ("exit", 1), ("sig_buy", 1), ("sig_sell", 1),
+    ("vol_up", 2), ("vol_dn", 2), ("s9", 3), ("s14", 3), ("s40", 3), ("s60", 3),
     ("p_buy", 4), ("p_sell", 4), ("p_hold", 4),
 ]
 IDX = {name: i for i, (name, _) in enumerate(TRACES)}
+# per trace, the arrays besides x and y that updates extend
+EXTRA_ARRAYS = {
+    **{k: ("text",) for k in ("up_wick", "dn_wick", "stop_now", "target_now")},
+    **{k: ("text", "customdata") for k in ("sig_buy", "sig_sell", "entry", "exit", "stop",
+                                           "target")},
+}
 X_AXES = ("xaxis", "xaxis2", "xaxis3", "xaxis4")  # shared: every row follows the same range
 REG_K = 2.0  # channel half-width in residual standard deviations
 
@@ -49,14 +55,35 @@ def _nan(v: float) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
 
-def _columns(bars: list[Any]) -> dict[str, list[Any]]:
-    return {
-        "candles": {"x": [b.x for b in bars], "open": [b.open for b in bars],
-                    "high": [b.high for b in bars], "low": [b.low for b in bars],
-                    "close": [b.close for b in bars]},
-        "volume": {"x": [b.x for b in bars], "y": [b.volume for b in bars],
-                   "marker.color": [UP if b.close >= b.open else DOWN for b in bars]},
-    }
+def _columns(bars: list[Any]) -> dict[str, dict[str, list[Any]]]:
+    """Candles and volume as segments of four + two line traces: ``[x, x, None]`` per bar.
+
+    One SVG path per trace instead of one element per candle (Plotly's candlestick and bar
+    traces): redrawing 10,000 candles on every update is what kept the chart from being fluid.
+    """
+    out = {k: {"x": [], "y": []} for k in ("up_wick", "up_body", "dn_wick", "dn_body",
+                                            "vol_up", "vol_dn")}
+    out["up_wick"]["text"] = []
+    out["dn_wick"]["text"] = []
+    for b in bars:
+        up = b.close >= b.open
+        wick, body, vol = (out["up_wick"], out["up_body"], out["vol_up"]) if up else (
+            out["dn_wick"], out["dn_body"], out["vol_dn"])
+        xs = [b.x, b.x, None]
+        wick["x"] += xs
+        wick["y"] += [b.low, b.high, None]
+        t = f"O {b.open:.2f}  H {b.high:.2f}  L {b.low:.2f}  C {b.close:.2f}  V {b.volume:.2f}"
+        wick["text"] += [t, t, None]
+        body["x"] += xs
+        body["y"] += [b.open, b.close, None]
+        vol["x"] += xs
+        vol["y"] += [0.0, b.volume, None]
+    return out
+
+
+def candle_count(fig_data: list[dict[str, Any]]) -> int:
+    """Candles in a figure's ``data`` (three points per candle in the two wick traces)."""
+    return sum(len(fig_data[IDX[k]].get("x") or ()) for k in ("up_wick", "dn_wick")) // 3
 
 
 def _feature_columns(features: Iterable[tuple[int, dict[str, float]]], x_of: dict[int, str],
@@ -112,7 +139,7 @@ def _marker_columns(signals: list[dict[str, Any]], fills: list[dict[str, Any]],
         out[key]["text"].append(f"{f.get('account', '')} {f.get('side', '')} "
                                 f"{f.get('tag', '')}".strip())
         out[key]["customdata"].append(str(f.get("account", "")))
-    for lv in levels:  # one segment across the bar per level: [open, close, gap]
+    for lv in levels:  # one segment per run of a level: [first open, last close, gap]
         o = out[lv.kind]
         o["x"] += [lv.x, lv.x_end, None]
         o["y"] += [lv.price, lv.price, None]
@@ -122,6 +149,18 @@ def _marker_columns(signals: list[dict[str, Any]], fills: list[dict[str, Any]],
     return {k: v for k, v in out.items() if v["x"]}
 
 
+def _live_columns(live: list[Any]) -> dict[str, dict[str, list[Any]]]:
+    """The stop/target runs still going (replaced, not extended, on every update)."""
+    out = {k: {"x": [], "y": [], "text": []} for k in ("stop_now", "target_now")}
+    for lv in live:
+        o = out[lv.kind + "_now"]
+        o["x"] += [lv.x, lv.x_end, None]
+        o["y"] += [lv.price, lv.price, None]
+        label = f"{lv.account} {lv.kind} (working)"
+        o["text"] += [label, label, None]
+    return out
+
+
 @functools.lru_cache(maxsize=1)
 def _price_skeleton() -> str:
     """The price figure without data, as JSON (built once: plotly's objects are slow)."""
@@ -129,9 +168,15 @@ def _price_skeleton() -> str:
                         row_heights=[0.55, 0.1, 0.2, 0.15])
     line = {"width": 1}
     specs: dict[str, Any] = {
-        "candles": go.Candlestick(name="price", increasing_line_color=UP,
-                                  decreasing_line_color=DOWN, increasing_fillcolor=UP,
-                                  decreasing_fillcolor=DOWN, line={"width": 1}),
+        "up_wick": go.Scatter(name="price", mode="lines", legendgroup="price",
+                              line={"color": UP, "width": 1}, hoverinfo="x+text"),
+        "up_body": go.Scatter(name="up", mode="lines", legendgroup="price", showlegend=False,
+                              line={"color": UP, "width": 3}, hoverinfo="skip"),
+        "dn_wick": go.Scatter(name="down", mode="lines", legendgroup="price", showlegend=False,
+                              line={"color": DOWN, "width": 1}, hoverinfo="x+text"),
+        "dn_body": go.Scatter(name="down body", mode="lines", legendgroup="price",
+                              showlegend=False, line={"color": DOWN, "width": 3},
+                              hoverinfo="skip"),
         "vah": go.Scatter(name="VAH", mode="lines", line={"width": 0, "shape": "hv"},
                           hoverinfo="skip", showlegend=False),
         "val": go.Scatter(name="value area", mode="lines", line={"width": 0, "shape": "hv"},
@@ -155,6 +200,10 @@ def _price_skeleton() -> str:
         "target": go.Scatter(name="targets", mode="lines", hoverinfo="text+y",
                              connectgaps=False, line={"color": "rgba(0,230,118,0.8)",
                                                       "width": 2}),
+        "stop_now": go.Scatter(name="stop now", mode="lines", hoverinfo="text+y",
+                               showlegend=False, line={"color": "#ff1744", "width": 2.5}),
+        "target_now": go.Scatter(name="target now", mode="lines", hoverinfo="text+y",
+                                 showlegend=False, line={"color": "#00e676", "width": 2.5}),
         "entry": go.Scatter(name="entries", mode="markers", hoverinfo="text+y",
                             marker={"symbol": "circle", "size": 8, "color": "#29b6f6",
                                     "line": {"width": 1, "color": "white"}}),
@@ -166,7 +215,10 @@ def _price_skeleton() -> str:
         "sig_sell": go.Scatter(name="SELL alarm", mode="markers", hoverinfo="text+y",
                                marker={"symbol": "triangle-down", "size": 13, "color": "#e040fb",
                                        "line": {"width": 1, "color": "black"}}),
-        "volume": go.Bar(name="volume", showlegend=False, marker={"line": {"width": 0}}),
+        "vol_up": go.Scatter(name="volume", mode="lines", showlegend=False,
+                             line={"color": UP, "width": 2}, hoverinfo="x+y"),
+        "vol_dn": go.Scatter(name="volume down", mode="lines", showlegend=False,
+                             line={"color": DOWN, "width": 2}, hoverinfo="x+y"),
         **{k: go.Scatter(name=k.upper(), mode="lines", line={**line, "color": c})
            for k, c in STOCH.items()},
         **{k: go.Scatter(name=k, mode="lines", line={**line, "color": c})
@@ -203,19 +255,15 @@ def price_figure(view: dict[str, Any], *,
     cols = _columns(view["bars"])
     fcols = find_columns({n for _, v in view["features"][-1:] for n in v})
     data = {**cols, **_feature_columns(view["features"], view["x_of"], fcols),
-            **_marker_columns(view["signals"], view["fills"], view["levels"], view["x_of"])}
+            **_marker_columns(view["signals"], view["fills"], view["levels"], view["x_of"]),
+            **_live_columns(view.get("live_levels", []))}
     for i, (name, _) in enumerate(TRACES):
         tr = out["data"][i]
         tr["x"] = []
-        if name == "candles":
-            tr.update(open=[], high=[], low=[], close=[])
-        else:
-            tr["y"] = []
-        for k, v in data.get(name, {}).items():
-            if k == "marker.color":
-                tr.setdefault("marker", {})["color"] = v
-            else:
-                tr[k] = v
+        tr["y"] = []
+        for key in EXTRA_ARRAYS.get(name, ()):  # a Patch can only extend arrays that exist
+            tr[key] = []
+        tr.update(data.get(name, {}))
     if "p_buy" not in fcols:
         out["layout"].setdefault("annotations", []).append({
             "text": "no CNN probabilities in this run (signals mode rules)", "showarrow": False,
@@ -234,18 +282,19 @@ def patch_price(delta: dict[str, Any], ranges: tuple[list[str], list[float]] | N
     fcols = find_columns(names)
     data = {**_columns(delta["bars"]), **_feature_columns(delta["features"], delta["x_of"], fcols),
             **_marker_columns(delta["signals"], delta["fills"], delta["levels"], delta["x_of"])}
+    live = _live_columns(delta.get("live_levels", []))
     if not any(d["x"] for d in data.values()) and ranges is None:
         return None
     p = Patch()
+    for name, d in live.items():  # small: a few working orders
+        for k, v in d.items():
+            p["data"][IDX[name]][k] = v
     for name, d in data.items():
         if not d["x"]:
             continue
         i = IDX[name]
         for k, v in d.items():
-            if k == "marker.color":
-                p["data"][i]["marker"]["color"].extend(v)
-            else:
-                p["data"][i][k].extend(v)
+            p["data"][i][k].extend(v)
     if ranges is not None:
         for ax in X_AXES:
             p["layout"][ax]["range"] = ranges[0]

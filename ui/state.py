@@ -87,11 +87,12 @@ class Bar:
 
 @dataclass
 class Levels:
-    """Working stop and target of one strategy's open position at one bar."""
+    """A working stop or target of one strategy at one price from bar ``x`` to ``x_end``: one
+    segment per price it held (a moved stop starts a new one), not one per bar."""
 
-    seq: int
-    x: str  # the bar's open time
-    x_end: str  # its close time: each level is drawn as a segment across its bar
+    seq: int  # the last bar it covers
+    x: str  # open time of its first bar
+    x_end: str  # close time of its last bar
     account: str
     kind: str  # "stop" | "target"
     price: float
@@ -146,6 +147,8 @@ class UiState:
         self.accounts: list[str] = []
         self.positions: dict[str, dict[str, float]] = {}
         self.orders: dict[str, dict[str, Any]] = {}  # working reduce-only children per order id
+        self.last_x_end = ""  # close time of the last bar
+        self.last_seq = -1
         self.pending: dict[str, dict[str, Any]] = {}  # entry id -> attached stop/target
         self.commands: deque[dict[str, Any]] = deque(maxlen=50)
         self.alerts: deque[dict[str, Any]] = deque(maxlen=50)
@@ -183,7 +186,8 @@ class UiState:
             if isinstance(positions, dict):  # authoritative: open positions, flat otherwise
                 for acct in self.accounts:
                     self.positions[acct] = {"qty": 0.0, "entry": math.nan}
-                self.orders = {}
+                for oid in list(self.orders):
+                    self._drop_order(oid)
                 for acct, pos in positions.items():
                     if not isinstance(pos, dict):
                         continue
@@ -196,6 +200,8 @@ class UiState:
                         if o.get("type") in ("stop", "limit"):
                             self.orders[str(o.get("order_id"))] = {
                                 "account": acct, "price": _f(o.get("price")), "active": True,
+                                "x0": self.last_x_end and next(reversed(
+                                    self.bars_by_seq.values())).x,
                                 "kind": "stop" if o["type"] == "stop" else "target"}
             self.seq = int(reply.get("seq", 0))
             self.conn.snapshots += 1
@@ -282,11 +288,30 @@ class UiState:
             old, _ = self.bars_by_seq.popitem(last=False)
             self.features.pop(old, None)
         self.logs["bars"].append(bar)
-        x_end = fmt_time(t_open + self.tf_ms) if self.tf_ms else bar.x
-        for order in self.orders.values():  # each working stop/target at this bar
-            if order["active"] and math.isfinite(order["price"]):
-                self.logs["levels"].append(Levels(seq, bar.x, x_end, order["account"],
-                                                  order["kind"], order["price"]))
+        self.last_x_end = fmt_time(t_open + self.tf_ms) if self.tf_ms else bar.x
+        self.last_seq = seq
+        for order in self.orders.values():  # working stops/targets start their run here
+            if order["active"] and order.get("x0") is None:
+                order["x0"] = bar.x
+
+    def _end_run(self, order: dict[str, Any] | None) -> None:
+        """Close an order's current run at the last bar (it moved, filled or went away)."""
+        if order is None or order.get("x0") is None:
+            return
+        if math.isfinite(order["price"]) and self.last_x_end:
+            self.logs["levels"].append(Levels(self.last_seq, order["x0"], self.last_x_end,
+                                              order["account"], order["kind"], order["price"]))
+        order["x0"] = None
+
+    def _drop_order(self, oid: str) -> None:
+        self._end_run(self.orders.pop(oid, None))
+
+    def live_levels(self) -> list[Levels]:
+        """The runs still going: each working stop/target from its start to the last bar."""
+        with self.lock:
+            return [Levels(self.last_seq, o["x0"], self.last_x_end, o["account"], o["kind"],
+                           o["price"]) for o in self.orders.values()
+                    if o["active"] and o.get("x0") is not None and math.isfinite(o["price"])]
 
     def _features(self, d: dict[str, Any]) -> None:
         seq = int(d.get("bar_seq", -1))
@@ -323,13 +348,17 @@ class UiState:
                     self.pending[oid] = att
         elif typ == "ModifyOrder":
             if oid in self.orders:
-                self.orders[oid]["price"] = _f(d.get("price"))
+                order = self.orders[oid]
+                price = _f(d.get("price"))
+                if price != order["price"]:
+                    self._end_run(order)  # the moved level starts a new run at the next bar
+                order["price"] = price
             else:  # a child whose parent we have not seen filled yet
                 for att in self.pending.values():
                     if oid in att:
                         att[oid]["price"] = _f(d.get("price"))
         elif typ in ("CancelOrder", "OrderCanceled"):
-            self.orders.pop(oid, None)
+            self._drop_order(oid)
             self.pending.pop(oid, None)
 
     def _fill(self, d: dict[str, Any]) -> None:
@@ -350,14 +379,14 @@ class UiState:
             pos["qty"] = new
         else:
             pos["qty"] = new
-        self.orders.pop(oid, None)
+        self._drop_order(oid)
         if oid in self.pending:  # an entry filled: its attached stop/target start working
             for cid, child in self.pending.pop(oid).items():
                 child["active"] = True
                 self.orders[cid] = child
         if pos["qty"] == 0.0:  # flat: what protected the position is gone
             for cid in [k for k, o in self.orders.items() if o["account"] == acct]:
-                del self.orders[cid]
+                self._drop_order(cid)
         bar = self.bars_by_seq.get(int(d.get("seq", -1)))
         entry = str(d.get("tag", "")).upper() in ("ENTRY", "MANUAL_ENTRY") or (
             abs(new) > abs(old) and str(d.get("tag", "")) == "")
@@ -399,6 +428,7 @@ class UiState:
                 "fills": [f for f in self.logs["fills"].items if f["x"] is not None
                           and int(f.get("seq", -1)) >= first],
                 "levels": [lv for lv in self.logs["levels"].items if lv.seq >= first],
+                "live_levels": self.live_levels(),
                 "equity": list(self.logs["equity"].items),
                 "accounts": list(self.accounts),
                 "x_of": {b.seq: b.x for b in bars},
@@ -427,6 +457,7 @@ class UiState:
                 if b is not None:
                     out["x_of"][b.seq] = b.x
             out["accounts"] = list(self.accounts)
+            out["live_levels"] = self.live_levels()
             return out, self.cursor()
 
     def visible_range(self, n: int) -> tuple[list[str], list[float]] | None:

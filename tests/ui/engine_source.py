@@ -91,6 +91,8 @@ class BridgedEngine:
         return self
 
     def stop(self) -> None:
+        """Finish the replay flat out (no pacing), then close the bridge."""
+        self.bridge._period = 0.0  # noqa: SLF001 - the bridge's pace; 0 = as fast as possible
         self._stop.set()
         self.bridge._wake.set()  # noqa: SLF001 - wake a paced wait at once
-        self.thread.join(30)
+        self.thread.join(60)

@@ -20,6 +20,15 @@ pytestmark = [pytest.mark.real_data, pytest.mark.slow]
 GD = "var gd = document.querySelector('#price .js-plotly-plot');"
 
 
+def candles(dc) -> int:
+    """Candles the browser's price chart holds (three points per candle in the wick traces)."""
+    up, dn = figures.IDX["up_wick"], figures.IDX["dn_wick"]
+    return int(dc.driver.execute_script(
+        GD + f"if (!gd || !gd.data || !gd.data[{dn}]) return 0;"
+        f"return Math.floor(((gd.data[{up}].x || []).length + (gd.data[{dn}].x || []).length)"
+        " / 3);"))
+
+
 def trace_len(dc, name: str) -> int:
     return int(dc.driver.execute_script(
         GD + f"return gd && gd.data && gd.data[{figures.IDX[name]}] && "
@@ -44,9 +53,9 @@ def test_ui_follows_an_engine_through_a_restart(browser, real_messages):
     try:
         dc.start_server(create_app(state, pub.cmd_addr, n_visible=300), port=free_port())
         # the late joiner is complete at once: the snapshot's 1,500 bars, then live bars
-        until(lambda: trace_len(dc, "candles") >= 1500, timeout=20)
+        until(lambda: candles(dc) >= 1500, timeout=20)
         until(lambda: dc.driver.execute_script(
-            "return document.querySelectorAll('#price .boxlayer .trace path').length") > 0,
+            "return document.querySelectorAll('#price .scatterlayer .js-line').length") > 10,
             timeout=10)
         assert trace_len(dc, "sig_buy") + trace_len(dc, "sig_sell") > 10
         assert trace_len(dc, "poc") > 1000 and trace_len(dc, "s9") > 1000
@@ -54,14 +63,14 @@ def test_ui_follows_an_engine_through_a_restart(browser, real_messages):
         until(lambda: text(dc, "#st-connection") == "live", timeout=5)
         until(lambda: text(dc, "#st-symbol") == "BTC-USDT", timeout=5)
         # updates as bars arrive, extended in place: the browser holds exactly the UI's bars
-        n0, t0 = trace_len(dc, "candles"), time.monotonic()
-        until(lambda: trace_len(dc, "candles") >= n0 + 16, timeout=10)
+        n0, t0 = candles(dc), time.monotonic()
+        until(lambda: candles(dc) >= n0 + 16, timeout=10)
         print(f"browser: 16 bars in {time.monotonic() - t0:.2f} s (published at 8/s)")
         pub.hold.set()
         time.sleep(0.8)
         with state.lock:
             n_state = len(state.bars_by_seq)
-        until(lambda: trace_len(dc, "candles") == n_state, timeout=5)
+        until(lambda: candles(dc) == n_state, timeout=5)
         pub.hold.clear()
         # sidebar: the setup of the current bar, then of a clicked alarm
         until(lambda: len(dc.driver.find_elements("css selector", "#setup-table td")) > 0,
@@ -99,8 +108,8 @@ def test_ui_follows_an_engine_through_a_restart(browser, real_messages):
         pub2.start()
         until(lambda: text(dc, "#st-run") == "run-2" and text(dc, "#st-connection") == "live",
               timeout=20)
-        until(lambda: 800 <= trace_len(dc, "candles") < 1000, timeout=10)
-        until(lambda: trace_len(dc, "candles") >= 805, timeout=10)
+        until(lambda: 800 <= candles(dc) < 1000, timeout=10)
+        until(lambda: candles(dc) >= 805, timeout=10)
         assert state.conn.snapshots >= 2
         dc.driver.save_screenshot(str(ARTIFACTS / "ui_after_restart.png"))
         assert dc.get_logs() == [], "browser console errors"
@@ -132,7 +141,7 @@ def test_ui_with_the_real_bridge(browser, real_data_path):
     dc = browser
     pub, cmd = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
     eng = BridgedEngine(real_data_path, "2024-01-01", "2024-01-20", pub=pub, commands=cmd,
-                        speed=40).start()
+                        speed=25).start()
     eng2 = None
     state = UiState()
     sub = Subscriber(state, pub, cmd, quiet_s=2.0, timeout_s=1.0)
@@ -140,14 +149,15 @@ def test_ui_with_the_real_bridge(browser, real_data_path):
         time.sleep(1.0)  # a late joiner: the snapshot brings what it missed
         sub.start()
         dc.start_server(create_app(state, cmd, n_visible=300), port=free_port())
-        until(lambda: trace_len(dc, "candles") >= 50, timeout=20)
+        until(lambda: candles(dc) >= 50, timeout=20)
         dc.find_element("#btn-pause").click()
         until(lambda: "pause: ok" in text(dc, "#cmd-reply"), timeout=10)
         assert eng.bridge.paused, "the pause did not reach the engine"
         assert any(c.op == "pause" for c in eng.bridge.commands)  # journaled CommandApplied
-        until(lambda: text(dc, "#st-entries") == "paused", timeout=10)
-        n0 = trace_len(dc, "candles")
-        until(lambda: trace_len(dc, "candles") >= n0 + 40, timeout=15)  # bars keep coming
+        until(lambda: state.status_line()["paused"], timeout=10)  # the engine's heartbeat says so
+        until(lambda: text(dc, "#st-entries") == "paused", timeout=30)  # a busy machine's render
+        n0 = candles(dc)
+        until(lambda: candles(dc) >= n0 + 40, timeout=15)  # bars keep coming
         until(lambda: trace_len(dc, "sig_buy") + trace_len(dc, "sig_sell") > 0, timeout=20)
         until(lambda: "setup from the engine" in text(dc, "#setup-note"), timeout=15)
         until(lambda: len(dc.driver.find_elements(
@@ -159,10 +169,14 @@ def test_ui_with_the_real_bridge(browser, real_data_path):
         eng2 = BridgedEngine(real_data_path, "2024-02-01", "2024-02-04", pub=pub, commands=cmd,
                              speed=60).start()
         until(lambda: text(dc, "#st-run") == eng2.bridge.run_id != run1, timeout=20)
-        until(lambda: str(dc.driver.execute_script(GD + "return gd.data[0].x[0] || '';"))
+        until(lambda: str(dc.driver.execute_script(
+            GD + f"var a = gd.data[{figures.IDX['up_wick']}].x[0] || '';"
+            f"var b = gd.data[{figures.IDX['dn_wick']}].x[0] || '';"
+            "return a < b && a ? a : b;"))
               .startswith("2024-02"), timeout=10)  # the new run's chart, not the old one
         assert dc.get_logs() == [], "browser console errors"
     except BaseException:
+        print("browser console:", dc.get_logs())
         dc.driver.save_screenshot(str(ARTIFACTS / "ui_failure_bridge.png"))
         raise
     finally:

@@ -113,15 +113,17 @@ def test_stops_targets_and_positions_follow_the_orders():
     send("bar.X", "BarClosed", bar(2, close=103.0))
     send("order.X", "ModifyOrder", {**base, "order_id": "a-2", "price": 98.0})
     send("bar.X", "BarClosed", bar(3, close=104.0))
-    levels = [(lv.seq, lv.kind, lv.price) for lv in st.logs["levels"].items]
-    assert levels == [(2, "stop", 95.0), (3, "stop", 98.0)]
+    # one segment per price the stop held: 95 over bar 2 (closed when it moved), 98 from bar 3
+    levels = [(lv.x, lv.x_end, lv.kind, lv.price) for lv in st.logs["levels"].items]
+    assert levels == [("2024-01-01 00:30", "2024-01-01 00:45", "stop", 95.0)]
+    assert [(lv.x, lv.price) for lv in st.live_levels()] == [("2024-01-01 00:45", 98.0)]
     row = st.table()[0]
     assert row["position"] == 2.0 and row["open_pnl"] == pytest.approx(8.0)
     send("fill.X", "OrderFilled", {**base, "order_id": "a-2", "side": "sell", "qty": 2.0,
                                    "price": 98.0, "fee": 0.1, "seq": 4, "tag": "STOP_LOSS"})
     send("trade.X", "TradeClosed", {**base, "symbol": "X", "side": "long", "pnl": -4.2})
     send("bar.X", "BarClosed", bar(4))
-    assert len(st.logs["levels"]) == 2  # flat: no more levels
+    assert len(st.logs["levels"]) == 2 and st.live_levels() == []  # flat: the stop is gone
     row = st.table()[0]
     assert row["position"] == 0.0 and row["trades"] == 1 and row["win_rate_pct"] == 0.0
 
@@ -134,7 +136,7 @@ def test_bridge_snapshot_positions_are_authoritative():
                    {"order_id": "a-8", "type": "limit", "price": 90.0}]}}))
     assert st.positions["a"] == {"qty": -0.5, "entry": 102.0}
     st.apply_message("bar.X", msg(10, "BarClosed", bar(3)))
-    assert sorted((lv.kind, lv.price) for lv in st.logs["levels"].items) == [
+    assert sorted((lv.kind, lv.price) for lv in st.live_levels()) == [
         ("stop", 110.0), ("target", 90.0)]
 
 
@@ -157,7 +159,9 @@ def test_price_figure_and_patch():
     fig = figures.price_figure(view, ranges=st.visible_range(10))
     data = fig["data"]
     assert len(data) == len(figures.TRACES)
-    assert len(data[figures.IDX["candles"]]["x"]) == 30
+    for name, keys in figures.EXTRA_ARRAYS.items():  # empty now, extended later: must exist
+        assert all(isinstance(data[figures.IDX[name]][k], list) for k in keys), name
+    assert figures.candle_count(data) == 30
     assert data[figures.IDX["sig_buy"]]["customdata"] == ["A1"]
     assert len(data[figures.IDX["poc"]]["y"]) == 30 and data[figures.IDX["s9"]]["y"][0] == 50.0
     assert fig["layout"]["xaxis"]["range"][0] == "2024-01-01 04:52"  # bar 20 opens 05:00; half a bar before
@@ -166,8 +170,9 @@ def test_price_figure_and_patch():
     ops = figures.patch_price(delta, st.visible_range(10)).to_plotly_json()["operations"]
     extends = {tuple(o["location"]): o["params"]["value"] for o in ops
                if o["operation"] == "Extend"}
-    assert extends[("data", figures.IDX["candles"], "x")] == ["2024-01-01 07:30"]
-    assert extends[("data", figures.IDX["candles"], "close")] == [100.0]
+    assert extends[("data", figures.IDX["up_wick"], "x")] == ["2024-01-01 07:30"] * 2 + [None]
+    assert extends[("data", figures.IDX["up_body"], "y")] == [99.0, 100.0, None]  # open, close
+    assert extends[("data", figures.IDX["vol_up"], "y")] == [0.0, 40.0, None]
     assert ("data", figures.IDX["poc"], "x") not in extends  # no feature row for bar 30 yet
     assert any(o["location"] == ["layout", "xaxis4", "range"] for o in ops)
     empty, _ = st.delta(st.cursor())

@@ -1,0 +1,169 @@
+"""Event-to-browser latency of the Dash UI with a 10,000-candle chart (headless Chromium).
+
+Workload: the real engine's events over about 10,300 real BTC/USDT 15m bars
+(``tests/ui/engine_source.py``); a WIRE.md publisher (``tests/ui/publisher.py``, real ZeroMQ
+PUB + ROUTER) holds the first 10,000 as history, the UI (``ui.app`` with its ``Subscriber``
+thread) takes them in one snapshot, and then the publisher sends one bar (with its features,
+equity and whatever the strategies did) every ``period`` seconds. The page records, on every
+``plotly_afterplot`` of the price chart, the wall time and the x of its last candle; a bar's
+latency is that time minus the time its ``bar`` message was published (same machine, same
+clock): ZeroMQ, the SUB thread, the next ``dcc.Interval`` tick, the Patch over HTTP and
+Plotly's redraw of the whole 10,000-candle figure. Target (issue 10): p95 < 300 ms.
+
+Also reported: the first full render of the 10,000 candles (page load to the first afterplot
+that shows them) and the size of one incremental update against a full figure.
+
+Run alone: ``python bench/bench_ui.py [--bars N] [--interval-ms MS]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import REAL_DATA
+
+HOOK = """
+var gd = document.querySelector('#price .js-plotly-plot');
+if (!gd || !gd.on || !gd.data) { return false; }
+if (!window.__uiLog) {
+  window.__uiLog = [];
+  gd.on('plotly_afterplot', function () {
+    var last = '', n = 0;
+    [UP, DN].forEach(function (i) {
+      var t = gd.data && gd.data[i];
+      if (t && t.x && t.x.length) { n += t.x.length / 3; var x = t.x[t.x.length - 2];
+                                    if (x > last) { last = x; } }
+    });
+    if (n) { window.__uiLog.push([Date.now(), n, last]); }
+  });
+}
+return true;
+"""
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run(bars: int = 10_000, live_bars: int = 40, period: float = 0.5,
+        interval_ms: int = 250) -> dict[str, object]:
+    if shutil.which("chromium") is None or shutil.which("chromedriver") is None:
+        raise SystemExit("bench_ui needs Debian's chromium and chromedriver")
+    from dash.testing.application_runners import ThreadedRunner
+    from dash.testing.composite import DashComposite
+    from dash.testing.wait import until
+
+    from tests.ui.engine_source import engine_messages
+    from tests.ui.publisher import WirePublisher
+    from ui import figures
+    from ui.app import create_app
+    from ui.state import UiState
+    from ui.subscriber import Subscriber
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    days = (bars + live_bars + 400) // 96 + 2  # 96 bars a day; the profile warms up first
+    start = "2023-06-01"
+    end = time.strftime("%Y-%m-%d", time.gmtime(time.mktime(time.strptime(start, "%Y-%m-%d"))
+                                                 + days * 86400))
+    t0 = time.perf_counter()
+    msgs = engine_messages(REAL_DATA, start, end)
+    n_have = sum(1 for m in msgs if m[0].startswith("bar."))
+    prep_s = time.perf_counter() - t0
+    pub = WirePublisher(msgs, rate_bars=1.0 / period, start_bars=n_have - live_bars - 2)
+    pub.hold.set()
+    pub.start()
+    pub.ready.wait(30)
+    state = UiState(max_bars=bars + live_bars + 10)
+    sub = Subscriber(state, pub.pub_addr, pub.cmd_addr, bars=bars, timeout_s=10.0)
+    sub.start()
+    out: dict[str, object] = {}
+    os.environ.setdefault("DASH_TEST_CHROMEPATH", shutil.which("chromium") or "")
+    try:
+        until(lambda: len(state.bars_by_seq) >= bars, timeout=60)
+        with ThreadedRunner() as server, DashComposite(
+                server, browser="Chrome", headless=True, percy_run=False, percy_finalize=False,
+                wait_timeout=60) as dc:
+            dc.driver.set_window_size(1500, 1100)
+            t_load = time.time()
+            dc.start_server(create_app(state, pub.cmd_addr, interval_ms=interval_ms),
+                            port=_port())
+            hook = HOOK.replace("UP", str(figures.IDX["up_wick"])).replace(
+                "DN", str(figures.IDX["dn_wick"]))
+            until(lambda: dc.driver.execute_script(hook), timeout=60, poll=0.01)
+            until(lambda: max([n for _, n, _ in dc.driver.execute_script(
+                "return window.__uiLog || [];")] or [0]) >= bars, timeout=120, poll=0.05)
+            first = time.time() - t_load
+            n0 = len(pub.sent_bars)
+            pub.hold.clear()
+            until(lambda: len(pub.sent_bars) >= n0 + live_bars, timeout=live_bars * period * 4)
+            pub.hold.set()
+            time.sleep(2.0)
+            log = dc.driver.execute_script("return window.__uiLog || [];")
+            errors = dc.get_logs()
+        sent = pub.sent_bars[n0:]
+        with state.lock:
+            x_of = {b.seq: b.x for b in state.bars_by_seq.values()}
+        shown: dict[str, float] = {}
+        for t_ms, _, x in log:
+            shown.setdefault(str(x), t_ms / 1000.0)
+        lat = sorted((shown[x_of[seq]] - t) * 1000.0 for seq, t in sent
+                     if seq in x_of and x_of[seq] in shown)
+        # sizes: one incremental update vs the full figure
+        view, cur = state.view()
+        full = len(json.dumps(figures.price_figure(view), default=str))
+        out.update({
+            "chart_candles": bars, "live_bars": live_bars, "bar_period_s": period,
+            "interval_ms": interval_ms, "prepare_events_s": round(prep_s, 2),
+            "first_render_s": round(first, 2), "bars_seen": len(lat),
+            "latency_p50_ms": _pct(lat, 50), "latency_p95_ms": _pct(lat, 95),
+            "latency_max_ms": round(lat[-1], 1) if lat else None,
+            "target_p95_ms": 300, "full_figure_bytes": full,
+            "browser_console_errors": len(errors),
+        })
+        last_delta = _one_bar_patch_bytes(state, figures)
+        out["one_bar_patch_bytes"] = last_delta
+    finally:
+        sub.stop()
+        pub.stop()
+    return out
+
+
+def _pct(xs: list[float], p: float) -> float | None:
+    if not xs:
+        return None
+    k = min(len(xs) - 1, max(0, round(p / 100 * (len(xs) - 1))))
+    return round(xs[k], 1)
+
+
+def _one_bar_patch_bytes(state, figures) -> int:  # type: ignore[no-untyped-def]
+    with state.lock:
+        cur = state.cursor()
+        cur = {k: (v - 1 if k in ("bars", "features", "equity") else v) for k, v in cur.items()}
+    delta, _ = state.delta(cur)
+    if delta is None:
+        return 0
+    p = figures.patch_price(delta, state.visible_range(300))
+    return len(json.dumps(p.to_plotly_json(), default=str)) if p is not None else 0
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bars", type=int, default=10_000)
+    ap.add_argument("--live", type=int, default=40)
+    ap.add_argument("--period", type=float, default=0.5)
+    ap.add_argument("--interval-ms", type=int, default=250)
+    a = ap.parse_args()
+    for k, v in run(a.bars, a.live, a.period, a.interval_ms).items():
+        print(f"  {k:32s} {v}")
