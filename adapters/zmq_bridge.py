@@ -299,6 +299,16 @@ class ZmqBridge:
                 self.drain_commands()
             self._round(math.inf)  # live, between bars: events and heartbeat go out now
 
+    def set_speed(self, bars_per_s: float) -> None:
+        """Change a replay's pace (0 = as fast as possible, publishing under the budget again);
+        any thread may call it."""
+        self._period = 1.0 / bars_per_s if bars_per_s > 0 else 0.0
+        live_pace = bool(self._period) or not self.engine.replay
+        self._every = 1 if live_pace else 64
+        self._interval = 0.0 if live_pace else INTERVAL_S
+        self.s.speed = float(bars_per_s)
+        self._wake.set()  # a paced wait re-reads the pace
+
     def idle(self) -> None:
         """Publish what is waiting and the heartbeat; apply commands (engine thread, e.g. a
         finished replay held open for the UI)."""
@@ -311,7 +321,7 @@ class ZmqBridge:
         if self._next_t == 0.0:
             self._next_t = now
         target = self._next_t + self._period
-        while now < target:
+        while now < target and self._period:
             self._wake.wait(target - now)
             self._wake.clear()
             if self._cmds:

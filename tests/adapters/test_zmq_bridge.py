@@ -533,3 +533,16 @@ def test_run_publish_flag(tmp_path, real_data_path, ctx):
     assert (tmp_path / "out" / "config.resolved.yaml").is_file()
     resolved = yaml.safe_load((tmp_path / "out" / "config.resolved.yaml").read_text())
     assert resolved["publish"]["enabled"] and resolved["publish"]["pub"] == addr
+
+
+def test_set_speed_changes_the_pace_of_a_running_replay(bars, ctx):
+    eng = _engine(bars)
+    br = ZmqBridge(eng, _settings(speed=20.0), context=ctx)  # 1500 bars would take 75 s
+    t = _run_in_thread(eng)
+    time.sleep(0.3)
+    assert t.is_alive() and eng.store.count < 100
+    br.set_speed(0)  # what a UI test does to finish a replay
+    t.join(30)
+    assert not t.is_alive() and eng.store.count == BARS
+    br.run_finished(None)
+    br.close()
