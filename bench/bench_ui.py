@@ -60,7 +60,8 @@ def _port() -> int:
 def run(bars: int = 10_000, live_bars: int = 40, period: float = 0.5,
         interval_ms: int = 250) -> dict[str, object]:
     if shutil.which("chromium") is None or shutil.which("chromedriver") is None:
-        raise SystemExit("bench_ui needs Debian's chromium and chromedriver")
+        raise RuntimeError("bench_ui needs Debian's chromium and chromedriver (apt-get install "
+                           "chromium chromium-driver)")
     from dash.testing.application_runners import ThreadedRunner
     from dash.testing.composite import DashComposite
     from dash.testing.wait import until

@@ -25,6 +25,7 @@ SECTIONS = [
     ("volume_profile", "bench.bench_volume_profile", {}),
     ("strategies", "bench.bench_strategies", {}),
     ("bridge", "bench.bench_bridge", {}),
+    ("ui", "bench.bench_ui", {}),
     ("paper", "bench.bench_paper", {}),
     ("live", "bench.bench_live", {}),
     ("telegram", "bench.bench_telegram", {}),
