@@ -419,8 +419,11 @@ class ZmqBridge:
             strat.on_signal_raised(sig)
         finally:
             strat.entries_paused = paused
-        if getattr(strat, "_pending", None) is None:
-            return False, f"strategy {name!r} does not trade {side} entries", None
+        if getattr(strat, "_pending", None) is None and acct.qty == 0.0:
+            if side not in getattr(strat, "sides", (side,)):
+                return False, f"strategy {name!r} does not trade {side} entries", None
+            return False, (f"strategy {name!r}: the {side} entry was refused (see the order "
+                           "events: OrderCanceled says why)"), None
         return True, None, {"strategy": name, "side": side, "alarm_id": sig.alarm_id,
                             "entry": sig.entry_price, "stop": sig.stop_price,
                             "targets": list(sig.targets)}
