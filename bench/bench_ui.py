@@ -102,9 +102,9 @@ def run(bars: int = 10_000, live_bars: int = 40, period: float = 0.5,
                             port=_port())
             hook = HOOK.replace("UP", str(figures.IDX["up_wick"])).replace(
                 "DN", str(figures.IDX["dn_wick"]))
-            until(lambda: dc.driver.execute_script(hook), timeout=60, poll=0.01)
+            until(lambda: dc.driver.execute_script(hook), timeout=240, poll=0.01)
             until(lambda: max([n for _, n, _ in dc.driver.execute_script(
-                "return window.__uiLog || [];")] or [0]) >= bars, timeout=120, poll=0.05)
+                "return window.__uiLog || [];")] or [0]) >= bars, timeout=300, poll=0.05)
             first = time.time() - t_load
             n0 = len(pub.sent_bars)
             pub.hold.clear()
