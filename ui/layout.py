@@ -16,7 +16,7 @@ TABLE_STYLE = {
     "style_header": {"backgroundColor": "#222", "color": "#bbb", "fontWeight": "bold",
                      "border": "1px solid #333"},
     "style_cell": {"backgroundColor": "#161616", "color": "#ddd", "border": "1px solid #333",
-                   "fontSize": "12px", "padding": "3px 5px", "textAlign": "right"},
+                   "fontSize": "11px", "padding": "2px 4px", "textAlign": "right"},
     "style_table": {"overflowX": "auto"},
     "style_cell_conditional": [{"if": {"column_id": c}, "textAlign": "left"}
                                for c in ("strategy", "side")],
@@ -84,7 +84,7 @@ def build(n_visible: int, interval_ms: int) -> html.Div:
             html.Div(id="cmd-reply", style={"marginTop": "6px", "minHeight": "18px"}),
             dcc.ConfirmDialog(id="confirm"),
         ], style=PANEL),
-    ], style={"width": "430px", "marginLeft": "8px", "flexShrink": "0"})
+    ], style={"width": "470px", "marginLeft": "8px", "flexShrink": "0"})
     return html.Div([
         html.Div([html.B("tradebot monitor", style={"marginRight": "18px"}),
                   html.Span(id="status")],
