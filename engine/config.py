@@ -313,6 +313,27 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+MAX_YAML_DEPTH = 64  # a run config nests about 5 deep; deeper is not a config
+
+
+def _check_depth(root: yaml.Node, where: str) -> None:
+    """Refuse nesting deeper than ``MAX_YAML_DEPTH``, whatever Python's recursion limit is
+    (another library may have raised it, so a RecursionError is no guard)."""
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigError(
+                f"{where}: nested more than {MAX_YAML_DEPTH} levels deep (line "
+                f"{node.start_mark.line + 1}); a run config is a few levels of mappings")
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((child, depth + 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                stack.append((k, depth + 1))
+                stack.append((v, depth + 1))
+
+
 def parse_yaml(text: str, where: str) -> Any:
     """Parse YAML text with repeated keys refused.
 
@@ -324,7 +345,15 @@ def parse_yaml(text: str, where: str) -> Any:
 
         stream = io.StringIO(text)
         stream.name = where  # marks say "in <file>, line L, column C"
-        return yaml.load(stream, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+        loader = _UniqueKeyLoader(stream)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _check_depth(node, where)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML: {exc}") from None
     except (RecursionError, ValueError, OverflowError) as exc:  # e.g. nesting too deep

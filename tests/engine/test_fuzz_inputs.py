@@ -128,3 +128,18 @@ def test_any_bytes_as_a_config_give_our_error(tmp_path_factory, data):
 def test_deep_nesting_is_our_error(text):
     with pytest.raises(EngineError):
         parse_yaml(text, "deep.yaml")
+
+
+def test_deep_nesting_is_our_error_under_a_raised_recursion_limit():
+    """Some library in the process (dash, numba) may raise the recursion limit: depth is then
+    checked by counting, not by waiting for a RecursionError (this failed in the full suite)."""
+    import sys
+
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(20_000)
+    try:
+        with pytest.raises(EngineError, match="nested more than"):
+            parse_yaml("- " * 1100, "deep.yaml")
+        assert parse_yaml("a: [1, {b: [2]}]", "ok.yaml") == {"a": [1, {"b": [2]}]}
+    finally:
+        sys.setrecursionlimit(old)
