@@ -47,7 +47,6 @@ from engine.fills import Costs
 from engine.journal import Journal
 from engine.loop import run_loop
 from engine.portfolio import Account
-from engine.risk import RiskBook, RiskGate
 from engine.ports import BarFeed, Broker, BrokerFactory, FeatureHandler
 from engine.registry import (
     BROKERS,
@@ -58,6 +57,7 @@ from engine.registry import (
     SINKS,
     Registry,
 )
+from engine.risk import RiskBook, RiskGate
 from engine.strategy import Strategy, StrategyContext
 
 logger = logging.getLogger(__name__)

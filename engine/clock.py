@@ -59,7 +59,8 @@ class Clock:
         self.due_ns = NEVER_NS  # the earliest due time (the loop compares a bar's close to it)
 
     def bind(self, publish: Callable[[Event], None]) -> None:
-        """Publish ``TimerFired`` through ``publish`` (the composition root binds ``bus.publish``)."""
+        """Publish ``TimerFired`` through ``publish`` (the composition root binds
+        ``bus.publish``)."""
         self._publish = publish
 
     def now_ns(self) -> int:

@@ -102,7 +102,7 @@ __all__ = [
     "api_version_problem",
     "beyond",
     "check_exit_contract",
-    "check_exit_plugin",
+    "check_exit_plugin",  # noqa: F822 (module __getattr__ loads it on first use)
     "first_beyond",
     "hvn_trail",
     "is_tick",

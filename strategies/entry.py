@@ -17,8 +17,9 @@ Modes (``params.mode``):
 Every signal carries the trade setup: entry = the bar's close, stop = entry ∓ ``stop_atr_mult``
 · ATR (the one stop setting of a run: the volume profile has none), and target candidates from a
 feature handler offering ``target_candidates`` (the volume profile) or a percentage fallback.
-Features are read through ``ctx.features`` readers, bounded by the current bar. ``alarm_id`` = ``SYMBOL_TF_<close time>_<rule>_<side>``: unique per bar,
-rule and side, so a BUY and a SELL on one bar never collide.
+Features are read through ``ctx.features`` readers, bounded by the current bar.
+``alarm_id`` = ``SYMBOL_TF_<close time>_<rule>_<side>``: unique per bar, rule and side, so a BUY
+and a SELL on one bar never collide.
 """
 
 from __future__ import annotations

@@ -34,9 +34,11 @@ PALETTE = ["#42a5f5", "#ffa726", "#ab47bc", "#66bb6a", "#ef5350", "#26c6da", "#d
 
 # (name, row): the order is the contract between price_figure and patch_price.
 TRACES: list[tuple[str, int]] = [
-    ("up_wick", 1), ("up_body", 1), ("dn_wick", 1), ("dn_body", 1), ("vah", 1), ("val", 1), ("poc", 1), ("hvn_below", 1), ("hvn_above", 1),
+    ("up_wick", 1), ("up_body", 1), ("dn_wick", 1), ("dn_body", 1),
+    ("vah", 1), ("val", 1), ("poc", 1), ("hvn_below", 1), ("hvn_above", 1),
     ("reg_mid", 1), ("reg_up", 1), ("reg_lo", 1),
-    ("stop", 1), ("target", 1), ("stop_now", 1), ("target_now", 1), ("entry", 1), ("exit", 1), ("sig_buy", 1), ("sig_sell", 1),
+    ("stop", 1), ("target", 1), ("stop_now", 1), ("target_now", 1),
+    ("entry", 1), ("exit", 1), ("sig_buy", 1), ("sig_sell", 1),
     ("vol_up", 2), ("vol_dn", 2), ("s9", 3), ("s14", 3), ("s40", 3), ("s60", 3),
     ("p_buy", 4), ("p_sell", 4), ("p_hold", 4),
 ]

@@ -408,7 +408,7 @@ class UiState:
         bar = self.bars_by_seq.get(seq)
         self.logs["equity"].append((seq, bar.x if bar else None, eq))
 
-    # -- reading (callbacks) -------------------------------------------------------------------------
+    # -- reading (callbacks) ---------------------------------------------------------------------
     def cursor(self) -> dict[str, int]:
         """Where a full render leaves the browser: pass it to ``delta`` next time."""
         with self.lock:

@@ -481,7 +481,8 @@ class ApexBroker:
                     return True  # accepted before the reply was lost: nothing to resend
                 if attempt >= self.max_retries:
                     raise VenueError(f"create order {o.order_id} (clientId {o.cid}): reply lost "
-                                     f"{attempt + 1} times and the venue does not have it")
+                                     f"{attempt + 1} times and the venue does not have it"
+                                     ) from exc
             except TransientVenueError as exc:
                 if attempt >= self.max_retries:
                     raise VenueError(f"create order {o.order_id} (clientId {o.cid}): still "

@@ -219,7 +219,8 @@ def test_engine_routes_commands_and_fills_one_to_one():
     cfg = RunConfig.model_validate({
         "name": "routing", "data": {"file": "unused.csv"},
         "execution": {"workers": 1},
-        "strategies": [{"name": "s1", "kind": "stoch_cross"}, {"name": "s2", "kind": "stoch_cross"}],
+        "strategies": [{"name": "s1", "kind": "stoch_cross"},
+                       {"name": "s2", "kind": "stoch_cross"}],
     })
     eng = build_engine(cfg, feed=CsvFeed.from_bars(_walk_bars(3000)))
     sink: list = []

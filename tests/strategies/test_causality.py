@@ -66,7 +66,7 @@ def _run(kind: str, bars: int = 300):
 
 def test_a_strategy_reading_the_next_bar_gets_lookahead_error():
     NextBarReader.seen.clear()
-    with pytest.raises(Exception) as info:  # noqa: PT011 - the bus wraps it; the cause is checked
+    with pytest.raises(Exception) as info:
         _run("next_bar")
     chain, exc = [], info.value
     while exc is not None:

@@ -18,8 +18,16 @@ import msgspec
 
 from engine.bootstrap import build_engine
 from engine.config import load_config
-from engine.events import (BarClosed, CancelOrder, ModifyOrder, OrderCanceled, OrderFilled,
-                           SignalRaised, SubmitOrder, TradeClosed)
+from engine.events import (
+    BarClosed,
+    CancelOrder,
+    ModifyOrder,
+    OrderCanceled,
+    OrderFilled,
+    SignalRaised,
+    SubmitOrder,
+    TradeClosed,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 _KIND = {SignalRaised: "signal", SubmitOrder: "order", CancelOrder: "order", ModifyOrder: "order",
@@ -92,7 +100,6 @@ class BridgedEngine:
 
     def stop(self) -> None:
         """Finish the replay flat out (no pacing), then close the bridge."""
-        self.bridge._period = 0.0  # noqa: SLF001 - the bridge's pace; 0 = as fast as possible
         self._stop.set()
-        self.bridge._wake.set()  # noqa: SLF001 - wake a paced wait at once
+        self.bridge.set_speed(0)  # as fast as possible; wakes a paced wait at once
         self.thread.join(60)

@@ -128,7 +128,7 @@ def test_ui_follows_an_engine_through_a_restart(browser, real_messages):
 def _alert(dc):
     try:
         return dc.driver.switch_to.alert
-    except Exception:  # noqa: BLE001 - selenium raises NoAlertPresentException
+    except Exception:
         return None
 
 

@@ -164,7 +164,8 @@ def test_price_figure_and_patch():
     assert figures.candle_count(data) == 30
     assert data[figures.IDX["sig_buy"]]["customdata"] == ["A1"]
     assert len(data[figures.IDX["poc"]]["y"]) == 30 and data[figures.IDX["s9"]]["y"][0] == 50.0
-    assert fig["layout"]["xaxis"]["range"][0] == "2024-01-01 04:52"  # bar 20 opens 05:00; half a bar before
+    # bar 20 opens 05:00; the range starts half a bar before
+    assert fig["layout"]["xaxis"]["range"][0] == "2024-01-01 04:52"
     st.apply_message("bar.X", msg(2, "BarClosed", bar(30)))
     delta, _ = st.delta(cur)
     ops = figures.patch_price(delta, st.visible_range(10)).to_plotly_json()["operations"]
