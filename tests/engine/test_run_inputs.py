@@ -65,18 +65,6 @@ def test_each_mode_says_what_it_needs():
     assert mode_unavailable("live", ["apex"], ["apex", "sim"]) is None
 
 
-def test_live_mode_is_refused_before_anything_runs(tmp_path, capsys):
-    cfg = tmp_path / "live.yaml"
-    cfg.write_text(f"mode: live\ndata: {{file: {SYNTH}}}\n"
-                   "strategies: [{name: a, kind: stoch_cross}]\n")
-    expected = mode_unavailable("live")
-    if expected is None:
-        pytest.skip("the Apex broker is installed: live mode is available")
-    assert run(str(cfg), "--out", str(tmp_path / "out")) == 2
-    err = capsys.readouterr().err
-    assert "mode: live needs" in err and "install is broken" not in err and "Traceback" not in err
-
-
 def test_the_flags_the_hints_name_exist_on_run(tmp_path, capsys):
     gappy = bars_file(tmp_path, 300, keep=lambda i: i not in (100, 101, 200))
     out = str(tmp_path / "out")
