@@ -414,6 +414,11 @@ class _StrategyKit:
             acct = Account(s.name, self.store.symbol, config.account.initial_cash, publish)
             broker = self.broker_cls(acct, publish, costs, config.execution.intrabar,
                                      config.execution.market_fill)
+            bind_clock = getattr(broker, "bind_clock", None)
+            if callable(bind_clock):  # a venue broker drains its websocket on clock timers
+                bind_clock(clock)
+                bus.subscribe(TimerFired, broker.on_timer_fired,  # type: ignore[attr-defined]
+                              priority=PRIORITY_BROKER, name=f"broker:{s.name}")
             if config.risk is not None:  # the limits in front of every broker (engine/risk.py)
                 if self.risk_book is None:
                     self.risk_book = RiskBook(config.risk, clock.now_ns)

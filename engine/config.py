@@ -51,6 +51,10 @@ class DataConfig(BaseModel):
         "as the configured handlers need)")
     timeout_s: float = Field(default=10.0, gt=0, le=120,
                              description="paper/live: HTTP timeout per venue request")
+    websocket: str | None = Field(
+        default=None, description="live: the venue's websocket (main, test, or a local venue's "
+        "ws://127.0.0.1:PORT): the broker books fills as the account stream pushes them, the "
+        "fills endpoint staying the authority; none: fills from the endpoint at each bar")
 
 
 class AccountConfig(BaseModel):

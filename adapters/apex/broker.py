@@ -72,13 +72,18 @@ from engine.events import (
     ModifyOrder,
     OrderCanceled,
     OrderFilled,
+    OrderReply,
+    OrderSent,
     SubmitOrder,
+    TimerFired,
 )
 from engine.fills import Costs, IntrabarPolicy, MarketFill, size_for_equity_frac
 from engine.ports import WorkingOrder
 
 if TYPE_CHECKING:
+    from adapters.apex.account_stream import AccountStream
     from adapters.apex.client import ApexClient
+    from engine.clock import Clock
     from engine.config import RunConfig
     from engine.portfolio import Account
 
@@ -167,7 +172,8 @@ class ApexBroker:
                  policy: IntrabarPolicy | None = None, market_fill: MarketFill | None = None, *,
                  client: ApexClient, symbol: str, run_id: str, max_retries: int = 5,
                  backoff_s: float = 0.25, backoff_cap_s: float = 4.0, market_wait_s: float = 2.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 stream: AccountStream | None = None) -> None:
         self.account = account
         self.name = account.name
         self._publish = publish
@@ -183,19 +189,33 @@ class ApexBroker:
         self._orders: dict[str, _Order] = {}  # engine id -> order
         self._by_cid: dict[str, _Order] = {}  # every clientId this broker used -> order
         self._seen_fills: set[str] = set()
+        self._sent: set[str] = set()  # clientIds journaled as sent (OrderSent)
         self._fills_from_ms = 0
         self._bar: BarClosed | None = None
         self.retries = 0  # transient errors retried (diagnostics, tests)
         self.market_wait_s = market_wait_s
         self._polling = False
+        # why new entries are refused after a restart's reconciliation found what it cannot
+        # explain ("" = trading; adapters/apex/reconcile.py); exits and stops still go out
+        self.halted = ""
+        # the account's private websocket (adapters.apex.account_stream): fills as they happen
+        self.stream = stream
+        self._stream_lost = False  # a session was lost: back-fill from the fills endpoint
+        self.ws_fills = 0  # fills booked from the websocket first (diagnostics, tests)
+        self.backfills = 0  # back-fills from the fills endpoint after a websocket drop
+        self._timer = f"apex-ws:{self.name}"
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: RunConfig, client: ApexClient | None = None,
-                    run_id: str | None = None) -> Callable[..., ApexBroker]:
+                    run_id: str | None = None, *, resume: bool = False
+                    ) -> Callable[..., ApexBroker]:
         """The ``BrokerFactory`` for a live run of ``config``: one ``ApexClient`` on
         ``data.venue`` (credentials from the environment / ``.env``), clientIds prefixed by
-        ``run_id`` (default: the config's name and hash and the start time in ms)."""
+        ``run_id`` (default: the config's name and hash and the start time in ms, so a
+        restarted run's new orders never reuse a clientId). ``resume``: the run continues from
+        its journal (``engine.restore``): the account may hold what the journal explains, so
+        ``check_flat`` is replaced by the reconciliation (``reconcile``)."""
         if not config.data.venue or not config.data.symbol:
             raise ConfigError("mode: live needs data.venue (main, test or a local venue's URL) "
                               "and data.symbol; see configs/live.yaml")
@@ -213,20 +233,30 @@ class ApexBroker:
         rid = run_id or f"{config.name}-{config.config_hash()}-{int(time.time() * 1000)}"
         symbol = config.data.symbol
 
+        ws = config.data.websocket
+
         def factory(account: Account, publish: Callable[[Event], None], costs: Costs,
                     policy: IntrabarPolicy | None = None,
                     market_fill: MarketFill | None = None) -> ApexBroker:
+            stream = None
+            if ws:
+                stream = _account_stream(ws, client, account.name)
             broker = cls(account, publish, costs, policy, market_fill, client=client,
-                         symbol=symbol, run_id=rid)
-            broker.check_flat()
+                         symbol=symbol, run_id=rid, stream=stream)
+            try:
+                if not resume:
+                    broker.check_flat()
+            except BaseException:
+                broker.close()
+                raise
             return broker
 
         return factory
 
     def check_flat(self) -> None:
-        """Refuse to start on an account that already holds a position or open orders in the
-        symbol: restart reconciliation (adopting them) is not built yet, and trading beside
-        them could double a position.
+        """Refuse a fresh start (no journal of this run) on an account that already holds a
+        position or open orders in the symbol: trading beside what no journal explains could
+        double a position. A restart with the run's journal reconciles instead (``reconcile``).
 
         Raises:
             VenueError: what the venue holds and how to clear it.
@@ -246,8 +276,8 @@ class ApexBroker:
                 held.append(f"{len(orders)} open order(s)")
             raise VenueError(
                 f"the Apex account at {self.client.base_url} holds {' and '.join(held)} in "
-                f"{self.rules.symbol}; a live run starts flat (adopting them after a restart is "
-                "not built yet): close them with `tradebot flatten CONFIG` (or by hand), then "
+                f"{self.rules.symbol} and this run has no journal that explains them (a restart finds "
+                "its journal in the output folder: docs/apex.md): close them with `tradebot flatten CONFIG` (or by hand), then "
                 "start again")
 
     @property
@@ -262,6 +292,9 @@ class ApexBroker:
 
     # -- commands ------------------------------------------------------------------------------
     def on_submit_order(self, cmd: SubmitOrder) -> None:
+        if self.halted and not cmd.reduce_only:
+            self._canceled(cmd.order_id, f"halted: {self.halted}")
+            return
         o = _Order(cmd.order_id, self.cid(cmd.order_id), cmd.side, cmd.type, cmd.qty, cmd.price,
                    cmd.reduce_only, cmd.tag, cmd.seq)
         try:
@@ -302,9 +335,14 @@ class ApexBroker:
         new.type = sub.type
         try:
             form = self._form(sub, new)
+            self._journal_sent(new, replaces=old_cid)
             placed = self._send(new, form)
+            self._journal_reply(new, "accepted" if placed else "failed")
         except (OrderRejected, VenueError) as exc:
             # the old order stays: the position is never left without its stop
+            if new.cid in self._sent:
+                self._journal_reply(new, "rejected" if isinstance(exc, OrderRejected)
+                                    else "failed", str(exc))
             logger.warning("%s: moving %s to %s failed, the old one stays: %s", self.name,
                            o.order_id, cmd.price, exc)
             return
@@ -328,9 +366,26 @@ class ApexBroker:
     # -- the bar -------------------------------------------------------------------------------
     def on_bar_closed(self, bar: BarClosed) -> None:
         self._bar = bar
+        self.poll_stream()
         if any(o.working for o in self._orders.values()):
             self._poll_fills()
             self._poll_canceled()
+
+    def bind_clock(self, clock: Clock, interval_s: float = 1.0) -> None:
+        """With a websocket: drain it every ``interval_s`` on ``clock`` (a timer: it fires on
+        the loop's idle ticks while the feed waits for the next candle), so a fill pushed
+        between two bars is booked within about that long, on the engine thread."""
+        if self.stream is not None:
+            clock.set_timer(self._timer, interval_ns=int(interval_s * 1e9))
+
+    def on_timer_fired(self, ev: TimerFired) -> None:
+        if ev.name == self._timer:
+            self.poll_stream()
+
+    def close(self) -> None:
+        """Stop the websocket (if any); the venue's orders are left as they are."""
+        if self.stream is not None:
+            self.stream.stop()
 
     def after_bar(self, bar: BarClosed) -> None:
         """After the bar's handlers: book what the orders placed on this close did at once
@@ -345,6 +400,7 @@ class ApexBroker:
                 self._poll_canceled()
                 break
             self._sleep(0.05)
+            self.poll_stream()
             self._poll_fills()
 
     def close_at_end(self, bar: BarClosed, tag: str) -> None:
@@ -441,18 +497,60 @@ class ApexBroker:
             self._fills_from_ms = self._bar.ts_event_ns // 1_000_000 - 60_000
         self._orders[o.order_id] = o
         self._by_cid[o.cid] = o
+        self._journal_sent(o)  # on disk before the request leaves (engine.journal)
+        for c in self._orders.values():
+            if c.parent == o.order_id:
+                self._journal_sent(c)
         try:
             placed = self._send(o, form)
         except OrderRejected as exc:
+            self._journal_reply(o, "rejected", str(exc))
             self._drop_children(o)
             self._canceled(o.order_id, str(exc))
             return
         except VenueError as exc:  # retries spent / unreachable / auth: reported, not crashed
+            self._journal_reply(o, "failed", str(exc))
             self._drop_children(o)
             self._canceled(o.order_id, f"not placed: {exc}")
             return
+        self._journal_reply(o, "accepted" if placed else "failed")
         if placed:
             o.working = True
+
+    def _journal_sent(self, o: _Order, replaces: str = "") -> None:
+        """Publish ``OrderSent`` for ``o``: the journal commits it before this returns (the
+        bus is synchronous; ``engine.journal`` durable types), so before the request leaves."""
+        self._sent.add(o.cid)
+        bar = self._bar
+        ts = bar.ts_event_ns if bar is not None else 0
+        self._publish(OrderSent(
+            ts_event_ns=ts, ts_init_ns=time.time_ns(), account=self.name, order_id=o.order_id,
+            client_id=o.cid, side=o.side, type=o.type, qty=o.qty,  # type: ignore[arg-type]
+            price=o.price, reduce_only=o.reduce_only, seq=o.seq, tag=o.tag, parent=o.parent,
+            replaces=replaces))
+
+    def _journal_reply(self, o: _Order, status: str, reason: str = "") -> None:
+        bar = self._bar
+        ts = bar.ts_event_ns if bar is not None else 0
+        self._publish(OrderReply(ts_event_ns=ts, ts_init_ns=time.time_ns(), account=self.name,
+                                 order_id=o.order_id, client_id=o.cid,
+                                 status=status, reason=reason))  # type: ignore[arg-type]
+
+    # -- restart -------------------------------------------------------------------------------
+    def restore(self, events: list[Event]) -> None:
+        """Rebuild the orders this broker had on the venue from the run's journal (the
+        ``OrderSent`` / ``OrderReply`` / fills / cancels of its account):
+        ``adapters.apex.reconcile.restore``."""
+        from adapters.apex.reconcile import restore
+
+        restore(self, events)
+
+    def reconcile(self, journal: str = "", report_dir: Any = None) -> Any:
+        """Compare the restored state with the venue before trading again and act on it
+        (``adapters.apex.reconcile.reconcile``); returns the ``Reconciled`` report."""
+        from adapters.apex.reconcile import reconcile
+
+        return reconcile(self, journal, report_dir)
 
     def _drop_children(self, o: _Order) -> None:
         for c in [c for c in self._orders.values() if c.parent == o.order_id]:
@@ -554,6 +652,42 @@ class ApexBroker:
             self._fills_from_ms = max(self._fills_from_ms, int(f.get("createdAt", 0)))
             self._on_fill(f)
 
+    def poll_stream(self) -> None:
+        """Book the fills the account's websocket pushed since the last call (engine thread).
+        After a lost session, the fills endpoint is read first (a back-fill of what was pushed
+        while nobody listened); fills already booked (by their venue id) are skipped."""
+        if self.stream is None or self._polling:
+            return
+        from adapters.apex.account_stream import ACCOUNT_TOPIC, DOWN, UP
+
+        self._polling = True
+        try:
+            for kind, payload in self.stream.drain():
+                if kind == DOWN:
+                    self._stream_lost = True
+                elif kind == UP and (self._stream_lost or payload > 1):
+                    self._stream_lost = False
+                    self.backfills += 1
+                    logger.info("%s: account websocket back (session %d): back-filling from the "
+                                "fills endpoint", self.name, payload)
+                    self._poll_fills_once()
+                elif kind == ACCOUNT_TOPIC:
+                    self._book_pushed(payload.get("fills") or [])
+        finally:
+            self._polling = False
+
+    def _book_pushed(self, rows: list[dict[str, Any]]) -> None:
+        new = [f for f in rows if str(f.get("id")) not in self._seen_fills
+               and str(f.get("clientId") or f.get("clientOrderId")) in self._by_cid]
+        new.sort(key=lambda f: (int(f.get("createdAt", 0)), int(f["id"])
+                                if str(f.get("id", "")).isdigit() else 0))
+        for f in new:
+            # not _fills_from_ms: the endpoint's window must still cover a fill the websocket
+            # missed before this one
+            self._seen_fills.add(str(f["id"]))
+            self.ws_fills += 1
+            self._on_fill(f)
+
     def _on_fill(self, f: dict[str, Any]) -> None:
         cid = str(f.get("clientId") or f.get("clientOrderId"))
         o = self._by_cid[cid]
@@ -615,6 +749,26 @@ class ApexBroker:
         logger.info("%s: order %s canceled: %s", self.name, order_id, reason)
         self._publish(OrderCanceled(ts_event_ns=ts, ts_init_ns=ts, account=self.name,
                                     order_id=order_id, reason=reason))
+
+
+def _account_stream(url: str, client: ApexClient, name: str) -> AccountStream:
+    """Start ``client``'s account websocket at ``url`` and wait (5 s at most) for its login;
+    a venue that does not answer leaves the broker on the fills endpoint, with reconnects."""
+    import weakref
+
+    from adapters.apex.account_stream import AccountStream
+    from adapters.apex.client import credentials_from_env
+
+    creds = client._credentials or credentials_from_env()
+    if creds is None:
+        raise ConfigError("data.websocket needs the account's API key: set APEX_API_KEY, "
+                          "APEX_API_SECRET and APEX_API_PASSPHRASE (see docs/apex.md)")
+    stream = AccountStream(url, creds, name=name).start()
+    if not stream.wait_ready(5.0):
+        logger.warning("%s: account websocket %s not logged in within 5 s: fills come from the "
+                       "fills endpoint until it is", name, stream.endpoint)
+    weakref.finalize(client, stream.stop)
+    return stream
 
 
 def flatten(client: ApexClient, symbol: str, *, max_retries: int = 5,

@@ -62,7 +62,10 @@ Fault injection (tests): ``venue.inject(path, kind, count=1, delay=..., key=...)
 - ``"html502"``: HTTP 502 with an HTML page (not JSON), not handled;
 - ``"drop_reply_after_accept"``: handled (an order is accepted), then the connection is closed
   without a reply;
-- ``"reject"``: ``{"code": 3, "key": key or "ORDER_REJECTED"}``, not handled.
+- ``"reject"``: ``{"code": 3, "key": key or "ORDER_REJECTED"}``, not handled;
+- ``"ws_drop"`` (path ignored; needs ``websocket=True``): a websocket drop, at once: every private
+  websocket connection is cut, and the next ``count - 1`` logins are refused
+  (``adapters.apex.venue_ws.VenueStream.drop``).
 """
 
 from __future__ import annotations
@@ -96,7 +99,8 @@ ETH_ADDRESS = "0x1111111111111111111111111111111111111111"
 TEST_CREDENTIALS = ApexCredentials("test-key", "test-secret", "test-pass", "ab" * 64)
 INTERVALS = {60: "1", 300: "5", 900: "15", 1800: "30", 3600: "60", 7200: "120", 14400: "240",
              21600: "360", 43200: "720", 86400: "D", 604800: "W"}
-FAULTS = ("timeout", "http500", "rate_limit", "html502", "drop_reply_after_accept", "reject")
+FAULTS = ("timeout", "http500", "rate_limit", "html502", "drop_reply_after_accept", "reject",
+          "ws_drop")
 _MAX_U32, _MAX_U64 = 2**32 - 1, 2**64 - 1
 _DECIMALS = 18  # USDT's decimals in the zk order encoding (the real value)
 _SIG_HEX = set("0123456789abcdefABCDEF")
@@ -406,6 +410,11 @@ class LocalVenue:
         """Make the next ``count`` requests to ``path`` (``"*"``: any) fail as ``kind``."""
         if kind not in FAULTS:
             raise ValueError(f"fault kind {kind!r} is not one of {', '.join(FAULTS)}")
+        if kind == "ws_drop":
+            if self.stream is None:
+                raise ValueError("fault ws_drop needs the venue's websocket (websocket=True)")
+            self.stream.drop(refuse=max(0, count - 1))
+            return
         with self.lock:
             self._faults.append(_Fault(path, kind, count, delay, key))
 

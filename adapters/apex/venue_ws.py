@@ -13,6 +13,10 @@
   change of the account is pushed as ``{"topic": "ws_zk_accounts_v3", "contents": {"positions",
   "orders" (the orders changed), "fills" (the new ones), "contractWallets", "spotWallets"}}``.
 - ``{"op": "ping"}`` is answered with a pong.
+- A websocket drop (fault ``ws_drop``, :meth:`VenueStream.drop`): every private connection is
+  cut at once (the TCP connection aborted, no close frame), and the next ``refuse`` logins are
+  answered ``success: false`` and closed, so a client must reconnect, with backoff, more than
+  once. Account changes made meanwhile are pushed to nobody.
 
 The websocket never moves the lockstep clock: only REST polls do (see ``adapters.apex.venue``).
 """
@@ -62,6 +66,9 @@ class VenueStream:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self._refuse_logins = 0
+        self.drops = 0  # private connections cut by drop()
+        self.logins = 0  # successful logins
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> VenueStream:
@@ -146,6 +153,9 @@ class VenueStream:
     def _login_problem(self, conn: _Conn, args: list[Any]) -> str | None:
         if not conn.private:
             return "login is only accepted on /realtime_private"
+        if self._refuse_logins > 0:
+            self._refuse_logins -= 1
+            return "login refused: the service is restarting (injected websocket drop)"
         try:
             req = json.loads(args[0])
         except (IndexError, TypeError, ValueError):
@@ -161,8 +171,32 @@ class VenueStream:
                 want.decode(), str(req.get("signature", ""))):
             return "login failed: signature error"
         conn.authed = True
+        self.logins += 1
         conn.topics.update(t for t in req.get("topics") or [] if isinstance(t, str))
         return None
+
+    # -- faults --------------------------------------------------------------------------------
+    def drop(self, refuse: int = 0) -> int:
+        """Cut every private connection now (no close frame) and refuse the next ``refuse``
+        logins; returns how many connections were cut (waits until they are)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            raise RuntimeError("the venue's websocket is not running")
+        self._refuse_logins = refuse
+
+        async def cut() -> int:
+            n = 0
+            for c in list(self._conns):
+                if c.private:
+                    c.authed = False
+                    c.topics.clear()
+                    c.ws.transport.abort()
+                    n += 1
+            return n
+
+        n = asyncio.run_coroutine_threadsafe(cut(), loop).result(5)
+        self.drops += n
+        return n
 
     # -- pushes (called from any thread, e.g. under the venue's lock) --------------------------
     def publish(self, topic: str, message: dict[str, Any]) -> None:
