@@ -195,3 +195,65 @@ class CommandApplied(Event, frozen=True, kw_only=True, gc=False):
     ok: bool = True
     error: str = ""
     source: str = ""  # who sent it (the client's ZeroMQ identity, hex)
+
+
+class OrderSent(Event, frozen=True, kw_only=True, gc=False):
+    """Fact: a venue broker is about to send ``order_id`` as venue order ``client_id``.
+
+    Journaled and committed (``engine.journal``: durable types) **before** the request leaves,
+    so a process killed while the request is in flight restarts knowing the order may exist on
+    the venue (and looks it up by ``client_id``). ``parent`` is the entry of an attached child
+    (stop/target); ``replaces`` the clientId a cancel-and-replace supersedes.
+    """
+
+    account: str
+    order_id: str
+    client_id: str
+    side: OrderSide
+    type: OrderType
+    qty: float
+    price: float
+    reduce_only: bool
+    seq: int
+    tag: str = ""
+    parent: str = ""
+    replaces: str = ""
+
+
+class OrderReply(Event, frozen=True, kw_only=True, gc=False):
+    """Fact: the venue's answer to an ``OrderSent``: ``accepted`` (it has the order),
+    ``rejected`` (refused, with the reason) or ``failed`` (not placed: retries spent, reply lost
+    and the venue does not have it)."""
+
+    account: str
+    order_id: str
+    client_id: str
+    status: Literal["accepted", "rejected", "failed"]
+    reason: str = ""
+
+
+class EquityMarked(Event, frozen=True, kw_only=True, gc=False):
+    """Fact: an account's state marked at a bar close (paper/live journals one per bar)."""
+
+    account: str
+    seq: int
+    cash: float
+    qty: float
+    price: float
+    equity: float
+
+
+class Reconciled(Event, frozen=True, kw_only=True, gc=False):
+    """Fact: a restarted run compared its journal with the venue before trading again.
+
+    ``found``: what each side holds; ``actions``: what was done (fills adopted, orphans
+    canceled, orders found never placed); ``problems``: what could not be explained. ``halted``
+    when a problem stops new entries (exits and stops still work) until it is cleared.
+    """
+
+    account: str
+    resumed_from: str  # the journal the state was rebuilt from
+    found: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+    halted: bool = False

@@ -35,8 +35,8 @@ def _value(t: msgspec.inspect.Type, i: int) -> object:
         return f"s{i}"
     if isinstance(t, T.LiteralType):
         return t.values[-1]
-    if isinstance(t, T.VarTupleType | T.ListType):
-        return (1.5, float(i))
+    if isinstance(t, T.VarTupleType | T.ListType):  # of its item type (floats, strings)
+        return (_value(t.item_type, i), _value(t.item_type, i + 1))
     if isinstance(t, T.DictType):
         return {"strategy": "poc_target", "price": 1.25}
     if isinstance(t, T.UnionType):
