@@ -76,6 +76,7 @@ class _Runner:
     def evaluate(self, jobs: list[tuple[Candidate, int, int]]) -> dict[str, Result]:
         """Run the jobs the store lacks (grouped into tasks); return every job's result."""
         todo: dict[str, tuple[Candidate, int, int]] = {}
+        fresh: dict[str, Result] = {}  # what ran now: not read back (and decoded) from the store
         for c, lo, hi in jobs:
             k = result_key(c.key, lo, hi)
             if k in self.done:
@@ -96,6 +97,7 @@ class _Runner:
                 for results in self.ex.run(tasks):
                     self.store.put_many(results)
                     self.done.update(r.key for r in results)
+                    fresh.update((r.key, r) for r in results)
                     self.ran += len(results)
                     if bar is not None:
                         bar.update(len(results))
@@ -105,7 +107,7 @@ class _Runner:
         out = {}
         for c, lo, hi in jobs:
             k = result_key(c.key, lo, hi)
-            r = self.store.get(k)
+            r = fresh.get(k) or self.store.get(k)
             if r is not None:
                 out[k] = r
         return out

@@ -333,6 +333,9 @@ class SweepPlan:
     dims: dict[str, Dim]
     strategies: list[str]
     registries: Any = None
+    # validations passed (strict scalars per swept value, plugin params per kind and params):
+    # each is done once, not once per candidate (a 200-candidate grid has ~30 distinct ones)
+    checked: set[tuple[str, ...]] = field(default_factory=set)
 
     def dims_for(self, strategy: str) -> dict[str, Dim]:
         return {p: d for p, d in self.dims.items() if path_strategy(p) in (None, strategy)}
@@ -345,28 +348,70 @@ class SweepPlan:
             set_path(raw, p, v)
         where = f"{self.source}: candidate {strategy} " + ", ".join(
             f"{p}={v!r}" for p, v in params.items())
-        cfg = validate_config(RunConfig, raw, where, "candidate")
+        cfg = self._validate_run(raw, params, where)
         if validate:
-            validate_plugins(cfg, where, self.registries)
+            validate_plugins(cfg, where, self.registries, self.checked)
         items = tuple(sorted((p, _stable(v)) for p, v in params.items()))
         return Candidate(strategy, items, cfg, cfg.config_hash())
 
 
-def validate_plugins(cfg: RunConfig, where: str, registries: Any = None) -> None:
-    """Phase two, as ``build_engine`` does it: every plugin's and handler's ``Params``."""
+    def _validate_run(self, raw: dict[str, Any], params: dict[str, Any],
+                      where: str) -> RunConfig:
+        """``validate_config(RunConfig, raw)`` with its strict-scalar walk done once per swept
+        value: the base passed it (``plan_from_spec``) and a candidate differs from the base
+        only in its swept values (and keeps one of its strategies), so checking the base with
+        each value set finds exactly the candidate's problems."""
+        from pydantic import ValidationError
+
+        from engine.config import format_validation_error, strict_scalar_problems
+
+        for p, v in params.items():
+            k = ("run", p, json.dumps(v, sort_keys=True, default=str))
+            if k in self.checked:
+                continue
+            probe = copy.deepcopy(self.base_raw)
+            set_path(probe, p, v)
+            strict = strict_scalar_problems(RunConfig, probe)
+            if strict:
+                raise ConfigError(f"{where}: invalid candidate:\n" + "\n".join(strict))
+            self.checked.add(k)
+        try:
+            return RunConfig.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(f"{where}: invalid candidate:\n{format_validation_error(exc)}"
+                              ) from None
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise ConfigError(f"{where}: invalid candidate: {type(exc).__name__}: {exc}"
+                              ) from None
+
+
+def validate_plugins(cfg: RunConfig, where: str, registries: Any = None,
+                     checked: set[tuple[str, ...]] | None = None) -> None:
+    """Phase two, as ``build_engine`` does it: every plugin's and handler's ``Params``
+    (a (kind, params) pair already in ``checked`` passed before and is skipped)."""
     from engine.bootstrap import Registries, collect_features, strategy_class
     from engine.config import validate_params
 
     reg = registries or Registries()
+    seen = checked if checked is not None else set()
+
+    def once(what: str, kind: str, params: dict[str, Any], check: Any) -> None:
+        k = (what, kind, json.dumps(params, sort_keys=True, default=str))
+        if k not in seen:
+            check()
+            seen.add(k)
+
     try:
-        if cfg.signals is not None:
-            validate_params(reg.strategies.load(cfg.signals.kind).Params, cfg.signals.params,
-                            "signals")
+        sig = cfg.signals
+        if sig is not None:
+            once("signals", sig.kind, sig.params, lambda: validate_params(
+                reg.strategies.load(sig.kind).Params, sig.params, "signals"))
         for s in cfg.strategies:
-            validate_params(strategy_class(reg, s.kind, s.name).Params, s.params,
-                            f"strategies[{s.name}]")
+            once("strategy", s.kind, s.params, lambda s=s: validate_params(
+                strategy_class(reg, s.kind, s.name).Params, s.params, f"strategies[{s.name}]"))
         for f in collect_features(cfg, reg):
-            validate_params(reg.features.load(f.kind).Params, f.params, f"features[{f.id}]")
+            once("feature", f.kind, f.params, lambda f=f: validate_params(
+                reg.features.load(f.kind).Params, f.params, f"features[{f.id}]"))
     except ConfigError as exc:
         raise ConfigError(f"{where}:\n{exc}") from None
 
@@ -465,7 +510,7 @@ def _make_cached(plan: SweepPlan, s: str, params: dict[str, Any],
     if k not in cache:
         where = f"{plan.source}: candidate {s} " + ", ".join(
             f"{p}={v!r}" for p, v in params.items())
-        validate_plugins(c.config, where, plan.registries)
+        validate_plugins(c.config, where, plan.registries, plan.checked)
         cache[k] = c
     return c
 
