@@ -341,8 +341,9 @@ class ApexBroker:
                         o.order_id, exc)
 
     def working_orders(self) -> list[WorkingOrder]:
-        return [WorkingOrder(o.order_id, o.side, o.qty, o.price, o.tag)  # type: ignore[arg-type]
-                for o in self._orders.values() if o.working]
+        # qty: what is left of it (a partially filled order keeps working for the rest)
+        return [WorkingOrder(o.order_id, o.side, o.qty - o.filled, o.price,  # type: ignore
+                             o.tag) for o in self._orders.values() if o.working]
 
     # -- the bar -------------------------------------------------------------------------------
     def on_bar_closed(self, bar: BarClosed) -> None:

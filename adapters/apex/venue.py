@@ -63,6 +63,9 @@ Fault injection (tests): ``venue.inject(path, kind, count=1, delay=..., key=...)
 - ``"drop_reply_after_accept"``: handled (an order is accepted), then the connection is closed
   without a reply;
 - ``"reject"``: ``{"code": 3, "key": key or "ORDER_REJECTED"}``, not handled;
+- ``"partial"`` (path ignored): the next ``count`` resting orders (LIMIT, stop, take-profit) to
+  execute fill in two parts: half their size where they are reached, the rest from the next
+  candle on (``adapters.apex.venue_book``);
 - ``"ws_drop"`` (path ignored; needs ``websocket=True``): a websocket drop, at once: every private
   websocket connection is cut, and the next ``count - 1`` logins are refused
   (``adapters.apex.venue_ws.VenueStream.drop``).
@@ -100,7 +103,7 @@ TEST_CREDENTIALS = ApexCredentials("test-key", "test-secret", "test-pass", "ab" 
 INTERVALS = {60: "1", 300: "5", 900: "15", 1800: "30", 3600: "60", 7200: "120", 14400: "240",
              21600: "360", 43200: "720", 86400: "D", 604800: "W"}
 FAULTS = ("timeout", "http500", "rate_limit", "html502", "drop_reply_after_accept", "reject",
-          "ws_drop")
+          "ws_drop", "partial")
 _MAX_U32, _MAX_U64 = 2**32 - 1, 2**64 - 1
 _DECIMALS = 18  # USDT's decimals in the zk order encoding (the real value)
 _SIG_HEX = set("0123456789abcdefABCDEF")
@@ -218,6 +221,7 @@ class LocalVenue:
                               account_id=ACCOUNT_ID, balance=balance, taker_fee=taker_fee,
                               maker_fee=maker_fee, slippage=slippage, policy=self.policy,
                               imr=self.imr, price_decimals=self.price_decimals)
+        self.book.step = float(self.step)
         # history needs no matching: the book starts at the first candle after it
         self.book.opened = self.book.closed = k0
         self.book.mark = float(self.c[k0 - 1]) if k0 else float(self.o[0])
@@ -414,6 +418,10 @@ class LocalVenue:
             if self.stream is None:
                 raise ValueError("fault ws_drop needs the venue's websocket (websocket=True)")
             self.stream.drop(refuse=max(0, count - 1))
+            return
+        if kind == "partial":
+            with self.lock:
+                self.book.partial_next += count
             return
         with self.lock:
             self._faults.append(_Fault(path, kind, count, delay, key))

@@ -18,6 +18,10 @@ against the venue can be diffed with a backtest:
   flat; a reduce-only fill is capped at the position size.
 - Resting orders are matched when a candle closes, walking the modelled path
   ``open -> extreme -> extreme -> close`` (``stop_first`` by default).
+- Partial fills (fault ``partial``, :attr:`VenueBook.partial_next`): the next resting order to
+  execute fills only half its remaining size (rounded down to the step) there; it stays
+  ``OPEN`` / ``UNTRIGGERED`` with ``cumSuccessFillSize`` set and works again from the next
+  candle's open for the rest (a stop still beyond its trigger then fills at that open, as a gap).
 - Fill records carry two fields the real API does not have (diagnostics for backtest-to-live
   diffs; do not rely on them against the exchange): ``gap`` (a stop or limit filled at the open
   because the candle opened through it) and ``ambiguous`` (orders at both extremes of one candle:
@@ -175,6 +179,8 @@ class VenueBook:
         self._fill_ids = itertools.count(1)
         self.updated_ms = 0
         self.changed: list[str] = []  # ids of orders changed since the last account push
+        self.partial_next = 0  # fault "partial": resting fills still to split in two
+        self.step = 0.0  # the symbol's stepSize (the venue sets it): a part is a multiple
 
     # -- account views -------------------------------------------------------------------------
     @property
@@ -336,8 +342,13 @@ class VenueBook:
                 self._cancel(w, "REDUCE_ONLY_CANCELED")
                 continue
             px = self.costs.slipped(price, w.is_buy) if w.is_stop else price
-            self._fill(w, px, taker=w.is_stop, candle=k, gap=gap)
-            self._activate_children(w, k, point)
+            first = w.filled_size == 0.0
+            part = self._part(w)
+            self._fill(w, px, taker=w.is_stop, candle=k, gap=gap, qty=part)
+            if part is not None and w.status != "FILLED":  # the rest works from the next candle
+                w.active_candle, w.active_point = k + 1, OPEN
+            if first:
+                self._activate_children(w, k, point)
             if self.qty == 0.0:
                 self._cancel_orphans()
         if FIRST in seen and SECOND in seen:  # the fills depended on the assumed path order
@@ -358,6 +369,20 @@ class VenueBook:
                     best = (hit[0], hit[1], hit[2] and hit[0] == OPEN, w)
         return best
 
+    def _part(self, w: VenueOrder) -> float | None:
+        """The size of a partial fill of ``w`` when the fault ``partial`` is pending, else None."""
+        if self.partial_next <= 0:
+            return None
+        rest = w.size - w.filled_size
+        if w.reduce_only:
+            rest = min(rest, abs(self.qty))
+        step = self.step or 1e-12
+        part = math.floor(rest / 2 / step + 1e-9) * step
+        if not 0 < part < rest - 1e-12:
+            return None  # too small to split: filled whole
+        self.partial_next -= 1
+        return part
+
     def _fill_market(self, o: VenueOrder, k: int) -> None:
         if o.reduce_only and not self._reduces(o.is_buy):
             self._cancel(o, "REDUCE_ONLY_CANCELED")
@@ -371,8 +396,9 @@ class VenueBook:
         return (self.qty > 0 and not is_buy) or (self.qty < 0 and is_buy)
 
     def _fill(self, o: VenueOrder, price: float, *, taker: bool, candle: int,
-              gap: bool = False) -> None:
-        qty = o.size
+              gap: bool = False, qty: float | None = None) -> None:
+        part = qty is not None
+        qty = o.size - o.filled_size if qty is None else qty
         if o.reduce_only:
             qty = min(qty, abs(self.qty))
         rate = self.costs.taker_fee if taker else self.costs.maker_fee
@@ -400,9 +426,10 @@ class VenueBook:
         o.filled_size += qty
         o.filled_value += qty * price
         o.filled_fee += fee
-        o.status = "FILLED"
         self.changed.append(o.id)
-        self.working.pop(o.id, None)
+        if not part or o.filled_size >= o.size - 1e-12:
+            o.status = "FILLED"
+            self.working.pop(o.id, None)
         o.updated_ms = ts
         self.fills.append({
             "id": str(next(self._fill_ids)), "orderId": o.id, "clientId": o.client_id,
