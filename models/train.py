@@ -352,7 +352,7 @@ class TrainResult:
 
 
 def train(cfg: TrainConfig, *, data_label: str | None = None, progress: bool = False,
-          out_dir: Path | None = None) -> TrainResult:
+          out_dir: Path | None = None, bars: Bars | None = None) -> TrainResult:
     """Run the whole pipeline (module docstring) and write weights and card.
 
     Args:
@@ -360,6 +360,8 @@ def train(cfg: TrainConfig, *, data_label: str | None = None, progress: bool = F
         data_label: how to name the data file in the card (default: the configured path).
         progress: show a progress bar over epochs on stderr.
         out_dir: overrides ``cfg.output.dir``.
+        bars: train on exactly these bars (bars of ``cfg.data.file``, e.g. a sweep's
+            walk-forward train window) instead of loading ``cfg.data``.
 
     Raises:
         ConfigError, DataError: bad config or data (messages name the key or file).
@@ -374,7 +376,8 @@ def train(cfg: TrainConfig, *, data_label: str | None = None, progress: bool = F
     try:
         torch.use_deterministic_algorithms(True, warn_only=True)
         device = pick_device(o.device)
-        bars = load_training_bars(cfg.data)
+        if bars is None:
+            bars = load_training_bars(cfg.data)
         ds = build_dataset(bars, cfg.features, cfg.labels, o.sample_step)
         logger.info("built %d samples from %d bars in %.2f s", int(ds.usable.sum()), len(bars),
                     ds.build_seconds)
@@ -468,3 +471,53 @@ def _write(cfg: TrainConfig, ds: Dataset, split: Split, seqs: dict[str, NDArray[
     tmp.write_text(card.model_dump_json(indent=2) + "\n")
     tmp.replace(card_file)  # atomic: a reader never sees half a card
     return TrainResult(weights, card, card_file)
+
+
+class WindowTrainer:
+    """Entry point ``cnn`` of ``tradebot.model_trainers``: how ``tradebot sweep`` retrains the
+    CNN on each walk-forward train window (``walk_forward.retrain_model``; engine/ cannot import
+    models/, so the sweep finds this through the entry point, as the engine finds ``CnnHandler``).
+
+    The training config's own ``data`` and ``output`` sections are replaced: the model sees
+    exactly the bars it is given (its purged train / validation / test split is cut inside
+    them) and is written where the sweep says.
+    """
+
+    @staticmethod
+    def validate(raw: dict[str, Any], where: str) -> dict[str, Any]:
+        """The training config, validated (data and output left out); JSON-able.
+
+        Raises:
+            ConfigError: unknown keys or bad values, named by key path.
+        """
+        body = {k: v for k, v in raw.items() if k not in ("data", "output")}
+        cfg = validate_config(TrainConfig, {**body, "data": {"file": "window.csv"}}, where,
+                              "training config")
+        return cfg.model_dump(mode="json", exclude={"data", "output"})
+
+    @staticmethod
+    def train(config: dict[str, Any], bars: Bars, out_dir: str | Path, name: str,
+              data_file: str) -> dict[str, Any]:
+        """Train on ``bars`` only; write ``out_dir/name.pt`` and its card.
+
+        Returns:
+            ``weights`` (path), ``sha256``, ``handler_params`` (the ``cnn`` feature handler's
+            params that load this model), the bars seen (``n_bars``, ``first_ns``,
+            ``last_ns``), ``samples`` per part, ``best_epoch``, ``epochs_run``, ``val_loss``,
+            ``test_accuracy``, ``seconds``.
+        """
+        cfg = TrainConfig.model_validate(
+            {**config, "data": {"file": data_file}, "output": {"dir": str(out_dir), "name": name}})
+        t0 = time.perf_counter()
+        res = train(cfg, out_dir=Path(out_dir), bars=bars)
+        card = res.card
+        return {
+            "weights": str(res.weights), "sha256": card.weights.sha256,
+            "handler_params": {"model": str(res.weights),
+                               "features": cfg.features.model_dump(mode="json")},
+            "n_bars": len(bars), "first_ns": int(bars.ts_open_ns[0]),
+            "last_ns": int(bars.ts_open_ns[-1]),
+            "samples": {k: v.n_samples for k, v in card.parts.items()},
+            "best_epoch": card.training.best_epoch, "epochs_run": card.training.epochs_run,
+            "val_loss": card.metrics["val"].loss, "test_accuracy": card.metrics["test"].accuracy,
+            "seconds": round(time.perf_counter() - t0, 3)}

@@ -54,6 +54,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"deflated Sharpe ratio of the best: {d['deflated_sharpe']['dsr']:.3f}")
     if s.get("mode") == "walk_forward":
         print(f"walk-forward out-of-sample return %: {s.get('oos_return_pct')}")
+    rt = s.get("retrain_model") or {}
+    if "compounded_return_pct" in rt:
+        c = rt["compounded_return_pct"]
+        print(f"CNN retrained per window, out-of-sample return % compounded over "
+              f"{rt['compared_windows']} test windows: rules {c['rules']:.2f}, hybrid "
+              f"{c['hybrid']:.2f} (hybrid better in {rt['hybrid_better_windows']})")
     print(f"results: {', '.join(str(p) for p in out.paths)}")
     if out.rows and all(r["status"] == "failed" for r in out.rows):
         first = next((r["error"] for r in out.rows if r.get("error")), "?")

@@ -208,6 +208,37 @@ def run_task(task: Task, bars: Any = None) -> list[Result]:
     return out
 
 
+# -- models retrained per walk-forward window ------------------------------------------------
+@dataclass
+class ModelJob:
+    """Train a model (``trainer``, a ``tradebot.model_trainers`` entry point) on bars
+    ``lo:hi`` of ``data`` (a run config's ``data:`` section), into ``out_dir/name.pt``."""
+
+    key: str
+    trainer: str
+    config: dict[str, Any]
+    data: dict[str, Any]
+    lo: int
+    hi: int
+    out_dir: str
+    name: str
+
+
+def train_model(job: ModelJob, bars: Any = None) -> dict[str, Any]:
+    """Run a ``ModelJob``; never raises: a failure comes back as ``status: failed``."""
+    from engine.sweep.space import model_trainer
+
+    try:
+        if bars is None:
+            bars = load_bars(job.data)
+        part = bars.slice(job.lo, job.hi)  # the train window only: no later bar exists here
+        info = model_trainer(job.trainer).train(job.config, part, job.out_dir, job.name,
+                                                str(job.data["file"]))
+        return {"key": job.key, "status": "ok", "error": None, **info}
+    except Exception as exc:
+        return {"key": job.key, "status": "failed", "error": _short(exc)}
+
+
 # -- executors --------------------------------------------------------------------------------
 def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
@@ -232,11 +263,7 @@ class LocalExecutor:
             except Exception:  # noqa: S112 - recorded per candidate when its task runs
                 continue
 
-    def run(self, tasks: list[Task]) -> Iterator[list[Result]]:
-        if self.workers <= 1 or len(tasks) <= 1:
-            for t in tasks:
-                yield run_task(t)
-            return
+    def _get_pool(self) -> Any:
         if self._pool is None:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
@@ -244,9 +271,29 @@ class LocalExecutor:
             methods = multiprocessing.get_all_start_methods()
             ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
+        return self._pool
+
+    def map_models(self, jobs: list[ModelJob]) -> Iterator[dict[str, Any]]:
+        """Train models in the workers (with several: the parent never imports torch, so the
+        workers it forks later never inherit torch's threads)."""
+        if self.workers <= 1:
+            for j in jobs:
+                yield train_model(j)
+            return
         from concurrent.futures import as_completed
 
-        futs = [self._pool.submit(run_task, t) for t in tasks]
+        futs = [self._get_pool().submit(train_model, j) for j in jobs]
+        for f in as_completed(futs):
+            yield f.result()
+
+    def run(self, tasks: list[Task]) -> Iterator[list[Result]]:
+        if self.workers <= 1 or (len(tasks) <= 1 and self._pool is None):
+            for t in tasks:
+                yield run_task(t)
+            return
+        from concurrent.futures import as_completed
+
+        futs = [self._get_pool().submit(run_task, t) for t in tasks]
         try:
             for f in as_completed(futs):
                 yield f.result()
@@ -307,6 +354,16 @@ class DaskExecutor:
         finally:
             for f in futs:
                 f.cancel()
+
+    def map_models(self, jobs: list[ModelJob]) -> Iterator[dict[str, Any]]:
+        """Train models on the cluster (the weights land in the sweep's output folder as the
+        worker sees it: on several machines, a shared file system)."""
+        from distributed import as_completed
+
+        futs = [self.client.submit(train_model, j, self._scattered.get(data_key(j.data)),
+                                   pure=False) for j in jobs]
+        for f in as_completed(futs):
+            yield f.result()
 
     def close(self) -> None:
         self._scattered.clear()

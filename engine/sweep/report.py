@@ -185,6 +185,42 @@ def _diag_text(summary: dict[str, Any]) -> str:
     return "<p>" + "<br>".join(parts) + "</p>"
 
 
+def _retrain_table(rt: dict[str, Any] | None) -> str:
+    """``walk_forward.retrain_model``: per window, the model trained on its train bars and the
+    chosen candidate's test window traded hybrid (that model) vs rules."""
+    if not rt:
+        return ""
+    heads = ("window", "file", "train bars", "test bars", "strategy", "model samples "
+             "(train/val/test)", "best epoch", "val loss", "rules return %", "hybrid return %",
+             "diff return %", "rules Sharpe", "hybrid Sharpe", "diff Sharpe", "rules trades",
+             "hybrid trades", "error")
+    body = ""
+    for w in rt.get("windows", []):
+        m, r, h, d = w["model"], w["rules"], w["hybrid"], w["diff"]
+        smp = m.get("samples") or {}
+        body += "<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in (
+            w["window"], "-" if w["file"] == "None" else Path(w["file"]).name,
+            f"{w['train'][0]}-{w['train'][1]}", f"{w['test'][0]}-{w['test'][1]}",
+            w["strategy"], "/".join(str(smp.get(k, "")) for k in ("train", "val", "test")),
+            m.get("best_epoch"), m.get("val_loss"), r.get("total_return_pct"),
+            h.get("total_return_pct"), d.get("total_return_pct"), r.get("sharpe"),
+            h.get("sharpe"), d.get("sharpe"), r.get("trades"), h.get("trades"),
+            (m.get("error") or h.get("error") or "")[:200])) + "</tr>"
+    tot = ""
+    if "compounded_return_pct" in rt:
+        c = rt["compounded_return_pct"]
+        tot = (f"<p>compounded over the {rt['compared_windows']} test windows: rules "
+               f"{_fmt(c['rules'], 2)} %, hybrid {_fmt(c['hybrid'], 2)} %; hybrid better in "
+               f"{rt['hybrid_better_windows']} of {rt['compared_windows']} windows (mean "
+               f"difference {_fmt(rt['mean_diff_return_pct'], 2)} % per window)</p>")
+    return ("<h3>CNN retrained per window: hybrid vs rules, out-of-sample</h3><p>Each window's "
+            f"model ({html.escape(rt.get('trainer', ''))}, {html.escape(rt.get('config', ''))})"
+            " was trained on that window's train bars only; the window's chosen candidate then "
+            "traded the test window with signals mode hybrid (that model) and rules.</p>"
+            + tot + "<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in heads)
+            + "</tr></thead><tbody>" + body + "</tbody></table>")
+
+
 def _html(out_dir: Path, outcome: Any, plan: Any, summary: dict[str, Any]) -> list[Path]:
     import plotly.graph_objects as go
     from plotly.offline import get_plotlyjs
@@ -253,6 +289,7 @@ def _html(out_dir: Path, outcome: Any, plan: Any, summary: dict[str, Any]) -> li
                 w["train_score"], w["test_score"], w["test_return_pct"], w["test_trades"],
             )) + "</tr>"
         wtab += "</tbody></table>"
+    wtab += _retrain_table(s.get("retrain_model"))
     title = f"sweep {spec.name}"
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>

@@ -9,6 +9,7 @@ without it goes on from there.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sys
@@ -21,7 +22,7 @@ import numpy as np
 
 from engine.errors import ConfigError, DataError
 from engine.sweep import overfit
-from engine.sweep.execute import data_key, load_bars, make_executor, make_tasks
+from engine.sweep.execute import ModelJob, data_key, load_bars, make_executor, make_tasks
 from engine.sweep.search import points, result_score, tpe_optimise
 from engine.sweep.space import Candidate, SweepPlan, space_hash, validate_all, validate_ranges
 from engine.sweep.store import Result, Store, result_key
@@ -328,6 +329,7 @@ def _walk_forward(run: _Runner, cands: list[Candidate], limit: int | None
     rows, scatter = _wf_rows(run, st)
     cash = float(plan.base_raw.get("account", {}).get("initial_cash", 10_000.0))
     equity = _wf_equity(run, st, cash)
+    retrain = _wf_retrain(run, st, cash, equity) if plan.model_train is not None else None
     in_best_row = next((x for x in rows if x["score"] is not None), None)
     diag: dict[str, Any] = {}
     if in_best_row is not None:
@@ -346,6 +348,8 @@ def _walk_forward(run: _Runner, cands: list[Candidate], limit: int | None
                "equity": equity, "best": in_best_row,
                "oos_return_pct": oos_ret[0] if len(oos_ret) == 1 else oos_ret,
                "best_yaml_from": "the params chosen on the last window"}
+    if retrain is not None:
+        summary["retrain_model"] = retrain
     return summary, rows, (last[0] if last else None), (last[1] if last else None)
 
 
@@ -474,6 +478,102 @@ def _wf_equity(run: _Runner, st: _WF, cash: float) -> dict[str, dict[str, list[f
         label = "" if fk == "None" else f" ({Path(fk).name})"
         equity[f"walk-forward out-of-sample{label}"] = stitch(curves, cash)
     return equity
+
+
+def _model_key(mt: dict[str, Any], data: dict[str, Any], w: Window) -> str:
+    blob = json.dumps({"trainer": mt["trainer"], "config": mt["config"], "data": data,
+                       "train": [w.train_lo, w.train_hi]}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+_OOS_KEYS = ("total_return_pct", "sharpe", "profit_factor", "max_drawdown_pct", "trades",
+             "win_rate_pct")
+
+
+def _oos(r: Result | None, obj: Any) -> dict[str, Any]:
+    if r is None:
+        return {"status": "missing"}
+    return {"status": r.status, "error": r.error, "score": result_score(r, obj),
+            **{k: r.metrics.get(k) for k in _OOS_KEYS}}
+
+
+def _diff(a: Any, b: Any) -> float | None:
+    ok = all(isinstance(x, int | float) and math.isfinite(x) for x in (a, b))
+    return float(a - b) if ok else None
+
+
+def _wf_retrain(run: _Runner, st: _WF, cash: float,
+                equity: dict[str, Any]) -> dict[str, Any]:
+    """``walk_forward.retrain_model``: per window, a model trained on that window's train bars
+    only (the trainer is handed exactly those bars: no test bar exists for it); the window's
+    chosen candidate then trades the test window with ``signals.params.mode: hybrid`` on that
+    model, beside the same candidate in ``mode: rules`` (the walk-forward's own test run)."""
+    plan = run.plan
+    mt = plan.model_train
+    assert mt is not None
+    obj = plan.spec.objective
+    models_dir = (run.out_dir / "models").resolve()
+    picks = [(fk, w, c) for fk, ws in st.win_of.items() for w in ws
+             if (c := st.pick(fk, w.k)) is not None]
+    keys: dict[tuple[str, int], str] = {}
+    jobs: dict[str, ModelJob] = {}
+    for fk, w, c in picks:
+        data = c.config.resolved_dict()["data"]
+        k = _model_key(mt, data, w)
+        keys[(fk, w.k)] = k
+        info = run.store.model(k)
+        if info is not None and (info.get("status") != "ok" or Path(info["weights"]).is_file()):
+            continue  # trained before (a failure is not retried, as a failed candidate)
+        jobs.setdefault(k, ModelJob(k, mt["trainer"], mt["config"], data, w.train_lo,
+                                    w.train_hi, str(models_dir), f"w{w.k:02d}-{k}"))
+    if jobs:
+        models_dir.mkdir(parents=True, exist_ok=True)
+        for info in run.ex.map_models(list(jobs.values())):
+            run.store.put_model(info["key"], info)
+    base_nn = (plan.base_raw["signals"].get("params") or {}).get("nn_handler_params") or {}
+    hybrid: dict[tuple[str, int], Candidate] = {}
+    for fk, w, c in picks:
+        info = run.store.model(keys[(fk, w.k)]) or {}
+        if info.get("status") == "ok":
+            hybrid[(fk, w.k)] = plan.make(c.strategy, {
+                **c.param_dict, "signals.params.mode": "hybrid",
+                "signals.params.nn_handler_params": {**base_nn, **info["handler_params"]}})
+    run.evaluate([(hybrid[(fk, w.k)], w.test_lo, w.test_hi) for fk, w, _ in picks
+                  if (fk, w.k) in hybrid])
+    rows = []
+    curves: dict[str, list[dict[str, list[float]]]] = {}
+    for fk, w, c in picks:
+        info = run.store.model(keys[(fk, w.k)]) or {"status": "missing"}
+        rk = result_key(c.key, w.test_lo, w.test_hi)
+        h = hybrid.get((fk, w.k))
+        hk = result_key(h.key, w.test_lo, w.test_hi) if h is not None else None
+        rr, rh = run.store.get(rk), (run.store.get(hk) if hk else None)
+        rules, hyb = _oos(rr, obj), _oos(rh, obj)
+        if rh is not None and rh.status == "ok":
+            curves.setdefault(fk, []).append(rh.equity)
+        rows.append({
+            "file": fk, "window": w.k, "train": [w.train_lo, w.train_hi],
+            "test": [w.test_lo, w.test_hi], "cand": c.key, "strategy": c.strategy,
+            "params": c.param_dict, "model_key": keys[(fk, w.k)],
+            "model": {k: v for k, v in info.items() if k not in ("key", "handler_params")},
+            "rules_key": rk, "hybrid_key": hk, "rules": rules, "hybrid": hyb,
+            "diff": {k: _diff(hyb.get(k), rules.get(k))
+                     for k in ("score", "total_return_pct", "sharpe", "trades")}})
+    run.store.put_model_windows(rows)
+    out: dict[str, Any] = {"trainer": mt["trainer"], "config": mt["source"], "windows": rows}
+    for fk, cs in curves.items():
+        label = "" if fk == "None" else f" ({Path(fk).name})"
+        equity[f"hybrid, CNN retrained per window{label}"] = stitch(cs, cash)
+    both = [r for r in rows if r["diff"]["total_return_pct"] is not None]
+    if both:
+        out["compounded_return_pct"] = {
+            side: float((np.prod([1 + r[side]["total_return_pct"] / 100 for r in both]) - 1)
+                        * 100) for side in ("rules", "hybrid")}
+        out["hybrid_better_windows"] = sum(r["diff"]["total_return_pct"] > 0 for r in both)
+        out["compared_windows"] = len(both)
+        out["mean_diff_return_pct"] = float(np.mean([r["diff"]["total_return_pct"]
+                                                     for r in both]))
+    return out
 
 
 def _wf_in_sample_best(run: _Runner, st: _WF, best: Candidate,

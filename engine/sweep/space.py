@@ -152,6 +152,18 @@ class ObjectiveConfig(BaseModel):
                               "dd_penalty * |max drawdown %|")
 
 
+class RetrainModelConfig(BaseModel):
+    """``walk_forward.retrain_model``: train a model on each window's train bars, then trade the
+    test window with ``signals.params.mode: hybrid`` on that model beside ``mode: rules``."""
+
+    model_config = _STRICT
+    trainer: str = Field(default="cnn", description="entry point of tradebot.model_trainers")
+    config: Path = Field(description="a training config (configs/train_tiny.yaml); its data "
+                         "and output sections are replaced by each window's train bars")
+    set: dict[str, Any] = Field(default_factory=dict, description="dotted keys set over the "
+                                "training config, e.g. training.epochs: 3")
+
+
 class WalkForwardConfig(BaseModel):
     model_config = _STRICT
     mode: Literal["rolling", "anchored"] = "rolling"
@@ -162,6 +174,9 @@ class WalkForwardConfig(BaseModel):
     test_all: bool = Field(default=True, description="also trade every candidate on each test "
                            "window (the in-sample vs out-of-sample scatter and PBO); the "
                            "selection never reads these")
+    retrain_model: RetrainModelConfig | None = Field(
+        default=None, description="retrain the CNN on each train window and report hybrid vs "
+        "rules on the test window (docs/sweeps.md)")
 
 
 class SweepExecution(BaseModel):
@@ -336,6 +351,8 @@ class SweepPlan:
     # validations passed (strict scalars per swept value, plugin params per kind and params):
     # each is done once, not once per candidate (a 200-candidate grid has ~30 distinct ones)
     checked: set[tuple[str, ...]] = field(default_factory=set)
+    # walk_forward.retrain_model: the trainer's validated training config (JSON-able)
+    model_train: dict[str, Any] | None = None
 
     def dims_for(self, strategy: str) -> dict[str, Dim]:
         return {p: d for p, d in self.dims.items() if path_strategy(p) in (None, strategy)}
@@ -472,7 +489,57 @@ def plan_from_spec(spec: SweepConfig, source: str = "sweep", *, data: str | Path
         from engine.bootstrap import Registries
 
         registries = Registries()  # entry points read once, not per candidate
-    return SweepPlan(spec, source, base, dims, names, registries)
+    plan = SweepPlan(spec, source, base, dims, names, registries)
+    if spec.walk_forward is not None and spec.walk_forward.retrain_model is not None:
+        plan.model_train = _retrain_config(spec.walk_forward.retrain_model, source, base, dims)
+    return plan
+
+
+MODEL_TRAINERS = "tradebot.model_trainers"
+
+
+def model_trainer(name: str) -> Any:
+    """A model trainer (``tradebot.model_trainers`` entry point, e.g. ``cnn`` =
+    ``models.train:WindowTrainer``): ``validate(raw, where)`` and ``train(config, bars,
+    out_dir, name, data_file)``. engine/ cannot import models/: this is how it reaches it."""
+    from engine.errors import PluginLoadError
+    from engine.registry import Registry
+
+    try:
+        return Registry.installed(MODEL_TRAINERS).load(name)
+    except PluginLoadError as exc:
+        msg = str(exc).replace(MODEL_TRAINERS, "model trainer")
+        raise ConfigError(f"walk_forward.retrain_model.trainer: {msg}") from None
+
+
+def _retrain_config(rm: RetrainModelConfig, source: str, base: dict[str, Any],
+                    dims: dict[str, Dim]) -> dict[str, Any]:
+    """Validate ``walk_forward.retrain_model`` up front: the training config (with ``set``),
+    and that the optimisation itself cannot use a model trained on other bars."""
+    where = f"{source}: walk_forward.retrain_model"
+    sig = base.get("signals") or {}
+    mode = (sig.get("params") or {}).get("mode", "rules")
+    if sig.get("kind") != "signals":
+        raise ConfigError(f"{where}: needs the run config's signals.kind: signals (its mode "
+                          f"rules / hybrid is what is compared), got {sig.get('kind')!r}")
+    if mode != "rules":
+        raise ConfigError(
+            f"{where}: the run config's signals.params.mode is {mode!r}: the optimisation on "
+            "each train window would use a model trained on other bars (maybe the test "
+            "window's); set it to rules (the comparison then runs hybrid with each window's "
+            "own model)")
+    bad = [p for p in dims if p.startswith(("signals.params.mode", "signals.params.nn_",
+                                            "features[cnn]"))]
+    if bad:
+        raise ConfigError(f"{where}: space.{bad[0]} cannot be swept with retrain_model (each "
+                          "window's hybrid run uses its own model); remove it from space")
+    cp = rm.config
+    if not cp.is_file() and not cp.is_absolute() and source != "sweep":
+        near = Path(source).parent / cp  # relative to the working directory, else the file
+        cp = near if near.is_file() else cp
+    raw = read_yaml(cp, "training config", rm.set)
+    validated = model_trainer(rm.trainer).validate(raw, f"{where}.config ({cp})")
+    return {"trainer": rm.trainer, "source": str(cp), "config": validated}
 
 
 def grid(plan: SweepPlan) -> list[tuple[str, dict[str, Any]]]:

@@ -36,6 +36,18 @@ CREATE TABLE IF NOT EXISTS results (
     finished REAL
 );
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);
+-- walk_forward.retrain_model: each model trained (key: training config + data + bar range)
+CREATE TABLE IF NOT EXISTS models (key TEXT PRIMARY KEY, info TEXT NOT NULL, finished REAL);
+-- ... and per window, the test window traded hybrid (that model) vs rules, and the difference
+CREATE TABLE IF NOT EXISTS model_windows (
+    file TEXT NOT NULL,
+    window INTEGER NOT NULL,
+    model_key TEXT,
+    rules_key TEXT,
+    hybrid_key TEXT,
+    row TEXT NOT NULL,
+    PRIMARY KEY (file, window)
+);
 """
 
 
@@ -134,6 +146,26 @@ class Store:
                               json.loads(row[8] or "[]"), json.loads(row[9] or "{}"),
                               row[10], row[11], row[12] or 0, row[13] or 0.0))
         return out
+
+    def put_model(self, key: str, info: dict[str, Any]) -> None:
+        self.db.execute("INSERT OR REPLACE INTO models VALUES (?, ?, ?)",
+                        (key, json.dumps(info, default=str), time.time()))
+        self.db.commit()
+
+    def model(self, key: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT info FROM models WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def put_model_windows(self, rows: list[dict[str, Any]]) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO model_windows VALUES (?,?,?,?,?,?)",
+            [(r["file"], r["window"], r.get("model_key"), r.get("rules_key"),
+              r.get("hybrid_key"), json.dumps(r, default=str)) for r in rows])
+        self.db.commit()
+
+    def model_windows(self) -> list[dict[str, Any]]:
+        return [json.loads(r[0]) for r in self.db.execute(
+            "SELECT row FROM model_windows ORDER BY file, window")]
 
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
