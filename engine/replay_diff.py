@@ -51,6 +51,7 @@ QTY_TOL = 0.02  # relative: a live broker sizes at the venue's worst-price guard
 PRICE_TOL = 1e-7  # relative: prices equal up to float formatting (0.001 bps)
 MAX_SHOWN = 20  # differences listed per stream unless show_all
 TIMING_BARS = 2  # the same event this many bars apart or less is one timing difference
+RESTART_BARS = 3  # differences this close after a restart (Reconciled) are blamed on it
 
 # kinds of records, in their canonical order within one bar
 _RANK = {"fill": 0, "refused": 1, "signal": 2, "submit": 3, "modify": 4, "cancel": 5,
@@ -82,6 +83,7 @@ class Side:
 
     recs: dict[str, list[Rec]] = field(default_factory=dict)
     failed: list[tuple[int, str, str]] = field(default_factory=list)  # (bar, handler, error)
+    restarts: list[tuple[int, str, str]] = field(default_factory=list)  # (bar, account, what)
     counts: dict[str, int] = field(default_factory=dict)  # signals, orders, fills, trades
     pnl: dict[str, float] = field(default_factory=dict)
 
@@ -132,7 +134,8 @@ class _Collector:
             self._orders[(e.account, e.order_id)] = (e.side, e.type, e.tag)  # type: ignore
         if t in ("SignalRaised", "SubmitOrder", "OrderFilled", "TradeClosed"):
             self._add(e, None)
-        elif t in ("ModifyOrder", "CancelOrder", "OrderCanceled", "OrderReply", "HandlerFailed"):
+        elif t in ("ModifyOrder", "CancelOrder", "OrderCanceled", "OrderReply", "HandlerFailed",
+                   "Reconciled"):
             self._pending.append((e,))
 
     def _settle(self, bar: int) -> None:
@@ -212,6 +215,13 @@ class _Collector:
                               f"{what} {e.status} by the venue: {e.reason}"))
         elif t == "HandlerFailed":
             self.side.failed.append((bar, e.handler, e.error))  # type: ignore[arg-type]
+        elif t == "Reconciled":  # a restart: state rebuilt from the journal, then the venue's
+            what = "; ".join([*e.actions, *e.problems]) or "nothing to do"
+            if e.halted:
+                what = f"entries halted: {what}"
+            if len(what) > 200:
+                what = what[:197] + "..."
+            self.side.restarts.append((bar, e.account, what))  # type: ignore[arg-type]
 
 
 # -- the journal --------------------------------------------------------------------------------
@@ -478,6 +488,8 @@ class Report:
         refused = self.live.counts.get("refused", 0)
         if refused:
             lines.append(f"refused orders live: {refused}")
+        for b, acct, what in self.live.restarts:
+            lines.append(f"restart at bar {b} ({self.when(b)} UTC), {acct}: {what}")
         lines.append(f"handlers disabled: {len(self.live.failed)} live, "
                      f"{len(self.backtest.failed)} backtest; bars revised: "
                      + (str(len(self.revised)) if self.data else "not checked (no --data)"))
@@ -542,6 +554,7 @@ class Report:
             "revised": [{"bar": s, "time": self.when(s), "what": w} for s, w in self.revised],
             "handlers_disabled": [{"side": side, "bar": b, "handler": h, "error": err}
                                   for side, b, h, err in self.failed_only],
+            "restarts": [{"bar": b, "account": a, "what": w} for b, a, w in self.live.restarts],
             "differences": [d.as_dict(self.when(d.bar)) for d in self.differences],
         }
 
@@ -559,6 +572,7 @@ class _Causes:
 
     def __init__(self, live: Side, revised: list[tuple[int, str]]) -> None:
         self.failed = sorted(live.failed)
+        self.restarts = sorted(live.restarts)
         self.revised = sorted(s for s, _ in revised)
         self.earlier: dict[str, list[tuple[int, str]]] = {}
 
@@ -570,6 +584,11 @@ class _Causes:
         for b, h, err in reversed(self.failed):
             if b <= bar and _affects(h, stream):
                 return f"handler {h} disabled at bar {b} (HandlerFailed: {err})"
+        for r, acct, what in reversed(self.restarts):
+            near = r - 1 <= bar <= r + RESTART_BARS or (
+                bar >= r and what.startswith("entries halted"))
+            if near and acct in (stream, "signals", ""):
+                return f"the run restarted at bar {r} (reconciliation of {acct}: {what})"
         rev = [s for s in self.revised if s <= bar]
         if rev:
             return f"bar {rev[-1]} revised after the fact (journaled bar differs from --data)"
@@ -662,7 +681,7 @@ def compare(live: Side, backtest: Side, revised: list[tuple[int, str]],
                 n = x.bar - y.bar
                 when = (f"the run did this {abs(n)} bar{'s' * (abs(n) != 1)} "
                         f"{'later' if n > 0 else 'earlier'} than the backtest")
-                up = causes.upstream(name, bar, own=False, follows=False)
+                up = causes.upstream(name, max(x.bar, y.bar), own=False, follows=False)
                 out.append(Difference(
                     name, bar, "timing", [f"bar {x.bar}: {x.text}"], [f"bar {y.bar}: {y.text}"],
                     f"{up}: {when}" if up else when + (

@@ -36,6 +36,7 @@ from engine.events import (
     ModifyOrder,
     OrderCanceled,
     OrderFilled,
+    Reconciled,
     SubmitOrder,
     TradeClosed,
 )
@@ -197,6 +198,59 @@ def test_injected_handler_failure_is_blamed(paper_run: Path, tmp_path: Path,
     head, _, body = out.partition("\n## ")
     assert rc == 1 and f"first divergence at bar {fail_at}" in head
     assert f"{name}: {len(diffs)} difference" in body
+
+
+def test_restart_is_blamed_for_what_it_delayed(paper_run: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A run restarted (``Reconciled`` journaled): a cancel of the strategy's that came two bars
+    late, after the restart, is one timing difference blamed on the restart."""
+    src = paper_run / "journal.sqlite"
+    events = list(read_events(src))
+    bf = bars_first(events)
+    name = "vah_exit"
+    bar_of: dict[int, int] = {}  # event index -> the bar it belongs to (the diff's own rule)
+    nxt = None
+    for i in range(len(events) - 1, -1, -1):
+        if isinstance(events[i], BarClosed) and not bf:
+            nxt = events[i].seq
+        bar_of[i] = nxt if nxt is not None else -1
+    if bf:
+        cur = -1
+        for i, e in enumerate(events):
+            if isinstance(e, BarClosed):
+                cur = e.seq
+            bar_of[i] = cur
+    k = next(i for i, e in enumerate(events) if isinstance(e, CancelOrder) and e.account == name)
+    moved, b = events[k], bar_of[k]
+    restart = b + 2
+    rec = Reconciled(ts_event_ns=moved.ts_event_ns, ts_init_ns=1, account=name,
+                     resumed_from=str(src), actions=("adopted the venue's fill of the stop",))
+
+    def edit(evs: list) -> list:  # type: ignore[type-arg]
+        out, skipped = [], False
+        for e in evs:
+            if e == moved and not skipped:  # read again: an equal event, not the same object
+                skipped = True
+                continue
+            out.append(e)
+            if isinstance(e, BarClosed) and e.seq == (restart if bf else restart - 1):
+                out += [rec, moved]  # both on bar `restart`
+        return out
+
+    dst = tmp_path / "run" / "journal.sqlite"
+    _rewrite(src, dst, edit)
+    (tmp_path / "run" / "config.resolved.yaml").write_text(
+        (paper_run / "config.resolved.yaml").read_text())
+    rc, rep = _report(tmp_path, capsys, str(dst))
+    assert rc == 1
+    assert rep["restarts"] == [{"bar": restart, "account": name,
+                                "what": "adopted the venue's fill of the stop"}]
+    assert len(rep["differences"]) == 1, rep["differences"]
+    d = rep["differences"][0]
+    assert (d["stream"], d["bar"], d["kind"]) == (name, b, "timing")
+    assert d["cause"] == (f"the run restarted at bar {restart} (reconciliation of {name}: adopted "
+                          "the venue's fill of the stop): the run did this 2 bars later than the "
+                          "backtest")
 
 
 def test_live_run_with_venue_slippage_reports_it_on_the_fill_bars(
