@@ -10,6 +10,9 @@ journals diffed against a backtest replay of the journaled bars.
   signal it changed on it;
 - a journal with an injected ``HandlerFailed`` (a strategy disabled, its later orders absent)
   blames the missing orders on the disabled handler;
+- a paper run whose risk gate refused an entry live (``max_orders_per_minute`` counts wall time,
+  the replay bar time) blames the refusal, and the missing trade on it;
+- a journal with an injected restart (``Reconciled``) blames the cancel it delayed on it;
 - bad inputs (no such file, not a journal, an empty journal, no config beside it) are exit 2
   with a message saying what to give.
 """
@@ -251,6 +254,38 @@ def test_restart_is_blamed_for_what_it_delayed(paper_run: Path, tmp_path: Path,
     assert d["cause"] == (f"the run restarted at bar {restart} (reconciliation of {name}: adopted "
                           "the venue's fill of the stop): the run did this 2 bars later than the "
                           "backtest")
+
+
+def test_risk_refusal_live_is_blamed(sample: tuple[Bars, Path], tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A paper run with ``risk.max_orders_per_minute: 1``: lockstep bars come many a second, so
+    live (wall clock) the entry after the first is refused; the replay counts bar time and sends
+    it. The diff blames the refusal, and what follows it."""
+    bars, _ = sample
+    raw = yaml.safe_load(PAPER.read_text())
+    raw["strategies"] = [{"name": "vah_exit", "kind": "vah_exit"}]
+    raw["risk"] = {"max_orders_per_minute": 1}
+    cfg = tmp_path / "paper_risk.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "run"
+    with LocalVenue(bars, speed=0, start=_start_ms(bars)) as venue:
+        rc = main(["run", str(cfg), "--venue", venue.url, "--max-bars", str(LIVE_BARS),
+                   "--out", str(out), "--no-progress"])
+    assert rc == 0
+    refused = [e for e in read_events(out / "journal.sqlite")
+               if isinstance(e, OrderCanceled) and e.reason.startswith("risk:")]
+    assert refused, "the limit must refuse an entry live"
+    rc, rep = _report(tmp_path, capsys, str(out / "journal.sqlite"))
+    assert rc == 1
+    first = rep["differences"][0]
+    assert first["stream"] == "vah_exit" and first["kind"] == "extra"
+    assert first["live"][0].startswith("buy market ENTRY refused by the risk gate: risk: ") or \
+        first["live"][0].startswith("sell market ENTRY refused by the risk gate: risk: ")
+    assert first["cause"].startswith("order refused live: ")
+    assert rep["first_divergence"]["bar"] == first["bar"]
+    later = [d for d in rep["differences"][1:] if d["stream"] == "vah_exit"]
+    assert later and all(d["cause"].startswith(("order refused live", "follows the divergence"))
+                         for d in later)
 
 
 def test_live_run_with_venue_slippage_reports_it_on_the_fill_bars(
