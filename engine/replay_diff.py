@@ -354,8 +354,9 @@ def load_run_config(path: Path) -> tuple[Any, str]:
     return cfg, cfg.config_hash()
 
 
-def replay_config(cfg: Any, source: Path) -> Any:
-    """``cfg`` as a journal-free, single-process, silent backtest."""
+def replay_config(cfg: Any, source: Path, close_at_end: bool | None = None) -> Any:
+    """``cfg`` as a journal-free, single-process, silent backtest (``close_at_end``: whether it
+    closes the positions open at its end; default the config's)."""
     from engine.config import RunConfig, validate_config
 
     d = cfg.resolved_dict()
@@ -365,6 +366,8 @@ def replay_config(cfg: Any, source: Path) -> Any:
     d["publish"]["enabled"] = False
     d["output"]["progress"] = False
     d["execution"]["workers"] = 1  # every strategy on this bus, where the recorder listens
+    if close_at_end is not None:
+        d["execution"]["close_at_end"] = close_at_end
     return validate_config(RunConfig, d, "replay config")
 
 
@@ -796,7 +799,10 @@ def replay_diff(journal: Path, config: Path | None = None, data: Path | None = N
         file_bars = load_bars(data, symbol=run.bars.symbol, timeframe=run.bars.timeframe,
                               gaps="keep", use_cache=False)
         bars, revised = revisions(run.bars, file_bars)
-    rcfg = replay_config(cfg, data or journal)
+    # the replay closes at its end only if the run did (a live run never does; a killed one did
+    # not get to): END_OF_DATA fills in the journal
+    closed = any(type(e) is ev.OrderFilled and e.tag == "END_OF_DATA" for e in run.events)
+    rcfg = replay_config(cfg, data or journal, close_at_end=closed)
     if rcfg.data.symbol and rcfg.data.symbol != bars.symbol:
         note += f"; note: the config trades {rcfg.data.symbol}, the journal {bars.symbol}"
     backtest = replay(rcfg, bars, run.first_live)

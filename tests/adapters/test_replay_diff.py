@@ -13,6 +13,7 @@ journals diffed against a backtest replay of the journaled bars.
 - a paper run whose risk gate refused an entry live (``max_orders_per_minute`` counts wall time,
   the replay bar time) blames the refusal, and the missing trade on it;
 - a journal with an injected restart (``Reconciled``) blames the cancel it delayed on it;
+- a run killed before its close at the end replays identically (the replay does not close);
 - bad inputs (no such file, not a journal, an empty journal, no config beside it) are exit 2
   with a message saying what to give.
 """
@@ -201,6 +202,24 @@ def test_injected_handler_failure_is_blamed(paper_run: Path, tmp_path: Path,
     head, _, body = out.partition("\n## ")
     assert rc == 1 and f"first divergence at bar {fail_at}" in head
     assert f"{name}: {len(diffs)} difference" in body
+
+
+def test_killed_run_without_its_close_at_end_replays_identically(
+        paper_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A run killed after its last bar never closed its positions (no END_OF_DATA fills): the
+    replay does not close them either, so the two still agree."""
+    src = paper_run / "journal.sqlite"
+    events = list(read_events(src))
+    last = max(i for i, e in enumerate(events) if isinstance(e, BarClosed))
+    assert any(isinstance(e, OrderFilled) and e.tag == "END_OF_DATA" for e in events[last:]), \
+        "the sample must hold positions at its end"
+    dst = tmp_path / "run" / "journal.sqlite"
+    _rewrite(src, dst, lambda evs: evs[:last + 1])
+    (tmp_path / "run" / "config.resolved.yaml").write_text(
+        (paper_run / "config.resolved.yaml").read_text())
+    rc, out, err = _diff(capsys, str(dst))
+    assert rc == 0, out + err
+    assert "result: identical" in out
 
 
 def test_restart_is_blamed_for_what_it_delayed(paper_run: Path, tmp_path: Path,
