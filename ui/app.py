@@ -11,10 +11,12 @@ that trades asks for a confirmation first.
 from __future__ import annotations
 
 import math
+import re
 import time
 from typing import Any
 
 from dash import Dash, Input, Output, State, ctx, html, no_update
+from dash.exceptions import PreventUpdate
 
 from ui import figures, layout
 from ui.sidebar import fallback_setup, normalize_engine_setup
@@ -22,6 +24,27 @@ from ui.state import UiState
 from ui.subscriber import request
 
 TRADING = {"close", "flatten", "buy", "sell"}
+WINDOW_SLACK = 0.5  # bars held beyond the visible ones, as a share of them, on each side
+RENDER_WAIT_S = 10.0  # a full render not answered by then is asked for again
+DECIMATED_RENDER_S = 2.0  # a window of multi-bar candles is redrawn at most this often
+_X_KEY = re.compile(r"^xaxis\d*\.range(\[([01])\])?$")
+
+
+def relayout_x_range(relayout: dict[str, Any]) -> list[Any] | None:
+    """The x range of a Plotly ``relayoutData`` after a pan or zoom (any of the shared x axes:
+    ``xaxis3.range[0]``/``[1]`` or ``xaxis.range``), or None."""
+    lo = hi = None
+    for key, v in relayout.items():
+        m = _X_KEY.match(key)
+        if not m:
+            continue
+        if m.group(2) is None and isinstance(v, list | tuple) and len(v) == 2:
+            return [v[0], v[1]]
+        if m.group(2) == "0":
+            lo = v
+        elif m.group(2) == "1":
+            hi = v
+    return [lo, hi] if lo is not None and hi is not None else None
 
 
 def _fmt(v: Any, nd: int = 2) -> str:
@@ -65,73 +88,142 @@ def setup_rows(setup: dict[str, Any]) -> list[dict[str, Any]]:
              "rr": _fmt(r["rr"])} for r in setup["rows"]]
 
 
-def create_app(state: UiState, commands: str, *, n_visible: int = 300, interval_ms: int = 400,
-               setup_timeout_s: float = 1.0, command_timeout_s: float = 3.0) -> Dash:
+def create_app(state: UiState, commands: str, *, n_visible: int = 300, interval_ms: int = 100,
+               min_update_ms: int = 200, max_candles: int = 2000, setup_timeout_s: float = 1.0,
+               command_timeout_s: float = 3.0) -> Dash:
+    """The app. ``interval_ms``: how often the browser asks for news (an empty answer costs the
+    server a few ms); ``min_update_ms``: the least time between two chart updates (bars that
+    arrive meanwhile go together); ``max_candles``: a window with more bars is drawn as candles
+    of several bars each."""
     app = Dash(__name__, title="tradebot monitor", update_title=None)
     app.layout = layout.build(n_visible, interval_ms)
+    min_gap_s = min_update_ms / 1000.0
+    slack = WINDOW_SLACK
 
-    # Two callbacks so that a slow full render is never superseded by the next Interval tick
-    # (Dash drops the older response of a callback fired again while it runs): the tick only
-    # patches; when it needs a full figure it sets the "render" token, and render() answers that.
+    def token(why: str, x_range: list[Any] | None = None) -> dict[str, Any]:
+        return {"rid": time.time_ns(), "t": time.time(), "why": why, "range": x_range}
+
+    # The browser holds a window of the bars, not all 10,000: the last `n-visible` bars plus
+    # `slack` of them (following), or the range the user panned/zoomed to plus `slack` of its
+    # width on each side. `tick` extends a following window in place with a Patch;
+    # `full_render` draws a window anew when a "render" token asks for it (a snapshot, a pan or
+    # zoom, a following window grown past its slack). Two callbacks, so that a full render is
+    # never superseded by the next tick (Dash drops the older response of a callback fired
+    # again while it runs), and no tick patches while a render is on its way (its patch would
+    # land on the new window twice).
     @app.callback(
         Output("price", "figure", allow_duplicate=True),
-        Output("equity", "figure", allow_duplicate=True),
-        Output("cursor", "data", allow_duplicate=True), Output("render", "data"),
+        Output("cursor", "data", allow_duplicate=True),
+        Output("win", "data", allow_duplicate=True),
+        Output("render", "data", allow_duplicate=True),
+        Input("tick", "n_intervals"),
+        State("cursor", "data"), State("render", "data"), State("rendered", "data"),
+        State("win", "data"), State("n-visible", "value"), State("follow", "value"),
+        prevent_initial_call=True,
+    )
+    def tick(_n: int, cursor: dict[str, Any] | None, render: dict[str, Any] | None,
+             rendered: dict[str, Any] | None, win: dict[str, Any] | None, nvis: int,
+             follow: list[str]):
+        now = time.time()
+        cursor, win = cursor or {}, win or {}
+        if render and render.get("rid") != (rendered or {}).get("rid") and (
+                now - render.get("t", 0) < RENDER_WAIT_S):
+            raise PreventUpdate  # a full render is on its way (however long it takes)
+        delta, new_cursor = state.delta(cursor)
+        if delta is None:  # another snapshot, or the browser fell behind the bounded logs
+            return no_update, no_update, no_update, token("snapshot")
+        if not any(delta[k] for k in ("bars", "features", "signals", "fills", "levels")):
+            raise PreventUpdate
+        if now - cursor.get("t", 0) < min_gap_s:
+            raise PreventUpdate  # coalesce: at most one update per min_update_ms
+        new_cursor["t"] = now
+        if win.get("hi") is not None:  # the user looks at history: nothing new is in view
+            return no_update, new_cursor, no_update, no_update
+        nvis = int(nvis or n_visible)
+        if win.get("k", 1) > 1 or win.get("n", 0) + len(delta["bars"]) > nvis * (1 + 2 * slack):
+            if win.get("k", 1) > 1 and now - (rendered or {}).get("t", 0) < DECIMATED_RENDER_S:
+                raise PreventUpdate
+            return no_update, no_update, no_update, token("window")  # draw a fresh window
+        following = "follow" in (follow or [])
+        ranges = state.visible_range(nvis) if following and delta["bars"] else None
+        price = figures.patch_price(delta, ranges)
+        win = {**win, "n": win.get("n", 0) + len(delta["bars"])}
+        return price if price is not None else no_update, new_cursor, win, no_update
+
+    @app.callback(
+        Output("price", "figure"), Output("cursor", "data"), Output("win", "data"),
+        Output("rendered", "data"),
+        Input("render", "data"), State("n-visible", "value"), State("follow", "value"),
+        State("win", "data"), prevent_initial_call=True,
+    )
+    def full_render(tok: dict[str, Any] | None, nvis: int, follow: list[str],
+                    win: dict[str, Any] | None):
+        tok = tok or {}
+        nvis = int(nvis or n_visible)
+        if tok.get("why") == "view":
+            x_range = tok.get("range")
+        else:  # keep what the user looks at, or follow
+            x_range = None if "follow" in (follow or []) else (win or {}).get("range")
+        w = state.window(nvis, x_range, slack) if x_range is not None else None
+        if w is None:
+            x_range = None
+            w = state.window(nvis, None, slack)
+        if w is None:
+            view, cur = state.view()
+            ranges = None
+        else:
+            view, cur = state.view(w["lo"], w["hi"], max_candles)
+            ranges = w["ranges"]
+        cur["t"] = time.time()
+        return (figures.price_figure(view, ranges=ranges), cur,
+                {**view["window"], "range": x_range},
+                {"rid": tok.get("rid"), "t": time.time()})
+
+    @app.callback(
+        Output("follow", "value"), Output("render", "data", allow_duplicate=True),
+        Input("price", "relayoutData"), Input("follow", "value"), Input("n-visible", "value"),
+        prevent_initial_call=True,
+    )
+    def view_change(relayout: dict[str, Any] | None, follow: list[str], _nvis: int):
+        trig = ctx.triggered_id
+        if trig == "n-visible":
+            return ["follow"], token("view")
+        if trig == "follow":
+            if "follow" in (follow or []):
+                return no_update, token("view")
+            raise PreventUpdate  # stop following: keep what is shown, without moving it
+        x_range = relayout_x_range(relayout or {})
+        if x_range is not None:  # the user panned or zoomed: stop following, draw that range
+            return [], token("view", x_range)
+        if any(k.startswith("xaxis") and "autorange" in k for k in relayout or {}):
+            return ["follow"], token("view")  # double-click: back to the last bars
+        raise PreventUpdate
+
+    @app.callback(
         Output("status", "children"), Output("strategies", "data"),
         Output("strategy-pick", "options"),
-        Input("tick", "n_intervals"),
-        State("cursor", "data"), State("render", "data"), State("n-visible", "value"),
-        State("follow", "value"), prevent_initial_call=True,
+        Output("equity", "figure"), Output("eq-cursor", "data"),
+        Input("status-tick", "n_intervals"), State("eq-cursor", "data"),
     )
-    def tick(_n: int, cursor: dict[str, Any] | None, render: dict[str, Any] | None, nvis: int,
-             follow: list[str]):
+    def status_tick(_n: int, eq_cursor: dict[str, Any] | None):
         status = status_children(state.status_line())
         rows = state.table()
         options = [{"label": r["strategy"], "value": r["strategy"]} for r in rows]
-        delta, new_cursor = state.delta(cursor)
-        if delta is None or delta["accounts"] != (cursor or {}).get("accounts"):
-            gen = state.gen
-            fell_behind = (cursor or {}).get("gen") == gen  # same snapshot, logs moved on
-            if render and render.get("gen") == gen and (
-                    not fell_behind or time.time() - render.get("t", 0) < 10):
-                token = no_update  # a full render for this snapshot is on its way (however
-                # long a 10,000-candle figure takes on a busy machine: never a second one)
-            else:
-                token = {"gen": gen, "t": time.time()}
-            return no_update, no_update, no_update, token, status, rows, options
-        new_cursor["accounts"] = delta["accounts"]
-        ranges = (state.visible_range(int(nvis or n_visible))
-                  if "follow" in (follow or []) and delta["bars"] else None)
-        price = figures.patch_price(delta, ranges)
-        equity = figures.patch_equity(delta["equity"], delta["accounts"])
-        return (price if price is not None else no_update,
-                equity if equity is not None else no_update,
-                new_cursor, no_update, status, rows, options)
-
-    @app.callback(
-        Output("price", "figure"), Output("equity", "figure"), Output("cursor", "data"),
-        Input("render", "data"), State("n-visible", "value"), State("follow", "value"),
-        prevent_initial_call=True,
-    )
-    def full_render(_token: dict[str, Any] | None, nvis: int, follow: list[str]):
-        view, cur = state.view()
-        ranges = (state.visible_range(int(nvis or n_visible))
-                  if "follow" in (follow or []) else None)
-        cur["accounts"] = view["accounts"]
-        return (figures.price_figure(view, ranges=ranges),
-                figures.equity_figure(view["equity"], view["accounts"]), cur)
-
-    @app.callback(Output("follow", "value"), Input("price", "relayoutData"),
-                  Input("n-visible", "value"), prevent_initial_call=True)
-    def follow_toggle(relayout: dict[str, Any] | None, _nvis: int):
-        if ctx.triggered_id == "n-visible":
-            return ["follow"]
-        relayout = relayout or {}
-        if any(k.startswith("xaxis.range") for k in relayout):
-            return []  # the user panned or zoomed: stop following the last bar
-        if any(k.startswith("xaxis.autorange") for k in relayout):
-            return ["follow"]
-        return no_update
+        eq_cursor = eq_cursor or {}
+        with state.lock:
+            accounts = list(state.accounts)
+            log = state.logs["equity"]
+            items, truncated = log.since(int(eq_cursor.get("k", 0)))
+            new = {"gen": state.gen, "k": log.total, "accounts": accounts}
+            full = (truncated or eq_cursor.get("gen") != state.gen
+                    or eq_cursor.get("accounts") != accounts)
+            if full:
+                items = list(log.items)
+        if full:
+            equity = figures.equity_figure(items, accounts)
+        else:
+            equity = figures.patch_equity(items, accounts) or no_update
+        return status, rows, options, equity, new
 
     @app.callback(Output("selected", "data"), Input("price", "clickData"),
                   Input("current-bar", "n_clicks"), prevent_initial_call=True)

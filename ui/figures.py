@@ -253,7 +253,9 @@ def price_figure(view: dict[str, Any], *,
             if key.startswith("xaxis"):
                 ax["range"] = ranges[0]
                 ax.pop("autorange", None)
-        out["layout"]["yaxis"]["range"] = ranges[1]
+        if ranges[1] is not None:
+            out["layout"]["yaxis"]["range"] = ranges[1]
+            out["layout"]["yaxis"].pop("autorange", None)
     cols = _columns(view["bars"])
     fcols = find_columns({n for _, v in view["features"][-1:] for n in v})
     data = {**cols, **_feature_columns(view["features"], view["x_of"], fcols),
@@ -266,6 +268,11 @@ def price_figure(view: dict[str, Any], *,
         for key in EXTRA_ARRAYS.get(name, ()):  # a Patch can only extend arrays that exist
             tr[key] = []
         tr.update(data.get(name, {}))
+    if view.get("k", 1) > 1:
+        out["layout"].setdefault("annotations", []).append({
+            "text": f"one candle = {view['k']} bars (zoom in for single bars)",
+            "showarrow": False, "xref": "x domain", "yref": "y domain", "x": 0.0, "y": 1.0,
+            "xanchor": "left", "yanchor": "top", "font": {"color": "#aaa", "size": 11}})
     if "p_buy" not in fcols:
         out["layout"].setdefault("annotations", []).append({
             "text": "no CNN probabilities in this run (signals mode rules)", "showarrow": False,
@@ -305,8 +312,14 @@ def patch_price(delta: dict[str, Any], ranges: tuple[list[str], list[float]] | N
 
 
 def equity_figure(view_equity: list[tuple[int, str | None, dict[str, float]]],
-                  accounts: list[str]) -> dict[str, Any]:
-    """Equity curve of every strategy (one trace per account, in ``accounts`` order)."""
+                  accounts: list[str], max_points: int = 2000) -> dict[str, Any]:
+    """Equity curve of every strategy (one trace per account, in ``accounts`` order), at most
+    ``max_points`` points each (every k-th bar and the last: 10,000 bars x six strategies
+    redrawn on every update cost the browser as much as the price chart)."""
+    if max_points and len(view_equity) > max_points:
+        k = math.ceil(len(view_equity) / max_points)
+        view_equity = view_equity[::k] + ([view_equity[-1]] if (len(view_equity) - 1) % k
+                                          else [])
     fig = go.Figure()
     for i, acct in enumerate(accounts):
         fig.add_trace(go.Scatter(name=acct, mode="lines",

@@ -24,7 +24,7 @@ TABLE_STYLE = {
 
 
 def build(n_visible: int, interval_ms: int) -> html.Div:
-    visible = sorted({100, 200, 300, 500, 1000, 2000, n_visible})
+    visible = sorted({100, 200, 300, 500, 1000, 2000, 5000, 10_000, n_visible})
     strategies_cols = [("strategy", "strategy"), ("equity", "equity"), ("position", "position"),
                        ("open_pnl", "open PnL"), ("trades", "trades"),
                        ("win_rate_pct", "win %"), ("max_dd_pct", "max DD %")]
@@ -91,9 +91,13 @@ def build(n_visible: int, interval_ms: int) -> html.Div:
                  style={**PANEL, "lineHeight": "1.6"}),
         html.Div([main, side], style={"display": "flex"}),
         dcc.Store(id="cursor", data=None),
-        dcc.Store(id="render", data=None),
+        dcc.Store(id="render", data=None),  # a full render asked for: {"rid", "why", ...}
+        dcc.Store(id="rendered", data=None),  # the last one answered: {"rid", "t"}
+        dcc.Store(id="win", data=None),  # the bars the browser holds: {"lo", "hi", "k", "n"}
+        dcc.Store(id="eq-cursor", data=None),
         dcc.Store(id="selected", data=None),
         dcc.Store(id="pending", data=None),
         dcc.Interval(id="tick", interval=interval_ms, n_intervals=0),
+        dcc.Interval(id="status-tick", interval=1000, n_intervals=0),
         dcc.Interval(id="slow-tick", interval=3000, n_intervals=0),
     ], style={**DARK, "padding": "8px", "minHeight": "100vh"})

@@ -12,6 +12,7 @@ without sockets or a browser.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 import threading
@@ -414,26 +415,81 @@ class UiState:
         with self.lock:
             return {"gen": self.gen, **{k: self.logs[k].total for k in LOG_NAMES}}
 
-    def view(self) -> tuple[dict[str, Any], dict[str, int]]:
-        """Everything the figures need for a full render, and the matching cursor."""
+    def view(self, lo: int | None = None, hi: int | None = None, max_candles: int = 0
+             ) -> tuple[dict[str, Any], dict[str, int]]:
+        """Everything the figures need for a full render, and the matching cursor.
+
+        ``lo``/``hi``: only the bars with ``lo <= seq <= hi`` (``None``: no bound), with the
+        features, markers and stop/target runs among them (the working ones only when the window
+        reaches the last bar). ``max_candles``: more bars than that are drawn as candles of ``k``
+        bars each (``view["k"]``; features sampled at each bucket's last bar): a zoomed-out view of
+        10,000 bars stays a light figure. Markers keep their own bar's time.
+        """
         with self.lock:
             bars = list(self.bars_by_seq.values())
+            if lo is not None or hi is not None:
+                lo_ = -math.inf if lo is None else lo
+                hi_ = math.inf if hi is None else hi
+                bars = [b for b in bars if lo_ <= b.seq <= hi_]
             keep = {b.seq for b in bars}
-            feats = [(s, v) for s, v in self.logs["features"].items if s in keep]
             first = bars[0].seq if bars else 0
+            last = bars[-1].seq if bars else -1
+            last_x = self.last_x_end if hi is None or not bars else bars[-1].x
+            k = max(1, math.ceil(len(bars) / max_candles)) if max_candles else 1
+            feats = [(s, v) for s, v in self.logs["features"].items if s in keep]
+            if k > 1:
+                tails = {bars[min(i + k, len(bars)) - 1].seq for i in range(0, len(bars), k)}
+                feats = [(s, v) for s, v in feats if s in tails]
             out = {
-                "bars": bars,
+                "bars": bars if k == 1 else _buckets(bars, k),
                 "features": feats,
-                "signals": [s for s in self.signals.values() if int(s.get("seq", -1)) >= first],
+                "signals": [s for s in self.signals.values()
+                            if first <= int(s.get("seq", -1)) <= last],
                 "fills": [f for f in self.logs["fills"].items if f["x"] is not None
-                          and int(f.get("seq", -1)) >= first],
-                "levels": [lv for lv in self.logs["levels"].items if lv.seq >= first],
-                "live_levels": self.live_levels(),
+                          and first <= int(f.get("seq", -1)) <= last],
+                "levels": [lv for lv in self.logs["levels"].items
+                           if lv.seq >= first and lv.x <= last_x],
+                "live_levels": self.live_levels() if hi is None else [],
                 "equity": list(self.logs["equity"].items),
                 "accounts": list(self.accounts),
                 "x_of": {b.seq: b.x for b in bars},
+                "k": k,
+                "window": {"lo": first if lo is not None else None, "hi": hi, "k": k,
+                           "n": len(bars)},
             }
             return out, self.cursor()
+
+    def window(self, n_visible: int, x_range: list[Any] | None = None,
+               slack: float = 0.5) -> dict[str, Any] | None:
+        """The bars a browser should hold to show ``x_range`` (None: follow the last
+        ``n_visible`` bars), with ``slack`` of the range's width on each side so that a short pan
+        needs nothing new: ``{"lo", "hi" (None: up to the last bar, extended as bars arrive),
+        "ranges": (x range, price range fitted to the bars inside x range)}``."""
+        with self.lock:
+            bars = list(self.bars_by_seq.values())
+        if not bars:
+            return None
+        if x_range is None:
+            k = min(len(bars), max(1, int(n_visible * (1 + slack))))
+            return {"lo": bars[-k].seq, "hi": None, "ranges": self.visible_range(n_visible)}
+        t0, t1 = (parse_x(v) for v in x_range[:2])
+        if t0 is None or t1 is None:
+            return None
+        t0, t1 = min(t0, t1), max(t0, t1)
+        span = max(t1 - t0, self.tf_ms or 1)
+        ts = [b.t_ms for b in bars]
+        i = bisect.bisect_left(ts, t0 - span * slack)
+        j = bisect.bisect_right(ts, t1 + span * slack)
+        i = min(i, len(bars) - 1)  # a range past the data: the nearest bar at least
+        j = max(j, i + 1)
+        inside = bars[bisect.bisect_left(ts, t0 - (self.tf_ms or 0)):bisect.bisect_right(ts, t1)]
+        y = None
+        if inside:
+            lo_p, hi_p = min(b.low for b in inside), max(b.high for b in inside)
+            pad = (hi_p - lo_p) * 0.05 or hi_p * 0.01 or 1.0
+            y = [lo_p - pad, hi_p + pad]
+        return {"lo": bars[i].seq, "hi": None if j >= len(bars) else bars[j - 1].seq,
+                "ranges": ([x_range[0], x_range[1]], y)}
 
     def delta(self, cursor: dict[str, int] | None) -> tuple[dict[str, Any] | None, dict[str, int]]:
         """What arrived since ``cursor``: ``(None, cursor)`` when the browser must re-render
@@ -541,6 +597,36 @@ class UiState:
                 if seq in self.features:
                     return dict(self.features[seq])
             return {}
+
+
+def parse_x(v: Any) -> float | None:
+    """A chart x value (``"2024-01-05 12:30"``, Plotly's ``"2024-01-05 12:30:41.25"``, epoch
+    ms) as ms UTC; None when it is not a time."""
+    if isinstance(v, int | float) and math.isfinite(v):
+        return float(v)
+    try:
+        text = str(v).strip().replace("T", " ")
+        if "." in text:  # Plotly sends up to 4+ fractional digits
+            head, frac = text.split(".", 1)
+            text = head + "." + (frac + "000000")[:6]
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp() * 1000.0
+
+
+def _buckets(bars: list[Bar], k: int) -> list[Bar]:
+    """Candles of ``k`` bars each (open of the first, high/low of all, close of the last, summed
+    volume), at the first bar's time."""
+    out = []
+    for i in range(0, len(bars), k):
+        grp = bars[i:i + k]
+        out.append(Bar(grp[-1].seq, grp[0].x, grp[0].t_ms, grp[0].open,
+                       max(b.high for b in grp), min(b.low for b in grp), grp[-1].close,
+                       sum(b.volume for b in grp)))
+    return out
 
 
 def _timeline(snap: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

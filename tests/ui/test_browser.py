@@ -29,6 +29,34 @@ def candles(dc) -> int:
         " / 3);"))
 
 
+def drawn(dc) -> tuple[int, str, str]:
+    """Candles the browser draws, and the times of its first and last candle."""
+    up, dn = figures.IDX["up_wick"], figures.IDX["dn_wick"]
+    n, first, last = dc.driver.execute_script(
+        GD + "if (!gd || !gd.data || !gd.data[arguments[1]]) return [0, '', ''];"
+        "var n = 0, first = 'z', last = '';"
+        "[arguments[0], arguments[1]].forEach(function (i) { var xs = gd.data[i].x || [];"
+        "  n += xs.length; for (var k = 0; k < xs.length; k += 3) {"
+        "    if (xs[k] < first) first = xs[k]; if (xs[k] > last) last = xs[k]; } });"
+        "return [Math.floor(n / 3), first, last];", up, dn)
+    return int(n), str(first), str(last)
+
+
+def relayout(dc, update: dict) -> None:
+    """What a drag, the wheel or a double-click on the chart does (a ``plotly_relayout``)."""
+    dc.driver.execute_script(GD + "Plotly.relayout(gd, arguments[0]);", update)
+
+
+def state_xs(state) -> list[str]:
+    with state.lock:
+        return [b.x for b in state.bars_by_seq.values()]
+
+
+def newer(state, x0: str, x1: str) -> int:
+    """The UI's bars after ``x0`` up to ``x1`` (bars the browser drew since it showed ``x0``)."""
+    return sum(1 for x in state_xs(state) if x0 < x <= x1)
+
+
 def trace_len(dc, name: str) -> int:
     return int(dc.driver.execute_script(
         GD + f"return gd && gd.data && gd.data[{figures.IDX[name]}] && "
@@ -52,25 +80,37 @@ def test_ui_follows_an_engine_through_a_restart(browser, real_messages):
     pub2 = None
     try:
         dc.start_server(create_app(state, pub.cmd_addr, n_visible=300), port=free_port())
-        # the late joiner is complete at once: the snapshot's 1,500 bars, then live bars
-        until(lambda: candles(dc) >= 1500, timeout=20)
+        # the late joiner is complete at once: the snapshot's 1,500 bars in the UI, the browser
+        # drawing a window of them (the last 300 in view and 150 more) up to the last bar
+        until(lambda: len(state_xs(state)) >= 1500 and drawn(dc)[0] >= 400, timeout=20)
         until(lambda: dc.driver.execute_script(
             "return document.querySelectorAll('#price .scatterlayer .js-line').length") > 10,
             timeout=10)
-        assert trace_len(dc, "sig_buy") + trace_len(dc, "sig_sell") > 10
-        assert trace_len(dc, "poc") > 1000 and trace_len(dc, "s9") > 1000
-        assert trace_len(dc, "entry") > 0 and trace_len(dc, "stop") > 0
+        assert trace_len(dc, "poc") >= 400 and trace_len(dc, "s9") >= 400
         until(lambda: text(dc, "#st-connection") == "live", timeout=5)
         until(lambda: text(dc, "#st-symbol") == "BTC-USDT", timeout=5)
-        # updates as bars arrive, extended in place: the browser holds exactly the UI's bars
-        n0, t0 = candles(dc), time.monotonic()
-        until(lambda: candles(dc) >= n0 + 16, timeout=10)
+        # updates as bars arrive, extended in place (at most a few updates a second, so bars
+        # published at 8/s go a few at a time); the window stays bounded
+        last0, t0 = drawn(dc)[2], time.monotonic()
+        until(lambda: newer(state, last0, drawn(dc)[2]) >= 16, timeout=10)
         print(f"browser: 16 bars in {time.monotonic() - t0:.2f} s (published at 8/s)")
         pub.hold.set()
         time.sleep(0.8)
-        with state.lock:
-            n_state = len(state.bars_by_seq)
-        until(lambda: candles(dc) == n_state, timeout=5)
+        # the browser holds exactly the UI's bars from its window's first to the last one
+        xs = state_xs(state)
+        until(lambda: drawn(dc)[2] == xs[-1], timeout=5)
+        n, first, last = drawn(dc)
+        assert n == sum(1 for x in xs if first <= x <= last) and 400 <= n <= 600, (n, first)
+        # the whole history is reachable: pan to the oldest bars (the window is drawn anew) ...
+        relayout(dc, {"xaxis.range": [xs[0], xs[299]]})
+        until(lambda: drawn(dc)[1] == xs[0], timeout=10)
+        assert dc.find_element("#follow input").is_selected() is False  # stopped following
+        # ... zoom out to all of them: every alarm, entry, stop and target of the run
+        relayout(dc, {"xaxis.range": [xs[0], xs[-1]]})
+        until(lambda: drawn(dc)[0] == len(xs), timeout=15)
+        assert trace_len(dc, "sig_buy") + trace_len(dc, "sig_sell") > 10
+        assert trace_len(dc, "poc") > 1000 and trace_len(dc, "s9") > 1000
+        assert trace_len(dc, "entry") > 0 and trace_len(dc, "stop") > 0
         pub.hold.clear()
         # sidebar: the setup of the current bar, then of a clicked alarm
         until(lambda: len(dc.driver.find_elements("css selector", "#setup-table td")) > 0,
@@ -84,6 +124,11 @@ def test_ui_follows_an_engine_through_a_restart(browser, real_messages):
               len(dc.driver.find_elements("css selector", "#profile .barlayer path")) > 0,
               timeout=10)
         dc.driver.save_screenshot(str(ARTIFACTS / "ui_live.png"))
+        # a double-click (autorange) follows the last bar again, in a window of the last bars
+        relayout(dc, {"xaxis.autorange": True})
+        until(lambda: dc.find_element("#follow input").is_selected()
+              and 400 <= drawn(dc)[0] <= 600
+              and newer(state, drawn(dc)[2], state_xs(state)[-1]) < 16, timeout=10)
         # a pause from the UI reaches the engine and comes back in its status
         dc.find_element("#btn-pause").click()
         until(lambda: "pause: ok" in text(dc, "#cmd-reply"), timeout=10)
@@ -100,6 +145,7 @@ def test_ui_follows_an_engine_through_a_restart(browser, real_messages):
         assert pub.commands[-1]["op"] == "flatten"
         assert dc.get_logs() == [], "browser console errors"
         # the engine goes away: the UI says so
+        run1_last = state_xs(state)[-1]
         pub.stop()
         until(lambda: text(dc, "#st-connection") in ("stale", "disconnected"), timeout=10)
         # ... and comes back as another run on the same ports: a new snapshot, a new chart
@@ -108,8 +154,12 @@ def test_ui_follows_an_engine_through_a_restart(browser, real_messages):
         pub2.start()
         until(lambda: text(dc, "#st-run") == "run-2" and text(dc, "#st-connection") == "live",
               timeout=20)
-        until(lambda: 800 <= candles(dc) < 1000, timeout=10)
-        until(lambda: candles(dc) >= 805, timeout=10)
+        until(lambda: len(state_xs(state)) < 1000 and drawn(dc)[2] < run1_last
+              and newer(state, drawn(dc)[2], state_xs(state)[-1]) < 16,
+              timeout=10)  # the new run's chart, following its last bar again
+        last0 = drawn(dc)[2]
+        until(lambda: newer(state, last0, drawn(dc)[2]) >= 5, timeout=10)
+        assert 400 <= drawn(dc)[0] <= 600
         assert state.conn.snapshots >= 2
         dc.driver.save_screenshot(str(ARTIFACTS / "ui_after_restart.png"))
         assert dc.get_logs() == [], "browser console errors"
@@ -156,8 +206,8 @@ def test_ui_with_the_real_bridge(browser, real_data_path):
         assert any(c.op == "pause" for c in eng.bridge.commands)  # journaled CommandApplied
         until(lambda: state.status_line()["paused"], timeout=10)  # the engine's heartbeat says so
         until(lambda: text(dc, "#st-entries") == "paused", timeout=30)  # a busy machine's render
-        n0 = candles(dc)
-        until(lambda: candles(dc) >= n0 + 40, timeout=15)  # bars keep coming
+        last0 = drawn(dc)[2]
+        until(lambda: newer(state, last0, drawn(dc)[2]) >= 40, timeout=15)  # bars keep coming
         until(lambda: trace_len(dc, "sig_buy") + trace_len(dc, "sig_sell") > 0, timeout=20)
         until(lambda: "setup from the engine" in text(dc, "#setup-note"), timeout=15)
         until(lambda: len(dc.driver.find_elements(

@@ -202,3 +202,65 @@ def test_sidebar_engine_reply_and_fallback():
     prof = ui_profile(st.recent_bars(30))
     assert prof["val"] <= prof["poc"] <= prof["vah"]
     assert sum(prof["volumes"]) == pytest.approx(sum(b.volume for b in st.recent_bars(30)))
+
+
+def test_window_of_bars_for_a_following_or_panned_view():
+    st = UiState()
+    st.apply_snapshot(snapshot(1000, seq=1, signals=[{
+        "ts_event_ns": bar(100)["ts_event_ns"], "seq": 100, "alarm_id": "OLD", "side": "long",
+        "entry_price": 100.0, "stop_price": 95.0, "targets": [110.0]}]))
+    # following: the last 300 bars and half as many more, up to the last bar (open-ended)
+    w = st.window(300)
+    assert w["lo"] == 1000 - 450 and w["hi"] is None
+    view, _ = st.view(w["lo"], w["hi"])
+    assert len(view["bars"]) == 450 and view["bars"][-1].seq == 999 and view["signals"] == []
+    assert view["window"] == {"lo": 550, "hi": None, "k": 1, "n": 450}
+    # panned to bars 100..199 (open times): half the range's width more on each side
+    xr = [st.bars_by_seq[100].x, st.bars_by_seq[199].x]
+    w = st.window(300, xr)
+    assert (w["lo"], w["hi"]) == (51, 248) and w["ranges"][0] == xr  # 99 bars wide: +-49.5
+    view, _ = st.view(w["lo"], w["hi"])
+    assert [s["alarm_id"] for s in view["signals"]] == ["OLD"]
+    assert view["live_levels"] == [] and len(view["features"]) == 198
+    lo_p, hi_p = w["ranges"][1]  # the price axis fits the bars in the range
+    assert lo_p < 98.0 and hi_p > 102.0
+    # a range past the last bar is open-ended; one before the first keeps the first bar
+    assert st.window(300, [st.bars_by_seq[900].x, "2030-01-01 00:00"])["hi"] is None
+    assert st.window(300, ["2000-01-01", "2000-01-02"])["lo"] == 0
+    assert st.window(300, ["nonsense", "2000-01-02"]) is None
+
+
+def test_zoomed_out_view_draws_candles_of_several_bars():
+    st = UiState()
+    st.apply_snapshot(snapshot(1000, seq=1))
+    view, _ = st.view(max_candles=300)
+    assert view["k"] == 4 and len(view["bars"]) == 250 and len(view["features"]) == 250
+    first = view["bars"][0]
+    src = [st.bars_by_seq[i] for i in range(4)]
+    assert (first.x, first.open, first.close) == (src[0].x, src[0].open, src[3].close)
+    assert first.high == max(b.high for b in src) and first.volume == sum(b.volume for b in src)
+    fig = figures.price_figure(view)
+    assert figures.candle_count(fig["data"]) == 250
+    assert any("4 bars" in a["text"] for a in fig["layout"]["annotations"])
+
+
+def test_relayout_ranges_and_chart_times():
+    from ui.app import relayout_x_range
+    from ui.state import parse_x
+
+    assert relayout_x_range({"xaxis.range[0]": "2024-01-01 00:00",
+                             "xaxis.range[1]": "2024-01-02 00:00"}) == [
+        "2024-01-01 00:00", "2024-01-02 00:00"]
+    assert relayout_x_range({"xaxis3.range": ["a", "b"]}) == ["a", "b"]  # a lower panel
+    assert relayout_x_range({"yaxis.range[0]": 1, "yaxis.range[1]": 2}) is None
+    assert relayout_x_range({"xaxis.autorange": True}) is None
+    assert parse_x("2024-01-01 00:15") == T0 + 900_000
+    assert parse_x("2024-01-01 00:00:00.5") == T0 + 500  # Plotly's fractions of a second
+    assert parse_x("not a time") is None
+
+
+def test_equity_figure_is_bounded():
+    eq = [(i, f"x{i}", {"a": float(i)}) for i in range(10_001)]
+    fig = figures.equity_figure(eq, ["a"], max_points=2000)
+    ys = fig["data"][0]["y"]
+    assert len(ys) <= 2001 and ys[0] == 0.0 and ys[-1] == 10_000.0  # the last point is kept
