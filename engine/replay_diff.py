@@ -577,13 +577,14 @@ class _Causes:
         self.failed = sorted(live.failed)
         self.restarts = sorted(live.restarts)
         self.revised = sorted(s for s, _ in revised)
-        self.earlier: dict[str, list[tuple[int, str]]] = {}
+        # per stream: (bar, what, whether it is a fill's price alone)
+        self.earlier: dict[str, list[tuple[int, str, bool]]] = {}
 
-    def note(self, stream: str, bar: int, what: str) -> None:
-        self.earlier.setdefault(stream, []).append((bar, what))
+    def note(self, stream: str, bar: int, what: str, fill_price: bool = False) -> None:
+        self.earlier.setdefault(stream, []).append((bar, what, fill_price))
 
-    def upstream(self, stream: str, bar: int, own: bool = True,
-                 follows: bool = True) -> str | None:
+    def upstream(self, stream: str, bar: int, own: bool = True, follows: bool = True,
+                 skip_fill_prices: bool = False) -> str | None:
         for b, h, err in reversed(self.failed):
             if b <= bar and _affects(h, stream):
                 return f"handler {h} disabled at bar {b} (HandlerFailed: {err})"
@@ -596,10 +597,10 @@ class _Causes:
         if rev:
             return f"bar {rev[-1]} revised after the fact (journaled bar differs from --data)"
         if own:
-            for b, what in self.earlier.get(stream, []):
-                if b <= bar:
+            for b, what, fill_price in self.earlier.get(stream, []):
+                if b <= bar and not (skip_fill_prices and fill_price):
                     return f"follows the {what} at bar {b}"
-        sig = [b for b, _ in self.earlier.get("signals", []) if b <= bar]
+        sig = [b for b, _, _ in self.earlier.get("signals", []) if b <= bar]
         if stream != "signals" and sig and follows:
             return f"follows the signal difference at bar {sig[0]}"
         return None
@@ -720,24 +721,27 @@ def _value_diff(name: str, x: Rec, y: Rec, qty_tol: float, causes: _Causes) -> D
         return None
     up = causes.upstream(name, x.bar, own=True)
     if x.kind == "fill" and "price" in changed:
-        rev = [s for s in causes.revised if s == x.bar]
-        if rev:
-            cause = f"bar {x.bar} revised after the fact: the fill price came from another bar"
+        # an earlier difference other than fill prices (a moved stop, a signal, a revised bar,
+        # a restart) moves the fill price with it; else the fill itself differs
+        before = causes.upstream(name, x.bar, own=True, skip_fill_prices=True)
+        cause, what = _price_cause(x.key[0], x.vals["price"], y.vals["price"])
+        what = "fill price difference (slippage)" if what == "slippage" else what
+        if before:
+            cause = f"{before}; the fill price moved with it"
             what = "fill at another price"
-        else:
-            cause, what = _price_cause(x.key[0], x.vals["price"], y.vals["price"])
-            what = "fill price difference (slippage)" if what == "slippage" else what
         if "qty" in changed:
             cause += (f"; size {_fmt(x.vals['qty'])} live vs {_fmt(y.vals['qty'])} backtest "
                       f"(beyond --qty-tol {qty_tol:g}: a venue broker sizes at its worst-price "
                       "guard and step size)")
-        causes.note(name, x.bar, what)
+        causes.note(name, x.bar, what, fill_price=not before)
     elif x.kind == "fill":  # the size alone: how a venue broker sizes, whatever came before
         cause = (f"size: {_fmt(x.vals['qty'])} live vs {_fmt(y.vals['qty'])} backtest "
                        f"(beyond --qty-tol {qty_tol:g}: a venue broker sizes at its worst-price "
                        "guard and step size)")
     else:
-        cause = up or f"{', '.join(sorted(changed))} differ and the journal records no cause"
+        cause = up or (f"{', '.join(sorted(changed))} differ{'s' * (len(changed) == 1)} and "
+                       "the journal records no cause")
+        causes.note(name, x.bar, f"{x.kind} {'/'.join(sorted(changed))} difference")
     return Difference(name, x.bar, "value", [x.text], [y.text], cause)
 
 
@@ -787,6 +791,10 @@ def replay_diff(journal: Path, config: Path | None = None, data: Path | None = N
     if not run.run_id.endswith(chash):
         note = (f"; note: this config's hash {chash} is not the journal's run {run.run_id}: the "
                 "backtest uses another config than the run did")
+    elif chash != cfg.config_hash():
+        note = (f"; note: this config records the run's hash {chash} but its content hashes to "
+                f"{cfg.config_hash()}: edited after the run, or written by another tradebot "
+                "version (whose defaults differ)")
     if cfg.mode == "backtest":
         note += "; note: the config is a backtest's"
     bars, revised = run.bars, []

@@ -222,6 +222,22 @@ def test_killed_run_without_its_close_at_end_replays_identically(
     assert "result: identical" in out
 
 
+def test_an_edited_config_is_said_and_its_effect_listed(
+        paper_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The run's config.resolved.yaml edited afterwards (a wider ATR stop): the summary says the
+    config is not what the run hashed, and the signals differ in their stop from the first one."""
+    cfg = tmp_path / "edited.yaml"
+    text = (paper_run / "config.resolved.yaml").read_text()
+    assert "stop_atr_mult: 4.5" in text
+    cfg.write_text(text.replace("stop_atr_mult: 4.5", "stop_atr_mult: 6.0"))
+    rc, out, err = _diff(capsys, str(paper_run / "journal.sqlite"), "--config", str(cfg))
+    assert rc == 1, out + err
+    assert "edited after the run" in out.split("\n")[1]
+    first = next(x for x in out.splitlines() if x.startswith("bar "))
+    assert "value: stop differs and the journal records no cause" in first
+    assert "follows the signal stop difference at bar" in out
+
+
 def test_restart_is_blamed_for_what_it_delayed(paper_run: Path, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     """A run restarted (``Reconciled`` journaled): a cancel of the strategy's that came two bars
