@@ -804,8 +804,10 @@ def replay_diff(journal: Path, config: Path | None = None, data: Path | None = N
         if not data.is_file():
             raise ConfigError(f"--data {data}: no such file; give the candle file of the run's "
                               "symbol and timeframe")
+        # gaps filled as the live feed fills them (flat bars at the previous close, no volume):
+        # a bar the feed filled that the file has is a revision, one both lack is equal
         file_bars = load_bars(data, symbol=run.bars.symbol, timeframe=run.bars.timeframe,
-                              gaps="keep", use_cache=False)
+                              gaps="fill", use_cache=False)
         bars, revised = revisions(run.bars, file_bars)
     # the replay closes at its end only if the run did (a live run never does; a killed one did
     # not get to): END_OF_DATA fills in the journal
