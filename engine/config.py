@@ -97,6 +97,12 @@ class StrategyConfig(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     kind: str
     params: dict[str, Any] = Field(default_factory=dict)
+    apex_env: str | None = Field(
+        default=None, pattern=r"^[A-Z][A-Z0-9_]*$",
+        description="live: the prefix of the environment variables holding this strategy's own "
+        "Apex account (APEX_X -> APEX_X_API_KEY, APEX_X_API_SECRET, APEX_X_API_PASSPHRASE, "
+        "APEX_X_ZK_SEEDS); default APEX (APEX_API_KEY...). One account per strategy: the venue "
+        "nets a symbol into one position per account")
 
 
 class SignalsConfig(BaseModel):

@@ -43,7 +43,9 @@ venue's open orders without a fill (an orphaned take-profit canceled when the po
 are published as ``OrderCanceled`` with the venue's cancel reason.
 
 One venue account holds one net position per symbol, so a live run trades one strategy per
-Apex account (``engine.bootstrap`` refuses more).
+Apex account: several strategies each name their own account's credentials by an environment
+prefix (``apex_env``; :func:`account_clients`), each gets its own broker and client, and two
+strategies on one account are refused.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ from engine.ports import WorkingOrder
 
 if TYPE_CHECKING:
     from adapters.apex.account_stream import AccountStream
-    from adapters.apex.client import ApexClient
+    from adapters.apex.client import ApexClient, ApexCredentials
     from engine.clock import Clock
     from engine.config import RunConfig
     from engine.portfolio import Account
@@ -209,17 +211,8 @@ class ApexBroker:
         if not config.data.venue or not config.data.symbol:
             raise ConfigError("mode: live needs data.venue (main, test or a local venue's URL) "
                               "and data.symbol; see configs/live.yaml")
-        if len(config.strategies) > 1:
-            raise ConfigError(
-                f"mode: live trades one strategy per Apex account ({len(config.strategies)} "
-                "configured: "
-                f"{', '.join(s.name for s in config.strategies)}): the venue nets every order of "
-                "a symbol into one position, so two strategies would close each other's trades; "
-                "run one config per account, or mode: paper to run them side by side")
-        if client is None:
-            from adapters.apex.client import ApexClient
-
-            client = ApexClient(config.data.venue, timeout=config.data.timeout_s)
+        clients = account_clients(config, client)  # one Apex account per strategy
+        client = next(iter(clients.values()))
         rid = run_id or f"{config.name}-{config.config_hash()}-{int(time.time() * 1000)}"
         symbol = config.data.symbol
 
@@ -228,10 +221,11 @@ class ApexBroker:
         def factory(account: Account, publish: Callable[[Event], None], costs: Costs,
                     policy: IntrabarPolicy | None = None,
                     market_fill: MarketFill | None = None) -> ApexBroker:
+            c = clients.get(account.name, client)  # the strategy's own account
             stream = None
             if ws:
-                stream = _account_stream(ws, client, account.name)
-            broker = cls(account, publish, costs, policy, market_fill, client=client,
+                stream = _account_stream(ws, c, account.name)
+            broker = cls(account, publish, costs, policy, market_fill, client=c,
                          symbol=symbol, run_id=rid, stream=stream)
             try:
                 broker.check_flat()
@@ -372,8 +366,11 @@ class ApexBroker:
     def after_bar(self, bar: BarClosed) -> None:
         """After the bar's handlers: book what the orders placed on this close did at once
         (market orders fill as soon as they are placed; on the exchange this waits up to
-        ``market_wait_s`` for their fills, then asks whether the venue canceled them)."""
-        if not any(o.working for o in self._orders.values()):
+        ``market_wait_s`` for their fills, then asks whether the venue canceled them). Only
+        market orders can have filled since the bar's own poll: a resting order placed on this
+        close works from the next candle, whose fills the next bar close (or the websocket)
+        books."""
+        if not any(o.working and o.type == "market" for o in self._orders.values()):
             return
         self._poll_fills()
         deadline = time.monotonic() + self.market_wait_s
@@ -689,6 +686,87 @@ class ApexBroker:
         logger.info("%s: order %s canceled: %s", self.name, order_id, reason)
         self._publish(OrderCanceled(ts_event_ns=ts, ts_init_ns=ts, account=self.name,
                                     order_id=order_id, reason=reason))
+
+
+def account_credentials(prefix: str) -> ApexCredentials | None:
+    """The Apex credentials under environment prefix ``prefix`` (``APEX_X`` ->
+    ``APEX_X_API_KEY``, ``APEX_X_API_SECRET``, ``APEX_X_API_PASSPHRASE``, ``APEX_X_ZK_SEEDS``),
+    from the environment or ``.env``; None when ``<prefix>_API_KEY`` is not set.
+
+    Raises:
+        ConfigError: the key is set but the secret or passphrase is not (names the variables).
+    """
+    import os
+    from pathlib import Path
+
+    from adapters.apex.client import ApexCredentials
+    from engine.config import _load_dotenv
+
+    env = {**_load_dotenv(Path(".env")), **os.environ}
+    names = [f"{prefix}_{n}" for n in ("API_KEY", "API_SECRET", "API_PASSPHRASE", "ZK_SEEDS")]
+    key, secret, passphrase, seeds = (env.get(n, "") for n in names)
+    if not key:
+        return None
+    missing = [n for n, v in zip(names[1:3], (secret, passphrase), strict=True) if not v]
+    if missing:
+        raise ConfigError(f"{names[0]} is set but {' and '.join(missing)} "
+                          f"{'is' if len(missing) == 1 else 'are'} not; export them or add them "
+                          "to .env (the API page of the ApeX Omni web UI shows all three)")
+    return ApexCredentials(key, secret, passphrase, seeds)
+
+
+def account_clients(config: RunConfig, client: ApexClient | None = None
+                    ) -> dict[str, ApexClient]:
+    """One ``ApexClient`` per strategy of a live ``config``, each on the strategy's own Apex
+    account: ``apex_env: APEX_X`` names its credentials' environment prefix (default ``APEX``:
+    ``APEX_API_KEY``...; ``client``, when given, is that default account's).
+
+    Raises:
+        ConfigError: two strategies on one account (the same prefix, or two prefixes holding one
+            API key): the venue nets every order of a symbol into one position per account, so
+            they would close each other's trades; or a prefix whose key is not set.
+    """
+    from adapters.apex.client import ApexClient, credentials_from_env
+
+    by_prefix: dict[str, list[str]] = {}
+    for s in config.strategies:
+        by_prefix.setdefault(s.apex_env or "APEX", []).append(s.name)
+    for prefix, names in by_prefix.items():
+        if len(names) > 1:
+            raise ConfigError(
+                f"mode: live trades one strategy per Apex account: strategies "
+                f"{', '.join(names)} would share the account of {prefix}_API_KEY, and the venue "
+                "nets every order of a symbol into one position, so they would close each "
+                "other's trades; give each strategy its own account with apex_env (e.g. "
+                f"`- {{name: {names[1]}, kind: ..., apex_env: APEX_{names[1].upper()}}}` and "
+                f"APEX_{names[1].upper()}_API_KEY, _API_SECRET, _API_PASSPHRASE, _ZK_SEEDS in the "
+                "environment or .env; configs/live.yaml), or use mode: paper to run them side "
+                "by side")
+    out: dict[str, ApexClient] = {}
+    keys: dict[str, str] = {}  # API key -> the strategy trading that account
+    for s in config.strategies:
+        prefix = s.apex_env or "APEX"
+        if prefix == "APEX":
+            c = client or ApexClient(config.data.venue or "", timeout=config.data.timeout_s)
+            creds = c._credentials or credentials_from_env()
+        else:
+            creds = account_credentials(prefix)
+            if creds is None:
+                raise ConfigError(
+                    f"strategies[{s.name}]: apex_env {prefix}: {prefix}_API_KEY is not set; "
+                    f"export {prefix}_API_KEY, {prefix}_API_SECRET, {prefix}_API_PASSPHRASE and "
+                    f"{prefix}_ZK_SEEDS (that account's keys) or add them to .env")
+            c = ApexClient(config.data.venue or "", creds, timeout=config.data.timeout_s)
+        if creds is not None:
+            if creds.key in keys:
+                raise ConfigError(
+                    f"mode: live trades one strategy per Apex account: strategies "
+                    f"{keys[creds.key]} and {s.name} name different apex_env prefixes holding "
+                    "the same API key, so they would share one account and net into one "
+                    "position; give each strategy its own account's keys")
+            keys[creds.key] = s.name
+        out[s.name] = c
+    return out
 
 
 def _account_stream(url: str, client: ApexClient, name: str) -> AccountStream:

@@ -80,7 +80,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
@@ -108,6 +108,17 @@ _MAX_U32, _MAX_U64 = 2**32 - 1, 2**64 - 1
 _DECIMALS = 18  # USDT's decimals in the zk order encoding (the real value)
 _SIG_HEX = set("0123456789abcdefABCDEF")
 _WEEK_ORIGIN_MS = 4 * 86_400_000  # weekly candles open on Mondays (1970-01-05)
+
+
+@dataclass
+class VenueAccount:
+    """One account the venue serves: its credentials, book and l2 key."""
+
+    credentials: ApexCredentials
+    book: VenueBook
+    account_id: str
+    pubkey: str | None = None
+    fills_pushed: int = 0  # fills already pushed on the websocket
 
 
 @dataclass
@@ -171,6 +182,10 @@ class LocalVenue:
         taker_fee, maker_fee: fee rates (fractions; the account reports them to the client).
         slippage: adverse slippage fraction on market and stop fills.
         policy: intrabar policy (``engine.fills.IntrabarPolicy``).
+        accounts: more accounts to serve beside ``credentials``' (a live run with one account
+            per strategy): each its own API key, zk seeds, id, wallet of ``balance``, position,
+            orders and fills; a request is served for the account whose API key signed it.
+            ``book`` / ``credentials`` are the first account's (outside a request).
     """
 
     def __init__(self, bars: Bars, *, speed: float = 0.0, start: int | str | None = None,
@@ -181,7 +196,7 @@ class LocalVenue:
                  tick_size: str | None = None, step_size: str = "0.001",
                  min_order_size: str | None = None, initial_margin_rate: float = 0.02,
                  record_requests: bool = True, websocket: bool = False,
-                 ws_port: int = 0) -> None:
+                 ws_port: int = 0, accounts: Sequence[ApexCredentials] = ()) -> None:
         if len(bars.ts_open_ns) == 0:
             raise ConfigError("the venue needs at least one candle to replay")
         if speed < 0 or not math.isfinite(speed):
@@ -217,14 +232,24 @@ class LocalVenue:
         self.imr = float(initial_margin_rate)
         self.credentials = credentials or credentials_from_env() or TEST_CREDENTIALS
         self.policy = IntrabarPolicy(policy)
-        self.book = VenueBook(self.symbol, self.open_ms, self.o, self.h, self.lo, self.c,
-                              account_id=ACCOUNT_ID, balance=balance, taker_fee=taker_fee,
-                              maker_fee=maker_fee, slippage=slippage, policy=self.policy,
-                              imr=self.imr, price_decimals=self.price_decimals)
-        self.book.step = float(self.step)
-        # history needs no matching: the book starts at the first candle after it
-        self.book.opened = self.book.closed = k0
-        self.book.mark = float(self.c[k0 - 1]) if k0 else float(self.o[0])
+        self.accounts: dict[str, VenueAccount] = {}  # by API key; the first is the default
+        for i, cred in enumerate([self.credentials, *accounts]):
+            if cred.key in self.accounts:
+                raise ConfigError(f"two venue accounts share the API key {cred.key[:4]}...; give "
+                                  "each account its own key")
+            aid = str(int(ACCOUNT_ID) + i)
+            book = VenueBook(self.symbol, self.open_ms, self.o, self.h, self.lo, self.c,
+                             account_id=aid, balance=balance, taker_fee=taker_fee,
+                             maker_fee=maker_fee, slippage=slippage, policy=self.policy,
+                             imr=self.imr, price_decimals=self.price_decimals)
+            book.step = float(self.step)
+            # history needs no matching: the book starts at the first candle after it
+            book.opened = book.closed = k0
+            book.mark = float(self.c[k0 - 1]) if k0 else float(self.o[0])
+            self.accounts[cred.key] = VenueAccount(cred, book, aid)
+        self._default = next(iter(self.accounts.values()))
+        self.book = self._default.book  # the account a request is served for (see _select)
+        self._account_id = self._default.account_id
         self.lock = threading.RLock()
         self._n_closed = k0  # lockstep state
         self._advance_due = k0 == 0  # rule 3
@@ -232,28 +257,30 @@ class LocalVenue:
         self.requests: list[dict[str, Any]] = []
         self.record_requests = record_requests  # keep every request in .requests (tests)
         self._faults: list[_Fault] = []
-        self._pubkey: str | None = None
+        self._pubkey: str | None = None  # the selected account's l2 key
         self._host, self._port = host, port
         self._ws_wanted, self._ws_port = websocket, ws_port
         self.stream: Any = None  # VenueStream when websocket=True
         self.ws_url = ""
-        self._fills_pushed = 0
         self.httpd: Any = None  # venue_http.VenueHTTPServer while running
         self._thread: threading.Thread | None = None
         self.url = ""
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> LocalVenue:
-        if self.credentials.zk_seeds:
+        for acct in self.accounts.values():
+            if not acct.credentials.zk_seeds:
+                continue
             sdk = zklink_sdk()  # also imports apexomni once, before the first request
             try:
-                seeds = bytes.fromhex(self.credentials.zk_seeds.removeprefix("0x"))
-                self._pubkey = sdk.ZkLinkSigner().new_from_seed(seeds).public_key()
+                seeds = bytes.fromhex(acct.credentials.zk_seeds.removeprefix("0x"))
+                acct.pubkey = sdk.ZkLinkSigner().new_from_seed(seeds).public_key()
             except Exception as exc:
                 raise ConfigError(
                     f"APEX_ZK_SEEDS is not a usable zk seed ({type(exc).__name__}): write it as "
                     "hex, at least 32 bytes (the Omni key from the web UI; any 64 hex bytes for "
                     "a local venue)") from None
+        self._pubkey = self._default.pubkey
         from adapters.apex.venue_http import VenueHTTPServer
 
         self.httpd = VenueHTTPServer((self._host, self._port), self)
@@ -328,27 +355,37 @@ class LocalVenue:
             self._advance_due = False
         self._sync()
 
+    def _select(self, api_key: str | None) -> None:
+        """Serve the next request for the account of ``api_key`` (the default one when unknown:
+        its HMAC check then fails); ``None``: back to the default. The lock is held."""
+        acct = self.accounts.get(api_key or "", self._default)
+        self.book, self.credentials = acct.book, acct.credentials
+        self._pubkey, self._account_id = acct.pubkey, acct.account_id
+
     def _sync(self) -> None:
-        """Run the book through every candle open/close up to the virtual time."""
+        """Run every account's book through every candle open/close up to the virtual time."""
         now = self.now_ms()
-        b = self.book
-        b.now_ms = now
-        while b.closed < self.n:
-            k = b.closed
-            if b.opened <= k:
-                if self.open_ms[k] <= now:
-                    b.on_open(k)
-                    self._push_candle(k, closed=False)
+        for i, acct in enumerate(self.accounts.values()):
+            b = acct.book
+            b.now_ms = now
+            while b.closed < self.n:
+                k = b.closed
+                if b.opened <= k:
+                    if self.open_ms[k] <= now:
+                        b.on_open(k)
+                        if i == 0:
+                            self._push_candle(k, closed=False)
+                    else:
+                        break
+                if self.close_ms[k] <= now:
+                    b.on_close(k)
+                    if i == 0:
+                        self._push_candle(k, closed=True)
                 else:
                     break
-            if self.close_ms[k] <= now:
-                b.on_close(k)
-                self._push_candle(k, closed=True)
-            else:
-                break
-        f = self._forming(now)
-        if f is not None:
-            b.set_mark(f[4])
+            f = self._forming(now)
+            if f is not None:
+                b.set_mark(f[4])
         self._push_account()
 
     def _push_candle(self, k: int, closed: bool) -> None:
@@ -368,22 +405,26 @@ class LocalVenue:
                       "timestamp": now}]})
 
     def _push_account(self) -> None:
-        b = self.book
-        if self.stream is None:
+        """Push each account's changes to the websocket clients logged in to it."""
+        for acct in self.accounts.values():
+            b = acct.book
+            if self.stream is None:
+                b.changed.clear()
+                continue
+            if not b.changed and acct.fills_pushed == len(b.fills):
+                continue
+            ids = list(dict.fromkeys(b.changed))
             b.changed.clear()
-            return
-        if not b.changed and self._fills_pushed == len(b.fills):
-            return
-        ids = list(dict.fromkeys(b.changed))
-        b.changed.clear()
-        fills = b.fills[self._fills_pushed:]
-        self._fills_pushed = len(b.fills)
-        from adapters.apex.venue_ws import ACCOUNT_TOPIC
+            fills = b.fills[acct.fills_pushed:]
+            acct.fills_pushed = len(b.fills)
+            from adapters.apex.venue_ws import ACCOUNT_TOPIC
 
-        self.stream.publish(ACCOUNT_TOPIC, {"topic": ACCOUNT_TOPIC, "type": "delta", "contents": {
-            "positions": b.positions_view(), "orders": [b.order_view(b.orders[i]) for i in ids],
-            "fills": fills, "contractWallets": b.wallets_view(), "spotWallets": [],
-            "accounts": [], "transfers": []}})
+            self.stream.publish(ACCOUNT_TOPIC, {
+                "topic": ACCOUNT_TOPIC, "type": "delta", "contents": {
+                    "positions": b.positions_view(),
+                    "orders": [b.order_view(b.orders[i]) for i in ids], "fills": fills,
+                    "contractWallets": b.wallets_view(), "spotWallets": [], "accounts": [],
+                    "transfers": []}}, key=acct.credentials.key)
 
     def _forming(self, now: int) -> tuple[int, float, float, float, float, float] | None:
         """(index, open, high, low, close, volume) of the candle forming at ``now``, if any."""
@@ -468,7 +509,7 @@ class LocalVenue:
                                    form.get(f"{kind}Size"), form.get(f"{kind}Price"),
                                    form.get(f"{kind}Side"), form.get(f"{kind}Signature")))
         sdk = zklink_sdk()
-        acct = int(ACCOUNT_ID, 10) % _MAX_U32
+        acct = int(self._account_id, 10) % _MAX_U32
         taker = int((Decimal(str(self.book.costs.taker_fee)) * 10000).to_integral_value("ROUND_UP"))
         maker = int((Decimal(str(self.book.costs.maker_fee)) * 10000).to_integral_value("ROUND_UP"))
         for kind, cid, size, price, side, sig in checks:
@@ -636,7 +677,7 @@ class LocalVenue:
     def account(self) -> dict[str, Any]:
         b = self.book
         return {
-            "id": ACCOUNT_ID, "ethereumAddress": ETH_ADDRESS, "l2Key": self._pubkey or "",
+            "id": self._account_id, "ethereumAddress": ETH_ADDRESS, "l2Key": self._pubkey or "",
             "spotAccount": {"zkAccountId": "123", "defaultSubAccountId": "0", "nonce": 0,
                             "subAccounts": []},
             "contractAccount": {"takerFeeRate": fmt(b.costs.taker_fee, 6),

@@ -60,6 +60,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--taker-fee-bps", type=float, default=5.0, help="default 5")
     p.add_argument("--maker-fee-bps", type=float, default=2.0, help="default 2")
     p.add_argument("--slippage-bps", type=float, default=0.0, help="default 0")
+    p.add_argument("--account-env", action="append", default=[], metavar="PREFIX",
+                   help="serve one more account, whose keys are PREFIX_API_KEY, "
+                        "PREFIX_API_SECRET, PREFIX_API_PASSPHRASE, PREFIX_ZK_SEEDS (environment "
+                        "or .env; a live strategy's apex_env); repeat for several")
     p.add_argument("--intrabar", choices=("stop_first", "target_first", "ohlc_path"),
                    default="stop_first", help="intrabar fill policy (default stop_first)")
     p.set_defaults(func=cmd_venue)
@@ -71,12 +75,23 @@ def cmd_venue(args: argparse.Namespace) -> int:
     from engine.datafile import load_bars
 
     bars = load_bars(args.data, symbol=args.symbol, timeframe=args.timeframe, gaps=args.gaps)
+    accounts = []
+    for prefix in args.account_env:
+        from adapters.apex.broker import account_credentials
+        from engine.errors import ConfigError
+
+        cred = account_credentials(prefix)
+        if cred is None:
+            raise ConfigError(f"--account-env {prefix}: {prefix}_API_KEY is not set; export "
+                              f"{prefix}_API_KEY, {prefix}_API_SECRET, {prefix}_API_PASSPHRASE "
+                              f"and {prefix}_ZK_SEEDS or add them to .env")
+        accounts.append(cred)
     venue = LocalVenue(
         bars, speed=args.speed, start=args.start, host=args.host, port=args.port,
         symbol=args.symbol, balance=args.balance, taker_fee=args.taker_fee_bps / 1e4,
         maker_fee=args.maker_fee_bps / 1e4, slippage=args.slippage_bps / 1e4,
         policy=args.intrabar, record_requests=False, websocket=args.ws_port is not None,
-        ws_port=args.ws_port or 0,
+        ws_port=args.ws_port or 0, accounts=accounts,
     )
     try:
         venue.start()
@@ -94,7 +109,8 @@ def cmd_venue(args: argparse.Namespace) -> int:
     if venue.ws_url:
         print(f"websocket at {venue.ws_url}", flush=True)
     print(f"replaying {venue.symbol} {bars.timeframe}: {venue.n} candles, "
-          f"{venue.k0} before the start ({_iso(venue.t0_ms)} UTC), {mode}; Ctrl-C stops",
+          f"{venue.k0} before the start ({_iso(venue.t0_ms)} UTC), {mode}, "
+          f"{len(venue.accounts)} account(s); Ctrl-C stops",
           flush=True)
     def _terminate(*_: object) -> None:
         raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C

@@ -87,9 +87,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._fault(fault)
         try:
             with venue.lock:
-                if (method, path) not in PUBLIC:
-                    venue._check_hmac(self.headers, method, self.path, form_pairs)
-                data = venue.route(method, path, query, form)
+                venue._select(self.headers.get("APEX-API-KEY"))  # the account that signed it
+                try:
+                    if (method, path) not in PUBLIC:
+                        venue._check_hmac(self.headers, method, self.path, form_pairs)
+                    data = venue.route(method, path, query, form)
+                finally:
+                    venue._select(None)
         except ApexReject as exc:
             rec["error"] = exc.key
             return self._send(exc.body(), status=exc.status)

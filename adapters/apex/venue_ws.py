@@ -10,7 +10,7 @@
 - ``<ws_url>/realtime_private?v=2&timestamp=ms``: ``{"op": "login", "args": [json]}`` with the
   HMAC ``b64(HMAC(b64(secret), timestamp + "GET" + "/ws/accounts"))`` and the account's key and
   passphrase (a bad login is answered ``success: false`` and the socket closed); after it, every
-  change of the account is pushed as ``{"topic": "ws_zk_accounts_v3", "contents": {"positions",
+  change of that account (the venue may serve several, by API key) is pushed as ``{"topic": "ws_zk_accounts_v3", "contents": {"positions",
   "orders" (the orders changed), "fills" (the new ones), "contractWallets", "spotWallets"}}``.
 - ``{"op": "ping"}`` is answered with a pong.
 - A websocket drop (fault ``ws_drop``, :meth:`VenueStream.drop`): every private connection is
@@ -49,6 +49,7 @@ class _Conn:
     private: bool
     topics: set[str] = field(default_factory=set)
     authed: bool = False
+    key: str = ""  # the API key it logged in with: it gets that account's pushes only
 
 
 class VenueStream:
@@ -62,7 +63,7 @@ class VenueStream:
         self._conns: set[_Conn] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
-        self._queue: asyncio.Queue[tuple[str, str]] | None = None
+        self._queue: asyncio.Queue[tuple[str, str, str]] | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -160,7 +161,10 @@ class VenueStream:
             req = json.loads(args[0])
         except (IndexError, TypeError, ValueError):
             return "login args must hold one JSON object"
-        cred = self.venue.credentials
+        acct = self.venue.accounts.get(str(req.get("apiKey", "")))
+        if acct is None:
+            return "login failed: apikey or passphrase error"
+        cred = acct.credentials
         ts = str(req.get("timestamp", ""))
         msg = ts + str(req.get("httpMethod", "GET")) + str(req.get("requestPath", ""))
         key = base64.standard_b64encode(cred.secret.encode())
@@ -171,6 +175,7 @@ class VenueStream:
                 want.decode(), str(req.get("signature", ""))):
             return "login failed: signature error"
         conn.authed = True
+        conn.key = cred.key
         self.logins += 1
         conn.topics.update(t for t in req.get("topics") or [] if isinstance(t, str))
         return None
@@ -199,8 +204,9 @@ class VenueStream:
         return n
 
     # -- pushes (called from any thread, e.g. under the venue's lock) --------------------------
-    def publish(self, topic: str, message: dict[str, Any]) -> None:
-        """Send ``message`` to every client subscribed to ``topic``; does not wait."""
+    def publish(self, topic: str, message: dict[str, Any], key: str = "") -> None:
+        """Send ``message`` to every client subscribed to ``topic`` (a private one: logged in
+        with API key ``key``); does not wait."""
         loop = self._loop
         if loop is None or loop.is_closed() or not any(topic in c.topics for c in self._conns):
             return
@@ -209,15 +215,16 @@ class VenueStream:
             return
         text = json.dumps(message)
         with contextlib.suppress(RuntimeError):  # stopping
-            loop.call_soon_threadsafe(queue.put_nowait, (topic, text))
+            loop.call_soon_threadsafe(queue.put_nowait, (topic, text, key))
 
     async def _pump(self) -> None:
         """One sender, so that every client gets the pushes in the order they were made."""
         assert self._queue is not None
         while True:
-            topic, text = await self._queue.get()
+            topic, text, key = await self._queue.get()
             private = topic in PRIVATE_TOPICS
             for c in list(self._conns):
-                if topic in c.topics and (not private or (c.private and c.authed)):
+                if topic in c.topics and (not private or (c.private and c.authed
+                                                          and c.key == key)):
                     with contextlib.suppress(Exception):  # a client gone meanwhile
                         await c.ws.send(text)

@@ -1,0 +1,164 @@
+"""Several strategies in one live run, one Apex account each (``apex_env``), against the local
+venue serving the six accounts in lockstep with the real apexomni clients (REST and the private
+websocket), over real candles: every strategy's trades equal its backtest's (side, entry bar,
+exit bar, exit reason: the same checks as tests/adapters/test_apex_live.py for one), each
+account's stops and targets are attached on the venue, each account's own records (fills,
+position) are its strategy's, and two strategies on one account are refused."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from adapters.apex.client import ApexCredentials
+from adapters.apex.venue import LocalVenue
+from adapters.synth_data import write_csv
+from engine.bars import Bars
+from engine.bootstrap import build_engine
+from engine.config import load_config
+from engine.errors import ConfigError
+from engine.events import OrderFilled, SubmitOrder
+
+ROOT = Path(__file__).resolve().parents[2]
+LIVE = ROOT / "configs" / "live.yaml"
+N_BARS = 260
+SIX = ("poc_target", "vah_exit", "lvn_acceleration", "multi_tier", "trailing_stop",
+       "volume_divergence")
+
+
+def _creds(i: int) -> ApexCredentials:
+    return ApexCredentials(f"multi-key-{i}", f"multi-secret-{i}", f"multi-pass-{i}",
+                           f"{i + 1:02x}" * 64)
+
+
+def _prefix(name: str) -> str:
+    return f"APEX_{name.upper()}"
+
+
+@pytest.fixture
+def accounts_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, ApexCredentials]:
+    out = {}
+    for i, name in enumerate(SIX):
+        c = _creds(i)
+        p = _prefix(name)
+        for k, v in (("API_KEY", c.key), ("API_SECRET", c.secret),
+                     ("API_PASSPHRASE", c.passphrase), ("ZK_SEEDS", c.zk_seeds)):
+            monkeypatch.setenv(f"{p}_{k}", v)
+        out[name] = c
+    return out
+
+
+def _trade_keys(acct) -> list[tuple]:  # type: ignore[no-untyped-def]
+    return [(t.side, t.entry_seq, t.exit_seq, t.exit_reason) for t in acct.trades]
+
+
+def test_six_strategies_trade_live_each_on_its_own_account_like_the_backtest(
+        real_bars: Bars, tmp_path: Path, accounts_env: dict[str, ApexCredentials]) -> None:
+    bars = real_bars.slice(30_000, 30_000 + N_BARS)
+    path = tmp_path / "BTCUSDT_15m_data.csv"
+    write_csv(bars, path)
+    strategies = [{"name": n, "kind": n, "apex_env": _prefix(n),
+                   "params": {"min_lock_pct": 0.0} if n == "trailing_stop" else {}}
+                  for n in SIX]
+    common = {"strategies": strategies, "output.report": False, "risk": None,
+              "account.initial_cash": 10_000.0, "account.position_size_frac": 0.5,
+              "costs.maker_fee_bps": 5}
+    bt = build_engine(load_config(LIVE, {
+        **common, "output.dir": str(tmp_path / "bt"), "mode": "backtest", "data.file": str(path),
+        "data.venue": None, "execution.workers": 1, "execution.close_at_end": False}))
+    bt_targets: set[str] = set()
+    bt.bus.subscribe_all(lambda e: bt_targets.add(e.account) if isinstance(e, SubmitOrder)
+                         and e.reduce_only and e.type == "limit" else None, name="test")
+    bt.run()
+
+    creds = [accounts_env[n] for n in SIX]
+    with LocalVenue(bars, speed=0, taker_fee=0.0005, maker_fee=0.0005, credentials=creds[0],
+                    accounts=creds[1:], websocket=True) as venue:
+        cfg = load_config(LIVE, {**common, "output.dir": str(tmp_path / "live"),
+                                 "data.venue": venue.url, "data.websocket": venue.ws_url,
+                                 "data.warmup_bars": 0, "data.poll_interval_s": 0.005})
+        live = build_engine(cfg, journal_path=tmp_path / "live" / "journal.sqlite")
+        live.feed.max_bars = len(bars)  # type: ignore[attr-defined]
+        fills: list[OrderFilled] = []
+        live.bus.subscribe_all(lambda e: fills.append(e) if isinstance(e, OrderFilled) else None,
+                               name="test")
+        try:
+            live.run()
+        finally:
+            for b in live.brokers.values():
+                getattr(b, "inner", b).close()
+        books = {n: venue.accounts[accounts_env[n].key].book for n in SIX}
+        ws_fills = sum(getattr(b, "inner", b).ws_fills for b in live.brokers.values())
+
+    traded = 0
+    for n in SIX:
+        bt_trades, live_trades = _trade_keys(bt.accounts[n]), _trade_keys(live.accounts[n])
+        assert live_trades == bt_trades, n
+        traded += bool(bt_trades)
+        book = books[n]
+        mine = [f for f in fills if f.account == n]
+        assert len(mine) == len(book.fills), n  # each account's own fills, once each
+        assert math.isclose(live.accounts[n].qty, book.qty, abs_tol=1e-9), n
+        entries = [o for o in book.orders.values() if o.type == "MARKET" and not o.reduce_only]
+        still_open = bt.accounts[n].qty != 0.0  # partial exits: several trades, one entry
+        assert len(entries) == len({t[1] for t in bt_trades}) + still_open, n
+        if bt_trades:  # a stop and a target went out on this account for each position
+            stops = [o for o in book.orders.values() if o.type == "STOP_MARKET"]
+            targets = [o for o in book.orders.values()
+                       if o.reduce_only and o.type in ("LIMIT", "TAKE_PROFIT_MARKET")]
+            assert stops and all(o.reduce_only for o in stops), n
+            assert len(stops) >= len(entries), n
+            # a target on the venue exactly where the backtest had one (trailing_stop and
+            # volume_divergence plans have none: they exit by trail or by signal)
+            assert bool(targets) == (n in bt_targets), n
+    assert traded >= 4, "the sample must exercise most strategies"
+    assert ws_fills > 0  # some fills came from the websocket first (each booked once above)
+
+
+def test_two_strategies_on_one_account_are_refused(
+        accounts_env: dict[str, ApexCredentials], monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapters.apex.broker import ApexBroker
+
+    two = [{"name": "a", "kind": "trailing_stop"}, {"name": "b", "kind": "multi_tier"}]
+    cfg = load_config(LIVE, {"strategies": two})
+    with pytest.raises(ConfigError, match=r"strategies a, b would share the account of "
+                                          r"APEX_API_KEY.*apex_env"):
+        ApexBroker.from_config(cfg)
+    same = [{**two[0], "apex_env": "APEX_POC_TARGET"}, {**two[1], "apex_env": "APEX_POC_TARGET"}]
+    with pytest.raises(ConfigError, match="would share the account of APEX_POC_TARGET_API_KEY"):
+        ApexBroker.from_config(load_config(LIVE, {"strategies": same}))
+    # two prefixes holding one key: the same account under two names
+    monkeypatch.setenv("APEX_OTHER_API_KEY", accounts_env["poc_target"].key)
+    monkeypatch.setenv("APEX_OTHER_API_SECRET", "s")
+    monkeypatch.setenv("APEX_OTHER_API_PASSPHRASE", "p")
+    dup = [{**two[0], "apex_env": "APEX_POC_TARGET"}, {**two[1], "apex_env": "APEX_OTHER"}]
+    with pytest.raises(ConfigError, match="the same API key"):
+        ApexBroker.from_config(load_config(LIVE, {"strategies": dup}))
+    missing = [{**two[0], "apex_env": "APEX_NOBODY"}]
+    with pytest.raises(ConfigError, match="APEX_NOBODY_API_KEY is not set"):
+        ApexBroker.from_config(load_config(LIVE, {"strategies": missing}))
+    with pytest.raises(ConfigError, match="apex_env"):  # a prefix must look like one
+        load_config(LIVE, {"strategies": [{**two[0], "apex_env": "apex-lower"}]})
+
+
+def test_the_venue_keeps_each_accounts_orders_fills_and_position_apart(real_bars: Bars) -> None:
+    from adapters.apex.client import ApexClient
+    from tests.adapters.test_apex_venue import order_kw
+
+    bars = real_bars.slice(30_000, 30_040)
+    a, b = _creds(0), _creds(1)
+    with LocalVenue(bars, speed=0, credentials=a, accounts=[b], start=int(
+            bars.ts_open_ns[5]) // 1_000_000) as venue:
+        ca, cb = ApexClient(venue.url, a), ApexClient(venue.url, b)
+        assert ca.account()["id"] != cb.account()["id"]
+        px = f"{float(bars.close[4]) * 1.01:.1f}"
+        cb.create_order(**order_kw("b-1", price=px))
+        assert [p["side"] for p in cb.account()["positions"]] == ["LONG"]
+        assert ca.account()["positions"] == [] and ca.fills()["orders"] == []
+        assert [f["clientId"] for f in cb.fills()["orders"]] == ["b-1"]
+        ca.create_order(**order_kw("b-1", price=px))  # a clientId is unique per account only
+        assert venue.book is venue.accounts[a.key].book and len(venue.book.fills) == 1
+        with pytest.raises(Exception, match="API_KEY_INVALID|apikey"):
+            ApexClient(venue.url, ApexCredentials("nobody", "x", "y", a.zk_seeds)).balance()
