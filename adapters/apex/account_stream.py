@@ -35,7 +35,8 @@ UP = "up"  # queue marker: a session logged in (payload: its number, 1 = the fir
 DOWN = "down"  # queue marker: the session was lost (payload: the reason)
 
 # Mirrors of apexomni.constants.APEX_OMNI_WS_MAIN / _TEST (choosing a URL imports nothing).
-WS_NETWORKS = {"main": "wss://quote.omni.apex.exchange", "test": "wss://qa-quote.omni.apex.exchange"}
+WS_NETWORKS = {"main": "wss://quote.omni.apex.exchange",
+               "test": "wss://qa-quote.omni.apex.exchange"}
 
 
 def ws_endpoint(url: str) -> str:

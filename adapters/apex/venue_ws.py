@@ -10,8 +10,9 @@
 - ``<ws_url>/realtime_private?v=2&timestamp=ms``: ``{"op": "login", "args": [json]}`` with the
   HMAC ``b64(HMAC(b64(secret), timestamp + "GET" + "/ws/accounts"))`` and the account's key and
   passphrase (a bad login is answered ``success: false`` and the socket closed); after it, every
-  change of that account (the venue may serve several, by API key) is pushed as ``{"topic": "ws_zk_accounts_v3", "contents": {"positions",
-  "orders" (the orders changed), "fills" (the new ones), "contractWallets", "spotWallets"}}``.
+  change of that account (the venue may serve several, by API key) is pushed as
+  ``{"topic": "ws_zk_accounts_v3", "contents": {"positions", "orders" (the orders changed),
+  "fills" (the new ones), "contractWallets", "spotWallets"}}``.
 - ``{"op": "ping"}`` is answered with a pong.
 - A websocket drop (fault ``ws_drop``, :meth:`VenueStream.drop`): every private connection is
   cut at once (the TCP connection aborted, no close frame), and the next ``refuse`` logins are

@@ -97,7 +97,8 @@ def test_a_reply_lost_after_a_stop_move_leaves_exactly_one_stop(h: Harness) -> N
     assert len([o for o in h.venue_orders() if o.type == "STOP_MARKET"]) == 2  # no third
 
 
-def test_a_read_that_times_out_is_retried_and_fills_are_booked_once(h: Harness) -> None:  # noqa: F811
+def test_a_read_that_times_out_is_retried_and_fills_are_booked_once(
+        h: Harness) -> None:  # noqa: F811
     h.client.set_timeout(0.3)
     h.submit("s1-1", "buy", qty=0.01, tag="ENTRY")
     h.venue.inject("/api/v3/fills", "timeout", delay=0.6)

@@ -114,3 +114,17 @@ def test_a_websocket_drop_reconnects_with_backoff_and_back_fills(hw: Harness) ->
     assert [f.order_id for f in fills] == ["s1-1", "s1-2", "s1-3"]
     assert len({(f.order_id, f.qty, f.price) for f in fills}) == 3 == len(h.venue.book.fills)
     assert h.acct.qty == 0.0 and h.venue.book.qty == 0.0
+
+
+def test_network_names_match_apexomni_and_a_non_websocket_url_is_refused() -> None:
+    from adapters.apex.account_stream import WS_NETWORKS, ws_endpoint
+    from adapters.apex.client import load_apexomni
+    from engine.errors import ConfigError
+
+    load_apexomni()
+    from apexomni.constants import APEX_OMNI_WS_MAIN, APEX_OMNI_WS_TEST
+
+    assert WS_NETWORKS == {"main": APEX_OMNI_WS_MAIN, "test": APEX_OMNI_WS_TEST}
+    assert ws_endpoint("ws://127.0.0.1:9/") == "ws://127.0.0.1:9"
+    with pytest.raises(ConfigError, match="not a websocket URL.*--ws-port"):
+        ws_endpoint("http://127.0.0.1:8888")
