@@ -369,6 +369,13 @@ class ZmqBridge:
                     strat.entries_paused = self.paused
                     changed.append(name)
             return True, None, {"paused": self.paused, "strategies": changed}
+        if op in wire.CONFIRM_OPS:  # alert-first: the engine's held entries (engine/confirm.py)
+            book = getattr(self.engine, "confirm", None)
+            if book is None:
+                return False, (f"{op} refused: this engine holds no entries for a tap "
+                               "(execution.confirm is none); use buy or sell"), None
+            alarm = args["alarm_id"]
+            return book.take(alarm) if op == "take" else book.skip(alarm, args.get("reason"))
         if self.mode == "backtest":
             return False, _BACKTEST_REFUSAL.format(op=op), None
         if op == "flatten":
@@ -675,6 +682,8 @@ class ZmqBridge:
             ops += ["pause", "resume"]
             if self.mode != "backtest":
                 ops += sorted(wire.TRADING_OPS)
+            if getattr(self.engine, "confirm", None) is not None:
+                ops += sorted(wire.CONFIRM_OPS)  # alert-first: entries wait for take / skip
         return ops
 
     def snapshot(self, bars: int | None = None) -> tuple[int, dict[str, Any]]:

@@ -57,6 +57,7 @@ from engine.registry import (
     SINKS,
     Registry,
 )
+from engine.confirm import ConfirmBook, ConfirmGate
 from engine.risk import RiskBook, RiskGate
 from engine.strategy import Strategy, StrategyContext
 
@@ -100,6 +101,7 @@ class Engine:
     replay: bool
     finish: Callable[[BarClosed], None]
     sinks: list[Any] = field(default_factory=list)  # closed by close(): the ZeroMQ bridge
+    confirm: ConfirmBook | None = None  # alert-first: entries held for a tap (engine/confirm.py)
 
     def run(self, on_progress: Callable[[int], None] | None = None) -> BarClosed | None:
         bind_clock = getattr(self.feed, "bind_clock", None)
@@ -297,6 +299,7 @@ def build_engine(
 
     engine = Engine(config, feed, store, features, bus, clock, accounts, brokers, strategies,
                     handlers, replay, finish)
+    engine.confirm = kit.confirm_book
     if config.publish.enabled:
         # the ZeroMQ bridge (adapters/zmq_bridge.py) by entry point: engine/ imports no adapter
         engine.sinks.append(reg.sinks.load("zmq")(engine))
@@ -397,6 +400,7 @@ class _StrategyKit:
     signal_rule: Strategy | None
     clock: Clock
     risk_book: RiskBook | None = None  # shared by the strategies' risk gates (config risk:)
+    confirm_book: ConfirmBook | None = None  # alert-first (execution.confirm): held entries
 
     def wire(self, which: Sequence[StrategyConfig], bus: Bus, accounts: dict[str, Account],
              brokers: dict[str, Broker], strategies: dict[str, Strategy],
@@ -423,6 +427,17 @@ class _StrategyKit:
                 if self.risk_book is None:
                     self.risk_book = RiskBook(config.risk, clock.now_ns)
                 broker = RiskGate(broker, self.risk_book, publish)
+            if config.execution.confirm != "none":  # alert-first: outside the limits
+                if s.kind not in reg.exits.names():
+                    raise ConfigError(
+                        f"execution.confirm: {config.execution.confirm} holds the entries taken "
+                        f"on the shared signals, but strategy {s.name!r} ({s.kind}) trades by "
+                        "itself (no alarm to tap): use an exit strategy on the signals, or "
+                        "execution.confirm: none")
+                if self.confirm_book is None:
+                    self.confirm_book = ConfirmBook(config.execution.confirm_timeout_s, bus,
+                                                    publish)
+                broker = ConfirmGate(broker, self.confirm_book)
             tag = f"{s.name}"
             attach_broker(bus, broker, name=f"broker:{tag}")
             bus.subscribe(OrderFilled, acct.on_order_filled, priority=PRIORITY_PORTFOLIO,

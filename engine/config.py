@@ -83,6 +83,17 @@ class ExecutionConfig(BaseModel):
         "after the shared features and signals (0 = auto: one per core, when it pays; 1 = all "
         "in this process). Same trades either way.",
     )
+    confirm: Literal["none", "telegram"] = Field(
+        default="none",
+        description="alert-first (paper/live, engine/confirm.py): 'telegram' holds every entry "
+        "taken on a signal until the alert's 'Take it' is tapped; 'Skip' or the timeout drops "
+        "it. Needs the bridge (publish) and the Telegram front end (telegram.enabled, or "
+        "`tradebot telegram` beside the run)",
+    )
+    confirm_timeout_s: float = Field(
+        default=120.0, gt=0, le=86_400,
+        description="alert-first: an entry not taken within this many seconds is dropped",
+    )
 
 
 class FeatureConfig(BaseModel):
@@ -241,6 +252,15 @@ class RunConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _confirm_needs_a_person(self) -> RunConfig:
+        if self.execution.confirm != "none" and self.mode == "backtest":
+            raise ValueError(
+                f"execution.confirm: {self.execution.confirm} waits for a tap on each signal's "
+                "alert, and nobody can tap during a backtest: use mode paper or live, or "
+                "execution.confirm: none")
+        return self
+
+    @model_validator(mode="after")
     def _unique_feature_ids(self) -> RunConfig:
         ids = [f.id for f in self.features]
         dup = sorted({i for i in ids if ids.count(i) > 1})
@@ -257,6 +277,10 @@ class RunConfig(BaseModel):
         d.pop("telegram", None)
         if d.get("risk") is None:  # no risk section: the hash of the configs before it existed
             d.pop("risk", None)
+        ex = d.get("execution") or {}
+        if ex.get("confirm") == "none":  # likewise without alert-first
+            ex.pop("confirm", None)
+            ex.pop("confirm_timeout_s", None)
         blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -217,6 +217,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.publish:
             overrides["publish.pub"] = args.publish
     cfg = load_config(args.config, overrides)
+    if cfg.telegram.enabled and not cfg.publish.enabled:  # the bot listens to the bridge
+        overrides["publish.enabled"] = True
+        cfg = load_config(args.config, overrides)
+    if cfg.execution.confirm != "none" and not cfg.publish.enabled:
+        raise ConfigError(
+            f"{args.config}: execution.confirm: {cfg.execution.confirm} waits for taps that come "
+            "through the bridge: set telegram.enabled: true (the run starts the bot), or run "
+            "with --publish and `tradebot telegram CONFIG` beside it")
     why = mode_unavailable(cfg.mode)
     if why:
         raise ConfigError(f"{args.config}: {why}")
@@ -238,10 +246,15 @@ def _run(cfg: RunConfig, out: Any, args: argparse.Namespace) -> int:
     # paper/live journal into the staged folder: it lands in output.dir with the results
     engine = build_engine(cfg, journal_path=Path(out.path) / "journal.sqlite")
     check_enough_bars(engine, _source(cfg))
+    bot = None
     for sink in engine.sinks:  # the ZeroMQ bridge says where to connect
         if hasattr(sink, "pub_addr"):
             print(f"publishing events on {sink.pub_addr}, snapshots and commands on "
                   f"{sink.commands_addr}", file=sys.stderr)
+            if cfg.telegram.enabled:  # the bot as a child process (engine/telegram_child.py)
+                from engine.telegram_child import BotProcess
+
+                bot = BotProcess(args.config, sink.pub_addr, sink.commands_addr).start()
     if getattr(args, "max_bars", None) is not None:
         engine.feed.max_bars = args.max_bars  # type: ignore[attr-defined]
     if not engine.replay and cfg.output.progress and not args.no_progress:
@@ -269,6 +282,8 @@ def _run(cfg: RunConfig, out: Any, args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+        if bot is not None:
+            bot.stop()
         engine.close()
     elapsed = time.perf_counter() - t0
     check_features_have_values(engine, _source(cfg))

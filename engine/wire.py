@@ -94,10 +94,15 @@ OPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "flatten": ((), ("reason",)),
     "buy": (("strategy",), ("alarm_id", "price", "stop", "target", "reason")),
     "sell": (("strategy",), ("alarm_id", "price", "stop", "target", "reason")),
+    # alert-first (execution.confirm, engine/confirm.py): send or drop the entries held on an
+    # alarm; accepted only by an engine that holds entries ("take" in the status's accepts)
+    "take": (("alarm_id",), ("reason",)),
+    "skip": (("alarm_id",), ("reason",)),
 }
 TRADING_OPS = frozenset({"close", "flatten", "buy", "sell"})
 # ops the engine thread applies (the others the bridge answers from its own state)
-ENGINE_OPS = frozenset({"pause", "resume", "close", "flatten", "buy", "sell"})
+ENGINE_OPS = frozenset({"pause", "resume", "close", "flatten", "buy", "sell", "take", "skip"})
+CONFIRM_OPS = frozenset({"take", "skip"})
 
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder()

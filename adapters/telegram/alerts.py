@@ -62,6 +62,12 @@ def event_alert(kind: str, msg: dict[str, Any]) -> Alert | None:
         return ("fill", f"fill-{d['order_id']}-{d['seq']}",
                 f"✅ Filled {d['account']}: {d['side']} {d['qty']:.6g} @ "
                 f"{fmt_price(d['price'])}{tag}, fee {d['fee']:.2f}")
+    if kind == "order" and t == "OrderCanceled" and d.get("reason", "").startswith("confirm:") \
+            and " skipped" not in d["reason"]:
+        # alert-first (engine/confirm.py): an entry held for a tap was dropped (a skip is
+        # answered in the chat already)
+        return ("signal", f"confirm-{d['order_id']}",
+                f"✖️ Not entered {d['account']}: {d['reason'][len('confirm:'):].strip()}")
     if kind == "order" and t == "ModifyOrder":
         why = f" ({d['reason']})" if d.get("reason") else ""
         return ("stop", f"mod-{d['order_id']}-{d['price']!r}",
@@ -97,6 +103,12 @@ def summary_text(state: EngineState, day_start_ms: int) -> str:
     if state.equity:
         lines.append("equity: " + ", ".join(f"{k} {v:,.2f}" for k, v in state.equity.items()))
     return "\n".join(lines)
+
+
+def chart_caption(sig: dict[str, Any]) -> str:
+    """The caption of a signal's chart (sent after the signal's text)."""
+    return (f"📈 {sig['side'].upper()} {sig['alarm_id']}\n"
+            f"entry {fmt_price(sig['entry_price'])} stop {fmt_price(sig['stop_price'])}")
 
 
 def chart_png(bars: list[dict[str, Any]], sig: dict[str, Any],

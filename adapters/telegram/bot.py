@@ -3,16 +3,26 @@ that keeps ``EngineState`` and turns events into alerts, and the outbox delivere
 
 ``FrontEnd(cfg, secrets, pub, commands)`` holds it all; ``await fe.run(stop)`` runs until the
 ``stop`` event is set (``tradebot telegram`` sets it on Ctrl-C). Everything runs on one asyncio
-loop; the chart is drawn in a worker thread.
+loop; charts are drawn in a worker thread, off the alert path.
 
-Subscriber (WIRE.md): SUB to every topic (``seq`` counts every topic, so a filtered SUB would see
-gaps), then a ``snapshot`` over the command channel, drop messages with ``seq`` <= the
-snapshot's, and on a gap take a new snapshot (alerting what it holds that was not alerted yet).
-A new run id (the engine restarted) is a new baseline: its history is not alerted.
+Subscriber (WIRE.md): SUB to the topics alerts need only (``TOPICS``: no bars, features or
+equity, so a flat-out engine's per-bar messages cost this process nothing: the publisher
+filters them for tcp), then a ``snapshot`` over the command channel, drop messages with ``seq``
+<= the snapshot's. ``seq`` counts every topic, so gaps are expected; what was lost is told by
+the ``status`` heartbeat instead: when its ``skipped`` (bars the publisher skipped under its
+budget) or ``dropped`` count rose, take a new snapshot and alert what it holds that was not
+alerted yet. A new run id (the engine restarted) is a new baseline: its history is not alerted.
+
+A signal's alert is its text (with the setups) at once; its chart follows as a second message
+when drawn. While a backtest runs flat out, the questions this process asks the engine (setups,
+chart bars) are limited to ``FLAT_OUT_ASKS_PER_S``, so alerts never take more than a sliver of
+the engine's time; paper and live runs are not limited.
 
 Trading commands (``/close``, ``/flatten``, ``/buy``, ``/sell``) ask for a one-tap confirmation
 that expires after ``telegram.confirm_timeout_s``; the request carries
 ``reason="telegram chat <id>"``, which the bridge journals with the command (``CommandApplied``).
+Alert-first (``execution.confirm: telegram``): a signal's "Take it" / "Skip" send ``take`` /
+``skip`` for its alarm; the engine holds the entry until then (``engine/confirm.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +39,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import msgspec
 import zmq
 import zmq.asyncio
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -68,17 +77,10 @@ HELP = """Commands
 /sell ... - the same, short"""
 TRADING = ("close", "flatten", "buy", "sell")
 RESYNC_MIN_S = 1.0  # least time between two snapshots
-
-
-class _Head(msgspec.Struct):
-    """The part of a message the sequence rule needs (the rest is not decoded)."""
-
-    v: int = 1
-    seq: int = 0
-    run: str = ""
-
-
-_HEAD = msgspec.msgpack.Decoder(_Head)
+# the topics alerts and commands need: no bar, features or equity (one of each per bar)
+TOPICS = ("signal", "order", "fill", "trade", "alert", "command", "status")
+FLAT_OUT_ASKS_PER_S = 2.0  # setups and chart bars asked of a backtest running flat out
+FLAT_OUT_CHART_SHARE = 0.2  # of the time spent drawing charts meanwhile
 
 
 @dataclass
@@ -124,7 +126,6 @@ class FrontEnd:
         self.backoff_max_s = backoff_max_s
         self.state = EngineState(bars=max(300, cfg.chart_bars * 2))
         self.outbox = Outbox(cfg.outbox)
-        self.tracker = wire.SeqTracker()
         self.pending: dict[str, Pending] = {}
         self.takes: dict[str, tuple[str, str, float]] = {}  # alert button -> op, alarm, expiry
         self.refused: set[int] = set()
@@ -133,6 +134,10 @@ class FrontEnd:
         self.warmed = False  # the first chart drawn (matplotlib loaded)
         self._wake = asyncio.Event()
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self._charts: asyncio.Queue[tuple[dict[str, Any], dict[str, Any] | None]] = \
+            asyncio.Queue()
+        self._next_ask = 0.0  # flat-out pacing of setups and chart bars (time.monotonic)
+        self._lost = 0  # the publisher's skipped + dropped count at the last look
         self._rate: dict[int, _Rate] = {}
         self.delivered: list[tuple[float, str]] = []  # (time, key): latency and order checks
         b = Application.builder().token(secrets.token)
@@ -153,8 +158,9 @@ class FrontEnd:
         async with self.app:
             await self.app.start()
             await self.app.updater.start_polling(poll_interval=0.0, timeout=self.poll_timeout)
-            tasks = [asyncio.create_task(c) for c in (self._subscribe(), self._build_alerts(),
-                                                       self._deliver(), self._daily())]
+            tasks = [asyncio.create_task(c) for c in (
+                self._subscribe(), self._build_alerts(), self._draw_charts(), self._deliver(),
+                self._daily())]
             for t in tasks:
                 t.add_done_callback(_died)
             try:
@@ -175,15 +181,17 @@ class FrontEnd:
         sub.rcvhwm = 100_000
         if self.curve is not None:
             self.curve.apply(sub)
-        sub.subscribe(b"")
+        for t in TOPICS:
+            sub.subscribe(f"{t}.".encode())
         sub.connect(self.pub)
         need, first = True, True
         last_snap = -math.inf
+        run, last = None, 0
         try:
             while True:
                 if need:
-                    # at most one snapshot a second: a flat-out backtest gaps on every round,
-                    # and a snapshot holds the bridge's lock (the engine's publisher waits)
+                    # at most one snapshot a second: a flat-out backtest skips bars on every
+                    # round, and a snapshot holds the bridge's lock (the engine's publisher waits)
                     wait = last_snap + RESYNC_MIN_S - time.monotonic()
                     if wait > 0:
                         await asyncio.sleep(wait)
@@ -196,38 +204,36 @@ class FrontEnd:
                     snap = rep["snapshot"]
                     baseline = first or snap["run"] != self.state.run
                     self._absorb(snap, baseline)
-                    self.tracker = wire.SeqTracker()
-                    self.tracker.reset(snap["run"], rep["seq"])
+                    run, last = snap["run"], rep["seq"]
+                    self._lost = _lost(snap.get("status") or {})
                     need, first = False, False
                     self.synced.set()
                 if not await sub.poll(1000):
                     continue
                 topic, payload = (await sub.recv_multipart())[:2]
                 try:
-                    if topic.startswith(b"features."):  # only its seq counts: skip the values
-                        head = _HEAD.decode(payload)
-                        if head.v != wire.VERSION:
-                            raise wire.WireError(f"wire version {head.v}")
-                        msg = {"run": head.run, "seq": head.seq}
-                    else:
-                        msg = wire.decode(payload)
-                except (wire.WireError, msgspec.DecodeError) as exc:
+                    msg = wire.decode(payload)
+                except wire.WireError as exc:
                     log.warning("dropped a message that is not wire v1: %s", exc)
                     continue
-                verdict = self.tracker.check(msg["run"], msg["seq"])
-                if verdict == "dup":
-                    continue
-                if verdict != "ok":
-                    log.info("%s in the event stream at seq %s: taking a snapshot", verdict,
-                             msg["seq"])
+                if msg["run"] != run:
+                    log.info("a new run %s in the event stream: taking a snapshot", msg["run"])
                     self.state.resyncs += 1
                     need = True
                     continue
+                if msg["seq"] <= last:
+                    continue  # already in the snapshot
+                last = msg["seq"]  # gaps are the topics not subscribed to
                 kind = topic.split(b".", 1)[0].decode()
-                if kind == "features":
-                    continue
                 self.state.apply(kind, msg)
-                if kind in ("signal", "fill", "order", "trade", "alert", "command"):
+                if kind == "status":
+                    lost = _lost(msg["data"])
+                    if lost > self._lost:  # bars skipped or messages dropped: events missed
+                        log.info("the publisher skipped or dropped messages (%d): taking a "
+                                 "snapshot", lost - self._lost)
+                        self.state.resyncs += 1
+                        need = True
+                elif kind in ("signal", "fill", "order", "trade", "alert", "command"):
                     self._queue.put_nowait((kind, msg))
         finally:
             sub.close(0)
@@ -256,15 +262,28 @@ class FrontEnd:
 
     # -- alerts ----------------------------------------------------------------------------
     async def _build_alerts(self) -> None:
-        # the first chart pays matplotlib's import and font set-up: pay it before any alert
-        await asyncio.to_thread(alerts.warm_up)
-        self.warmed = True
         while True:
             kind, msg = await self._queue.get()
             try:
                 await self._alert(kind, msg)
             except Exception:
                 log.exception("could not build the %s alert", kind)
+
+    async def _ask(self, op: str, **args: Any) -> dict[str, Any]:
+        """A question for the engine (setup, chart bars): paced while a backtest runs flat out
+        (nobody trades on it, and every answer is the engine's time), not otherwise."""
+        if self._flat_out():
+            now = time.monotonic()
+            wait = self._next_ask - now
+            self._next_ask = max(now, self._next_ask) + 1.0 / FLAT_OUT_ASKS_PER_S
+            if wait > 0:
+                await asyncio.sleep(wait)
+        return await self.request(op, **args)
+
+    def _flat_out(self) -> bool:
+        """A backtest running as fast as it can (nobody trades on it)."""
+        st = self.state.status
+        return st.get("mode") == "backtest" and not st.get("speed") and not st.get("finished")
 
     async def _alert(self, kind: str, msg: dict[str, Any]) -> None:
         if kind == "signal":
@@ -273,35 +292,89 @@ class FrontEnd:
             if key in self.seen or "signal" in self.cfg.mute:
                 return
             self.seen.add(key)
-            t0 = time.perf_counter()
-            rep = await self.request("setup", alarm_id=sig["alarm_id"])
+            rep = await self._ask("setup", alarm_id=sig["alarm_id"])
             setup = rep.get("result") if rep.get("ok") else None
             if setup is None:
                 log.warning("no trade setup for alarm %s (%s): alert without it",
                             sig["alarm_id"], rep.get("error"))
             text = alerts.signal_text(sig, setup, self.state.symbol, self.state.timeframe)
-            bars = [b for b in self.state.bars if b["seq"] <= sig["seq"]][-self.cfg.chart_bars:]
-            t1 = time.perf_counter()
-            png = await asyncio.to_thread(alerts.chart_png, bars, sig, setup)
-            log.debug("alarm %s: setup %.3f s, chart %.3f s", sig["alarm_id"], t1 - t0,
-                      time.perf_counter() - t1)
-            op = "buy" if sig["side"] == "long" else "sell"
-            buttons = None
-            if op in (self.state.status.get("accepts") or ()):  # paper/live: one tap takes it
-                now = time.monotonic()
-                for t in [t for t, v in self.takes.items() if v[2] < now]:
-                    del self.takes[t]  # expired buttons nobody tapped
-                token = _secrets.token_hex(6)
-                self.takes[token] = (op, sig["alarm_id"],
-                                     time.monotonic() + self.cfg.confirm_timeout_s)
-                buttons = [[("✅ Take it", f"take:{token}"), ("✖️ Skip", f"skip:{token}")]]
-            self.enqueue("signal", key, text, png, buttons)
+            self.enqueue("signal", key, text, None, self._buttons(sig))
+            self._charts.put_nowait((sig, setup))  # the chart follows when drawn
             return
+        if kind == "order" and msg.get("type") == "OrderCanceled":
+            self._held_dropped(msg["data"])
         a = alerts.event_alert(kind, msg)
         if a is None or a[1] in self.seen:
             return
         self.seen.add(a[1])
         self.enqueue(*a)
+
+    def _buttons(self, sig: dict[str, Any]) -> list[list[tuple[str, str]]] | None:
+        """"Take it" / "Skip" while the engine can take it: ``take``/``skip`` of a held entry
+        (alert-first), else a one-tap ``buy``/``sell``; none in a backtest or a finished run."""
+        accepts = self.state.status.get("accepts") or ()
+        op = "buy" if sig["side"] == "long" else "sell"
+        if "take" in accepts:
+            op = "take"
+        elif op not in accepts:
+            return None
+        now = time.monotonic()
+        for t in [t for t, v in self.takes.items() if v[2] < now]:
+            del self.takes[t]  # expired buttons nobody tapped
+        token = _secrets.token_hex(6)
+        self.takes[token] = (op, sig["alarm_id"], now + self._take_timeout(op))
+        return [[("✅ Take it", f"take:{token}"), ("✖️ Skip", f"skip:{token}")]]
+
+    def _take_timeout(self, op: str) -> float:
+        if op == "take":  # the engine's own hold decides; a late tap gets its answer
+            return float(self.state.status.get("confirm_timeout_s") or 3600.0) + 60.0
+        return self.cfg.confirm_timeout_s
+
+    def _held_dropped(self, d: dict[str, Any]) -> None:
+        """An entry the engine held for a tap was dropped (timeout): its buttons go too."""
+        reason = d.get("reason") or ""
+        if reason.startswith("confirm:"):
+            for t, v in list(self.takes.items()):
+                if v[0] == "take" and v[1] in reason:
+                    del self.takes[t]
+
+    async def _draw_charts(self) -> None:
+        """Signal charts, one at a time in a worker thread, each sent as its own message after
+        the signal's text (which never waits for it)."""
+        # the first chart pays matplotlib's import and font set-up: pay it before any alert
+        await asyncio.to_thread(alerts.warm_up)
+        self.warmed = True
+        while True:
+            sig, setup = await self._charts.get()
+            try:
+                bars = await self._chart_bars(sig)
+                t0 = time.perf_counter()
+                png = await asyncio.to_thread(alerts.chart_png, bars, sig, setup)
+                took = time.perf_counter() - t0
+                log.debug("alarm %s: chart %.3f s", sig["alarm_id"], took)
+                self.enqueue("signal", f"chart-{sig['alarm_id']}",
+                             alerts.chart_caption(sig), png)
+                if self._flat_out():  # a core the engine may need: drawing 1/5 of the time
+                    await asyncio.sleep(took * (1 / FLAT_OUT_CHART_SHARE - 1))
+            except Exception:
+                log.exception("could not draw the chart of %s", sig.get("alarm_id"))
+
+    async def _chart_bars(self, sig: dict[str, Any]) -> list[dict[str, Any]]:
+        """The candles up to the signal's bar: from the last snapshot when it holds them, else
+        from a new one (bars are not subscribed to)."""
+        n, seq = self.cfg.chart_bars, sig["seq"]
+        bars = self.state.bars
+        have = [b for b in bars if b["seq"] <= seq]
+        if bars and bars[-1]["seq"] >= seq and (len(have) >= n or bars[0]["seq"] == 0):
+            return have[-n:]
+        ahead = max(0, int(self.state.status.get("bar_seq", seq)) - seq)
+        rep = await self._ask("snapshot", bars=n + ahead + 8)
+        if rep.get("ok"):
+            got = rep["snapshot"]["bars"]
+            bars.clear()
+            bars.extend(got)  # the next signal's chart may find its bars here
+            have = [b for b in got if b["seq"] <= seq]
+        return have[-n:]
 
     def enqueue(self, kind: str, key: str, text: str, photo: bytes | None = None,
                 buttons: list[list[tuple[str, str]]] | None = None) -> int:
@@ -324,6 +397,8 @@ class FrontEnd:
             if nxt <= now:
                 nxt += timedelta(days=1)
             await asyncio.sleep((nxt - now).total_seconds())
+            with contextlib.suppress(Exception):
+                await self._refresh_equity()
             self.send_summary(nxt)
 
     def send_summary(self, when: datetime) -> None:
@@ -442,7 +517,16 @@ class FrontEnd:
     async def _status(self, update: Update, ctx: ContextTypes.DEFAULT_TYPE) -> None:
         await self._reply(update, self.status_text())
 
+    async def _refresh_equity(self) -> None:
+        """Equity is not subscribed to (one message per bar): read it from a snapshot."""
+        rep = await self.request("snapshot", bars=1)
+        if rep.get("ok") and rep["snapshot"].get("equity"):
+            self.state.equity = dict(rep["snapshot"]["equity"][-1]["equity"])
+            if not self.state.initial:
+                self.state.initial = dict(self.state.equity)
+
     async def _balance(self, update: Update, ctx: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._refresh_equity()
         eq = self.state.equity
         if not eq:
             await self._reply(update, "no equity yet (no bar has closed)")
@@ -571,6 +655,8 @@ class FrontEnd:
 
     async def _trade(self, update: Update, ctx: ContextTypes.DEFAULT_TYPE) -> None:
         op = update.effective_message.text.split()[0].lstrip("/").split("@")[0]
+        if not self.state.equity:
+            await self._refresh_equity()  # the strategies' names
         parsed = self.parse_trade(op, list(ctx.args or []))
         if isinstance(parsed, str):
             await self._reply(update, f"❌ {parsed}")
@@ -635,17 +721,30 @@ class FrontEnd:
             await q.message.reply_text("⌛ This alert's buttons expired; use /buy or /sell.")
             return
         op, alarm, _ = got
+        reason = f"telegram chat {chat} (alert button)"
+        if op == "take":  # alert-first: the engine holds the entry until take / skip
+            await q.answer("sending")
+            rep = await self.request(verb, alarm_id=alarm, reason=reason)
+            log.info("chat %s: %s %s -> %s", chat, verb, alarm, rep.get("ok"))
+            if not rep.get("ok"):
+                await q.message.reply_text(f"❌ {verb} {alarm} refused: {rep.get('error')}")
+            elif verb == "skip":
+                await q.message.reply_text(f"✖️ Skipped {alarm}: the entry is dropped")
+            else:
+                await q.message.reply_text(f"✅ Taken: {alarm}\n{_result(rep.get('result'))}")
+            return
         if verb == "skip":
             await q.answer("skipped")
             await q.message.reply_text(f"✖️ Skipped {alarm}")
             return
         await q.answer("sending")
+        if not self.state.equity:
+            await self._refresh_equity()  # the strategies' names
         strategy = self._strategy(None)
         if strategy is None:
             await q.message.reply_text("❌ no strategy known yet; use /buy strategy=NAME")
             return
-        rep = await self.request(op, strategy=strategy, alarm_id=alarm,
-                                 reason=f"telegram chat {chat} (alert button)")
+        rep = await self.request(op, strategy=strategy, alarm_id=alarm, reason=reason)
         log.info("chat %s: %s %s from the alert -> %s", chat, op, alarm, rep.get("ok"))
         if rep.get("ok"):
             await q.message.reply_text(f"✅ Taken: {op} {strategy} from {alarm}\n"
@@ -653,6 +752,11 @@ class FrontEnd:
         else:
             await q.message.reply_text(f"❌ Refused: {op} {strategy} from {alarm}\n"
                                        f"{rep.get('error')}")
+
+
+def _lost(status: dict[str, Any]) -> int:
+    """Messages the publisher did not send to everyone: bars skipped and messages dropped."""
+    return int(status.get("skipped") or 0) + int(status.get("dropped") or 0)
 
 
 def _died(task: asyncio.Task[Any]) -> None:

@@ -19,13 +19,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--env-file", type=Path, default=Path(".env"), metavar="FILE",
                    help="dotenv file read for TELEGRAM_* when not in the environment "
                         "(default .env)")
-    p.add_argument("--api-url", metavar="URL", help=argparse.SUPPRESS)  # tests: a fake Bot API
+    p.add_argument("--pub", metavar="ADDR", help="the bridge's event address instead of "
+                   "publish.pub (`tradebot run` passes the address it bound)")
+    p.add_argument("--commands", metavar="ADDR", help="the bridge's command address instead of "
+                   "publish.commands")
+    # the Bot API server (tests: a fake); also TELEGRAM_API_URL (a local Bot API server)
+    p.add_argument("--api-url", metavar="URL", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_telegram)
 
 
 def cmd_telegram(args: argparse.Namespace) -> int:
     import asyncio
     import logging
+    import os
     import sys
 
     from adapters.telegram.security import install_redaction, load_secrets
@@ -40,14 +46,17 @@ def cmd_telegram(args: argparse.Namespace) -> int:
 
     from adapters.telegram.bot import FrontEnd
 
+    api = (args.api_url or os.environ.get("TELEGRAM_API_URL") or "").rstrip("/")
+    pub = args.pub or cfg.publish.pub
+    commands = args.commands or cfg.publish.commands
+
     async def main() -> None:
         stop = asyncio.Event()
-        fe = FrontEnd(cfg.telegram, secrets, cfg.publish.pub, cfg.publish.commands,
-                      base_url=f"{args.api_url}/bot" if args.api_url else None,
-                      base_file_url=f"{args.api_url}/file/bot" if args.api_url else None)
+        fe = FrontEnd(cfg.telegram, secrets, pub, commands,
+                      base_url=f"{api}/bot" if api else None,
+                      base_file_url=f"{api}/file/bot" if api else None)
         print(f"telegram front end: {len(secrets.allowed)} allowed chat(s); engine events "
-              f"{cfg.publish.pub}, commands {cfg.publish.commands}; Ctrl-C stops",
-              file=sys.stderr, flush=True)
+              f"{pub}, commands {commands}; Ctrl-C stops", file=sys.stderr, flush=True)
         await fe.run(stop)
 
     try:

@@ -24,7 +24,7 @@ from tests.telegram.fake_tg import FakeTelegram
 CHAT = 42
 
 
-def run_config(mode: str = "paper") -> RunConfig:
+def run_config(mode: str = "paper", **execution: Any) -> RunConfig:
     return RunConfig.model_validate({
         "name": "tg-test", "mode": mode, "data": {"file": "unused.csv"},
         "features": [{"id": "vp", "kind": "volume_profile",
@@ -32,7 +32,7 @@ def run_config(mode: str = "paper") -> RunConfig:
         "signals": {"kind": "signals", "params": {}},
         "strategies": [{"name": "poc_target", "kind": "poc_target"},
                        {"name": "trailing_stop", "kind": "trailing_stop"}],
-        "execution": {"close_at_end": False},
+        "execution": {"close_at_end": False, **execution},
     })
 
 
@@ -48,8 +48,9 @@ class EngineRun:
     """A real engine over real candles with the bridge on fixed loopback addresses."""
 
     def __init__(self, bars: Any, n: int, mode: str, pub: str, commands: str,
-                 speed: float) -> None:
-        self.engine = build_engine(run_config(mode), feed=CsvFeed.from_bars(bars.slice(0, n)))
+                 speed: float, **execution: Any) -> None:
+        self.engine = build_engine(run_config(mode, **execution),
+                                   feed=CsvFeed.from_bars(bars.slice(0, n)))
         self.bridge = ZmqBridge(self.engine, Settings(pub=pub, commands=commands, speed=speed,
                                                       max_cpu_share=1.0, snapshot_bars=5000))
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -72,6 +73,60 @@ class EngineRun:
     def close(self) -> None:
         self.thread.join(30)
         self.bridge.close()
+
+
+class LiveRun:
+    """``mode: live`` (configs/live.yaml: the Apex feed and broker) against a local venue in
+    lockstep, with the bridge on from the config (``publish``), as ``tradebot run`` builds it.
+    The feed's poll interval paces the bars (one new candle per poll)."""
+
+    def __init__(self, venue: Any, tmp_path: Path, pub: str, commands: str, *,
+                 poll_s: float = 0.02, **overrides: Any) -> None:
+        from engine.config import load_config
+
+        root = Path(__file__).resolve().parents[2]
+        self.journal = tmp_path / "live" / "journal.sqlite"
+        cfg = load_config(root / "configs" / "live.yaml", {
+            "strategies": [{"name": "trailing_stop", "kind": "trailing_stop"}],
+            "output.report": False, "output.dir": str(tmp_path / "live"), "risk": None,
+            "account.initial_cash": 10_000.0, "account.position_size_frac": 0.5,
+            "data.venue": venue.url, "data.poll_interval_s": poll_s,
+            "publish.enabled": True, "publish.pub": pub, "publish.commands": commands,
+            "publish.max_cpu_share": 1.0, **overrides})
+        self._built = threading.Event()
+        self._go = threading.Event()
+        self.error: BaseException | None = None
+        # built and run on one thread, as `tradebot run` does (the journal's SQLite is per thread)
+        self.thread = threading.Thread(target=self._main, args=(cfg,), daemon=True)
+        self.thread.start()
+        assert self._built.wait(60), "the live engine was not built in 60 s"
+        if self.error is not None:
+            raise self.error
+
+    def _main(self, cfg: Any) -> None:
+        try:
+            self.engine = build_engine(cfg, journal_path=self.journal)
+            (self.bridge,) = self.engine.sinks
+        except BaseException as exc:
+            self.error = exc
+            return
+        finally:
+            self._built.set()
+        try:
+            self._go.wait()
+            if not self.engine.feed.stopped:
+                self.engine.run()
+        finally:
+            self.engine.close()
+
+    def start(self) -> LiveRun:
+        self._go.set()
+        return self
+
+    def close(self) -> None:
+        self.engine.feed.request_stop()
+        self._go.set()
+        self.thread.join(30)
 
 
 class Records(logging.Handler):

@@ -83,14 +83,21 @@ def test_paper_run_alerts_commands_and_confirm(bars, tmp_path, records):
         br = eng.bridge
         fake.wait_sent(len(br.signals), "sendPhoto", timeout=30)  # a chart takes ~0.1-0.5 s
         _quiet(fake)
-        # every signal alerted once, with its chart
+        # every signal alerted once: its text at once, then its chart
+        sigs = [p for m, p in fake.sent if m == "sendMessage" and p["text"].startswith("🔔")]
         photos = [p for m, p in fake.sent if m == "sendPhoto"]
         assert len(br.signals) >= 3
-        assert [p["caption"].split("\n")[1].split()[1] for p in photos] == \
+        assert [p["text"].split("\n")[1].split()[1] for p in sigs] == \
             [s.alarm_id for s in br.signals]
+        assert [p["caption"].split("\n")[0].split()[2] for p in photos] == \
+            [s.alarm_id for s in br.signals]
+        order = [p.get("text") or p.get("caption") for m, p in fake.sent]
+        for s, c in zip(sigs, photos, strict=True):  # each chart after its text
+            assert order.index(s["text"]) < order.index(c["caption"])
         first, sig = photos[0], br.signals[0]
         assert first["photo"].startswith(PNG) and len(first["photo"]) > 10_000
-        cap = first["caption"]
+        assert first["caption"].startswith(f"📈 {sig.side.upper()} {sig.alarm_id}")
+        cap = sigs[0]["text"]
         side = "LONG" if sig.side == "long" else "SHORT"
         assert cap.startswith(f"🔔 {side} signal BTC-USDT 15m")
         assert f"price: {sig.entry_price:,.2f}" in cap and f"stop: {sig.stop_price:,.2f}" in cap
@@ -123,8 +130,9 @@ def test_paper_run_alerts_commands_and_confirm(bars, tmp_path, records):
             return p["reply_markup"].split(f'"{verb}:')[1].split('"')[0]
 
         def alarm(p):
-            return p["caption"].split("\n")[1].split()[1]
-        live = [p for p in photos if "take:" in p.get("reply_markup", "")]
+            return p["text"].split("\n")[1].split()[1]
+        assert not any("take:" in p.get("reply_markup", "") for p in photos)
+        live = [p for p in sigs if "take:" in p.get("reply_markup", "")]
         assert live and all("skip:" in p["reply_markup"] for p in live)
         n = len(fake.texts(CHAT))
         fake.push_tap(f"skip:{token(live[0], 'skip')}", live[0]["_message_id"])
@@ -211,7 +219,7 @@ def test_backtest_refusal_expiry_unauthorised_and_restart(bars, tmp_path, record
         assert fake.token not in "".join(fake.texts())
         # a backtest takes no trades: its signal alerts carry no buttons
         assert all("take:" not in p.get("reply_markup", "")
-                   for m, p in fake.sent if m == "sendPhoto")
+                   for m, p in fake.sent if m in ("sendPhoto", "sendMessage"))
         # the engine restarts (a new run on the same addresses): the front end follows
         old_run = eng.bridge.run_id
         eng.close()
