@@ -18,8 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "(reduce-only) on a live config's Apex account",
         description="Cancel every open order of CONFIG's symbol on its ApeX Omni venue "
                     "(data.venue, or --venue), then close every position with a reduce-only "
-                    "MARKET order at the worst-price guard. Credentials: APEX_API_KEY, "
-                    "APEX_API_SECRET, APEX_API_PASSPHRASE, APEX_ZK_SEEDS (environment or .env). "
+                    "MARKET order at the worst-price guard, on every strategy's account. "
+                    "Credentials: APEX_API_KEY, APEX_API_SECRET, APEX_API_PASSPHRASE, "
+                    "APEX_ZK_SEEDS (or a strategy's apex_env prefix; environment or .env). "
                     "Stop the live run first, or it may trade again. See docs/apex.md.")
     p.add_argument("config", type=Path, help="the live run's YAML config")
     p.add_argument("--venue", metavar="URL", help="ApeX Omni base URL instead of data.venue "
@@ -33,11 +34,18 @@ def cmd_flatten(args: argparse.Namespace) -> int:
     from engine.config import load_config
     from engine.errors import ConfigError
 
-    cfg = load_config(args.config)
-    venue = args.venue or cfg.data.venue
+    cfg = load_config(args.config, {"data.venue": args.venue} if args.venue else None)
+    venue = cfg.data.venue
     if not venue or not cfg.data.symbol:
         raise ConfigError(f"{args.config}: flatten needs data.venue (or --venue URL) and "
                           "data.symbol")
-    for line in flatten(ApexClient(venue, timeout=cfg.data.timeout_s), cfg.data.symbol):
-        print(f"flatten: {line}", flush=True)
+    if len(cfg.strategies) == 1 and cfg.strategies[0].apex_env is None:
+        for line in flatten(ApexClient(venue, timeout=cfg.data.timeout_s), cfg.data.symbol):
+            print(f"flatten: {line}", flush=True)
+        return 0
+    from adapters.apex.broker import account_clients
+
+    for name, client in account_clients(cfg).items():  # every strategy's own account
+        for line in flatten(client, cfg.data.symbol):
+            print(f"flatten [{name}]: {line}", flush=True)
     return 0

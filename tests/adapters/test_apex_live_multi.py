@@ -162,3 +162,34 @@ def test_the_venue_keeps_each_accounts_orders_fills_and_position_apart(real_bars
         assert venue.book is venue.accounts[a.key].book and len(venue.book.fills) == 1
         with pytest.raises(Exception, match="API_KEY_INVALID|apikey"):
             ApexClient(venue.url, ApexCredentials("nobody", "x", "y", a.zk_seeds)).balance()
+
+
+def test_flatten_closes_every_strategys_account(
+        real_bars: Bars, accounts_env: dict[str, ApexCredentials],
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import yaml
+
+    from adapters.apex.client import ApexClient
+    from engine.cli import main
+    from tests.adapters.test_apex_venue import order_kw
+
+    bars = real_bars.slice(30_000, 30_040)
+    a, b = accounts_env["poc_target"], accounts_env["multi_tier"]
+    with LocalVenue(bars, speed=0, credentials=a, accounts=[b], start=int(
+            bars.ts_open_ns[5]) // 1_000_000) as venue:
+        px = float(bars.close[4])
+        ApexClient(venue.url, a).create_order(**order_kw("a-1", price=f"{px * 1.01:.1f}"))
+        ApexClient(venue.url, b).create_order(**order_kw("b-1", side="SELL", size="0.020",
+                                                         price=f"{px * 0.99:.1f}"))
+        books = [venue.accounts[c.key].book for c in (a, b)]
+        assert [bk.qty for bk in books] == pytest.approx([0.01, -0.02])
+        raw = yaml.safe_load(LIVE.read_text())
+        raw["strategies"] = [{"name": n, "kind": n, "apex_env": _prefix(n)}
+                             for n in ("poc_target", "multi_tier")]
+        cfg = tmp_path / "live2.yaml"
+        cfg.write_text(yaml.safe_dump(raw))
+        assert main(["flatten", str(cfg), "--venue", venue.url]) == 0
+        out = capsys.readouterr().out
+        assert "flatten [poc_target]: closed the LONG position of 0.01" in out
+        assert "flatten [multi_tier]: closed the SHORT position of 0.02" in out
+        assert [bk.qty for bk in books] == [0.0, 0.0]
