@@ -56,7 +56,7 @@ RESTART_BARS = 3  # differences this close after a restart (Reconciled) are blam
 # kinds of records, in their canonical order within one bar
 _RANK = {"fill": 0, "refused": 1, "signal": 2, "submit": 3, "modify": 4, "cancel": 5,
          "trade": 6}
-_REFUSAL_WORDS = ("risk:", "reject", "refused", "not placed")
+_REFUSAL_WORDS = ("risk:", "reject", "refused", "not placed", "confirm:")
 
 
 # -- records ------------------------------------------------------------------------------------
@@ -100,7 +100,9 @@ def _is_refusal(reason: str) -> bool:
 
 
 def _refuser(reason: str) -> str:
-    return "the risk gate" if reason.lower().startswith("risk:") else "the venue"
+    r = reason.lower()
+    return ("the risk gate" if r.startswith("risk:") else
+            "the operator (alert-first: not taken)" if r.startswith("confirm:") else "the venue")
 
 
 class _Collector:
@@ -368,6 +370,8 @@ def replay_config(cfg: Any, source: Path, close_at_end: bool | None = None) -> A
     d["execution"]["workers"] = 1  # every strategy on this bus, where the recorder listens
     if close_at_end is not None:
         d["execution"]["close_at_end"] = close_at_end
+    if d["execution"].get("confirm", "none") != "none":  # alert-first: nobody taps in a replay;
+        d["execution"]["confirm"] = "none"  # what the operator did not take shows as refused
     return validate_config(RunConfig, d, "replay config")
 
 

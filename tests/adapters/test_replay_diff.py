@@ -366,18 +366,23 @@ def test_live_run_with_venue_slippage_reports_it_on_the_fill_bars(
         assert math.isclose(abs(live_px / bt_px - 1), SLIPPAGE, rel_tol=1e-3)
 
 
-@pytest.mark.parametrize("case", ["missing", "not_a_journal", "empty", "no_config",
+@pytest.mark.parametrize("case", ["missing", "not_a_journal", "empty", "no_bars", "no_config",
                                   "bad_config"])
 def test_bad_input_is_exit_2_with_what_to_give(case: str, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "journal.sqlite"
     want = {"missing": "no such file", "not_a_journal": "not a tradebot journal",
-            "empty": "the journal is empty", "no_config": "--config",
+            "empty": "the journal is empty", "no_bars": "has no live bars journaled",
+            "no_config": "--config",
             "bad_config": "invalid config"}[case]
     if case == "not_a_journal":
         path.write_text("time,open\n")
     elif case == "empty":
         Journal(path, "x").close()
+    elif case == "no_bars":  # a backtest's journal: events, but its bars are the input file
+        j = Journal(path, "default-0")
+        j(HandlerFailed(ts_event_ns=1, ts_init_ns=1, handler="signals", error="x"))
+        j.close()
     elif case in ("no_config", "bad_config"):
         j = Journal(path, "paper-0", include_bars=True)
         j(BarClosed(ts_event_ns=900 * 10**9, ts_init_ns=1, symbol="BTC-USDT", timeframe="15m",
