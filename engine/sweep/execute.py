@@ -96,7 +96,7 @@ def make_tasks(jobs: Iterable[tuple[Any, int, int]], per_task: int, blocks: int,
     groups: dict[tuple[str, int, int], list[Any]] = {}
     configs: dict[tuple[str, int, int], dict[str, Any]] = {}
     for c, lo, hi in jobs:
-        r = c.config.resolved_dict()
+        r = c.resolved
         k = (group_key(r), lo, hi)
         groups.setdefault(k, []).append(c)
         configs.setdefault(k, r)
@@ -109,7 +109,7 @@ def make_tasks(jobs: Iterable[tuple[Any, int, int]], per_task: int, blocks: int,
         for i in range(0, len(members), per_task):
             part = members[i:i + per_task]
             tasks.append(Task(configs[k], k[1], k[2], [
-                Member(c.key, c.strategy, c.param_dict, c.config.resolved_dict()["strategies"][0])
+                Member(c.key, c.strategy, c.param_dict, c.resolved["strategies"][0])
                 for c in part], blocks))
     # longest first (a walk-forward mixes long train and short test segments): the workers
     # then finish together instead of one running a long task alone at the end

@@ -60,7 +60,7 @@ class _Runner:
 
     # -- data ---------------------------------------------------------------------------------
     def bars_of(self, c: Candidate) -> int | None:
-        d = c.config.resolved_dict()["data"]
+        d = c.resolved["data"]
         k = data_key(d)
         if k not in self.n_bars and k not in self.data_errors:
             try:
@@ -71,7 +71,7 @@ class _Runner:
         return self.n_bars.get(k)
 
     def data_error(self, c: Candidate) -> str:
-        return self.data_errors[data_key(c.config.resolved_dict()["data"])]
+        return self.data_errors[data_key(c.resolved["data"])]
 
     # -- execution ----------------------------------------------------------------------------
     def evaluate(self, jobs: list[tuple[Candidate, int, int]]) -> dict[str, Result]:
@@ -518,7 +518,7 @@ def _wf_retrain(run: _Runner, st: _WF, cash: float,
     keys: dict[tuple[str, int], str] = {}
     jobs: dict[str, ModelJob] = {}
     for fk, w, c in picks:
-        data = c.config.resolved_dict()["data"]
+        data = c.resolved["data"]
         k = _model_key(mt, data, w)
         keys[(fk, w.k)] = k
         info = run.store.model(k)

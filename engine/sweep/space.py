@@ -19,6 +19,7 @@ a parameter's bounds is refused up front with its key path.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import itertools
 import json
@@ -278,8 +279,10 @@ def path_strategy(path: str) -> str | None:
     return sel if key == "strategies" else None
 
 
-def set_path(raw: dict[str, Any], path: str, value: Any) -> None:
-    """Set ``path`` in a raw run-config dict; list entries are found by name/id."""
+def set_path(raw: dict[str, Any], path: str, value: Any, copy_on_write: bool = False) -> None:
+    """Set ``path`` in a raw run-config dict; list entries are found by name/id.
+    ``copy_on_write``: ``raw`` shares its nested mappings and lists with another config; each
+    one on the way to the value is replaced by a shallow copy before it is changed."""
     parts = parse_path(path)
     node: Any = raw
     for i, (key, sel) in enumerate(parts):
@@ -290,14 +293,17 @@ def set_path(raw: dict[str, Any], path: str, value: Any) -> None:
             if idk is None or not isinstance(items, list):
                 raise ConfigError(f"space.{path}: {key}[...] selects an entry of a list "
                                   "(strategies by name, features by id)")
-            hit = [it for it in items if isinstance(it, dict) and it.get(idk) == sel]
+            hit = [j for j, it in enumerate(items) if isinstance(it, dict) and it.get(idk) == sel]
             if not hit:
                 have = [it.get(idk) for it in items if isinstance(it, dict)]
                 raise ConfigError(f"space.{path}: no {key} entry with {idk} {sel!r} in the "
                                   f"run config; it has {have}")
             if last:
                 raise ConfigError(f"space.{path}: name a key inside {key}[{sel}], e.g. .params.X")
-            node = hit[0]
+            if copy_on_write:
+                items = node[key] = list(items)
+                items[hit[0]] = dict(items[hit[0]])
+            node = items[hit[0]]
             continue
         if not isinstance(node, dict):
             raise ConfigError(f"space.{path}: {key!r} is inside a value that is not a mapping")
@@ -306,6 +312,8 @@ def set_path(raw: dict[str, Any], path: str, value: Any) -> None:
         else:
             if node.get(key) is None:
                 node[key] = {}
+            elif copy_on_write and isinstance(node[key], dict):
+                node[key] = dict(node[key])
             node = node[key]
 
 
@@ -333,6 +341,11 @@ class Candidate:
     def param_dict(self) -> dict[str, Any]:
         return dict(self.params)
 
+    @functools.cached_property
+    def resolved(self) -> dict[str, Any]:
+        """``config.resolved_dict()``, computed once (read it, do not change it)."""
+        return self.config.resolved_dict()
+
 
 def _stable(v: Any) -> Any:
     return json.loads(json.dumps(v, default=str))
@@ -359,10 +372,12 @@ class SweepPlan:
 
     def make(self, strategy: str, params: dict[str, Any], validate: bool = True) -> Candidate:
         """The candidate config (one strategy, candidate execution settings), validated."""
-        raw = copy.deepcopy(self.base_raw)
+        # copy-on-write: only the mappings and lists on the way to a set value are copied
+        # (a deep copy of the whole run config per candidate was most of the validation time)
+        raw = dict(self.base_raw)
         raw["strategies"] = [s for s in raw["strategies"] if s.get("name") == strategy]
         for p, v in params.items():
-            set_path(raw, p, v)
+            set_path(raw, p, copy.deepcopy(v), copy_on_write=True)
         where = f"{self.source}: candidate {strategy} " + ", ".join(
             f"{p}={v!r}" for p, v in params.items())
         cfg = self._validate_run(raw, params, where)
@@ -571,8 +586,7 @@ def _make_cached(plan: SweepPlan, s: str, params: dict[str, Any],
                  cache: dict[str, Candidate]) -> Candidate:
     # plugin validation is the slow half; configs that differ only in data.file share it
     c = plan.make(s, params, validate=False)
-    probe = c.config.resolved_dict()
-    probe["data"] = None
+    probe = {**c.resolved, "data": None}
     k = hashlib.sha256(json.dumps(probe, sort_keys=True).encode()).hexdigest()
     if k not in cache:
         where = f"{plan.source}: candidate {s} " + ", ".join(
