@@ -129,6 +129,14 @@ class LiveRun:
         self.thread.join(30)
 
 
+def closed_trades(engine: Any) -> list[Any]:
+    """Every account's closed trades (``TradeClosed``) in the order the engine closed them: by
+    exit time, then the accounts' order (the bus serves them in that order on a bar)."""
+    rows = [(t.exit_ts_ns, i, k, t) for i, a in enumerate(engine.accounts.values())
+            for k, t in enumerate(a.trades)]
+    return [t for *_, t in sorted(rows, key=lambda r: r[:3])]
+
+
 class Records(logging.Handler):
     """Every log record of the process, formatted (with tracebacks)."""
 

@@ -11,7 +11,14 @@ import pytest
 
 from adapters.telegram.security import REDACTED
 from adapters.zmq_client import request
-from tests.telegram.harness import CHAT, EngineRun, FrontEndThread, Records, free_addr
+from tests.telegram.harness import (
+    CHAT,
+    EngineRun,
+    FrontEndThread,
+    Records,
+    closed_trades,
+    free_addr,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -105,8 +112,9 @@ def test_paper_run_alerts_commands_and_confirm(bars, tmp_path, records):
         assert "POC" in cap and "confidence" not in cap  # rule signals carry no confidence
         texts = fake.texts(CHAT)
         trades = [t for t in texts if "Trade closed" in t]
-        assert len(trades) == len(br.trades) > 0
-        t0 = br.trades[0]
+        closed = closed_trades(eng.engine)
+        assert len(trades) == len(closed) > 0
+        t0 = closed[0]
         assert f"PnL {t0.pnl:+,.2f}" in trades[0] and t0.account in trades[0]
         assert len([t for t in texts if t.startswith("✅ Filled")]) == len(br.fills)
         # the journaled commands carry the chat id
@@ -155,13 +163,13 @@ def test_paper_run_alerts_commands_and_confirm(bars, tmp_path, records):
         for name, v in snap["equity"][-1]["equity"].items():
             assert f"{name}: {v:,.2f}" in bal
         tr = fe.ask("/trades 2").split("\n")
-        assert tr[0] == f"last {min(2, len(br.trades))} trades:"
-        assert f"{br.trades[-1].pnl:+,.2f}" in tr[-1]
+        assert tr[0] == f"last {min(2, len(closed))} trades:"
+        assert f"{closed[-1].pnl:+,.2f}" in tr[-1]
         al = fe.ask("/alarms 1").split("\n")
         assert al[0] == "last 1 alarms:" and br.signals[-1].alarm_id in al[1]
         week = fe.ask("/pnl week")
         day0 = (br.bar_ts // 86_400_000_000_000 - 6) * 86_400_000_000_000
-        in_week = [t for t in br.trades if t.exit_ts_ns >= day0]
+        in_week = [t for t in closed if t.exit_ts_ns >= day0]
         assert week.startswith("PnL week") and \
             f"{sum(t.pnl for t in in_week):+,.2f} over {len(in_week)} trades" in week
         positions = snap["positions"]
