@@ -723,7 +723,6 @@ def _value_diff(name: str, x: Rec, y: Rec, qty_tol: float, causes: _Causes) -> D
                if not _close(x.vals[k], y.vals[k], qty_tol if k == "qty" else PRICE_TOL)]
     if not changed:
         return None
-    up = causes.upstream(name, x.bar, own=True)
     if x.kind == "fill" and "price" in changed:
         # an earlier difference other than fill prices (a moved stop, a signal, a revised bar,
         # a restart) moves the fill price with it; else the fill itself differs
@@ -740,11 +739,11 @@ def _value_diff(name: str, x: Rec, y: Rec, qty_tol: float, causes: _Causes) -> D
         causes.note(name, x.bar, what, fill_price=not before)
     elif x.kind == "fill":  # the size alone: how a venue broker sizes, whatever came before
         cause = (f"size: {_fmt(x.vals['qty'])} live vs {_fmt(y.vals['qty'])} backtest "
-                       f"(beyond --qty-tol {qty_tol:g}: a venue broker sizes at its worst-price "
-                       "guard and step size)")
+                 f"(beyond --qty-tol {qty_tol:g}: a venue broker sizes at its worst-price guard "
+                 "and step size)")
     else:
-        cause = up or (f"{', '.join(sorted(changed))} differ{'s' * (len(changed) == 1)} and "
-                       "the journal records no cause")
+        what = f"{', '.join(sorted(changed))} differ{'s' * (len(changed) == 1)}"
+        cause = causes.upstream(name, x.bar) or f"{what} and the journal records no cause"
         causes.note(name, x.bar, f"{x.kind} {'/'.join(sorted(changed))} difference")
     return Difference(name, x.bar, "value", [x.text], [y.text], cause)
 
