@@ -61,23 +61,26 @@ def _port() -> int:
 
 
 def run(bars: int = 10_000, live_bars: int = 40, period: float = 0.5,
-        interval_ms: int | None = None) -> dict[str, object]:
+        interval_ms: int | None = None, modes: tuple[str, ...] = ("svg", "webgl")
+        ) -> dict[str, object]:
+    """One UI process holding ``bars`` candles; for each of ``modes`` (the price chart's traces
+    as SVG ``scatter`` or WebGL ``scattergl``) a fresh browser page, its first render, then
+    ``live_bars`` bars one every ``period`` s, then a pan and a zoom-out. Keys are prefixed with
+    the mode after the first one (``webgl_latency_p95_ms``)."""
     if shutil.which("chromium") is None or shutil.which("chromedriver") is None:
         raise RuntimeError("bench_ui needs Debian's chromium and chromedriver (apt-get install "
                            "chromium chromium-driver)")
-    from dash.testing.application_runners import ThreadedRunner
-    from dash.testing.composite import DashComposite
     from dash.testing.wait import until
 
     from tests.ui.engine_source import engine_messages
     from tests.ui.publisher import WirePublisher
     from ui import figures
-    from ui.app import create_app
     from ui.state import UiState
     from ui.subscriber import Subscriber
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    days = (bars + live_bars + 400) // 96 + 2  # 96 bars a day; the profile warms up first
+    live_all = live_bars * len(modes)
+    days = (bars + live_all + 400) // 96 + 2  # 96 bars a day; the profile warms up first
     start = "2023-06-01"
     end = time.strftime("%Y-%m-%d", time.gmtime(time.mktime(time.strptime(start, "%Y-%m-%d"))
                                                  + days * 86400))
@@ -85,70 +88,86 @@ def run(bars: int = 10_000, live_bars: int = 40, period: float = 0.5,
     msgs = engine_messages(REAL_DATA, start, end)
     n_have = sum(1 for m in msgs if m[0].startswith("bar."))
     prep_s = time.perf_counter() - t0
-    pub = WirePublisher(msgs, rate_bars=1.0 / period, start_bars=n_have - live_bars - 2)
+    pub = WirePublisher(msgs, rate_bars=1.0 / period, start_bars=n_have - live_all - 2)
     pub.hold.set()
     pub.start()
     pub.ready.wait(30)
-    state = UiState(max_bars=bars + live_bars + 10)
+    state = UiState(max_bars=bars + live_all + 10)
     sub = Subscriber(state, pub.pub_addr, pub.cmd_addr, bars=bars, timeout_s=10.0)
     sub.start()
-    out: dict[str, object] = {}
+    out: dict[str, object] = {"chart_candles": bars, "live_bars": live_bars,
+                              "bar_period_s": period, "interval_ms": interval_ms,
+                              "prepare_events_s": round(prep_s, 2)}
     os.environ.setdefault("DASH_TEST_CHROMEPATH", shutil.which("chromium") or "")
     try:
         until(lambda: len(state.bars_by_seq) >= bars, timeout=60)
-        with ThreadedRunner() as server, DashComposite(
-                server, browser="Chrome", headless=True, percy_run=False, percy_finalize=False,
-                wait_timeout=60) as dc:
-            dc.driver.set_window_size(1500, 1100)
-            t_load = time.time()
-            kw = {} if interval_ms is None else {"interval_ms": interval_ms}
-            dc.start_server(create_app(state, pub.cmd_addr, **kw), port=_port())
-            hook = HOOK.replace("UP", str(figures.IDX["up_wick"])).replace(
-                "DN", str(figures.IDX["dn_wick"]))
-            until(lambda: dc.driver.execute_script(hook), timeout=240, poll=0.01)
-            with state.lock:
-                last_x = next(reversed(state.bars_by_seq.values())).x
-                held = len(state.bars_by_seq)
-            # the first render: the page shows the last of the 10,000 bars the UI holds (read
-            # from the chart's data: that render may come before the hook is installed)
-            until(lambda: _drawn(dc)[1] == last_x, timeout=300, poll=0.02)
-            first = time.time() - t_load
-            shown_candles = _drawn(dc)[0]
-            n0 = len(pub.sent_bars)
-            pub.hold.clear()
-            until(lambda: len(pub.sent_bars) >= n0 + live_bars, timeout=live_bars * period * 4)
-            pub.hold.set()
-            time.sleep(2.0)
-            log = dc.driver.execute_script("return window.__uiLog || [];")
-            history = _pan_to_history(dc, state)
-            errors = dc.get_logs()
-        sent = pub.sent_bars[n0:]
-        with state.lock:
-            x_of = {b.seq: b.x for b in state.bars_by_seq.values()}
-        shown: dict[str, float] = {}
-        for t_ms, _, x in log:
-            shown.setdefault(str(x), t_ms / 1000.0)
-        lat = sorted((shown[x_of[seq]] - t) * 1000.0 for seq, t in sent
-                     if seq in x_of and x_of[seq] in shown)
-        # sizes: one incremental update vs the full figure
-        view, cur = state.view()
-        full = len(json.dumps(figures.price_figure(view), default=str))
-        out.update({
-            "chart_candles": bars, "live_bars": live_bars, "bar_period_s": period,
-            "interval_ms": interval_ms, "prepare_events_s": round(prep_s, 2),
-            "ui_bars_held": held, "browser_candles_drawn": shown_candles,
-            "first_render_s": round(first, 2), "bars_seen": len(lat),
-            "latency_p50_ms": _pct(lat, 50), "latency_p95_ms": _pct(lat, 95),
-            "latency_max_ms": round(lat[-1], 1) if lat else None,
-            "target_p95_ms": 300, "full_figure_bytes": full,
-            "browser_console_errors": len(errors), **history,
-        })
-        last_delta = _one_bar_patch_bytes(state, figures)
-        out["one_bar_patch_bytes"] = last_delta
+        for i, mode in enumerate(modes):
+            res = _one_mode(state, pub, mode, live_bars, period, interval_ms)
+            out.update({(f"{mode}_{k}" if i else k): v for k, v in res.items()})
+        # sizes: one incremental update vs a full figure of every bar
+        view, _ = state.view()
+        out["full_figure_bytes"] = len(json.dumps(figures.price_figure(view), default=str))
+        out["one_bar_patch_bytes"] = _one_bar_patch_bytes(state, figures)
     finally:
         sub.stop()
         pub.stop()
     return out
+
+
+def _one_mode(state, pub, mode: str, live_bars: int, period: float,  # type: ignore[no-untyped-def]
+              interval_ms: int | None) -> dict[str, object]:
+    from dash.testing.application_runners import ThreadedRunner
+    from dash.testing.composite import DashComposite
+    from dash.testing.wait import until
+    from selenium import webdriver
+
+    from ui import figures
+    from ui.app import create_app
+
+    opts = webdriver.ChromeOptions()
+    opts.add_argument("--enable-unsafe-swiftshader")  # WebGL in headless Chromium (software)
+    with ThreadedRunner() as server, DashComposite(
+            server, browser="Chrome", headless=True, percy_run=False, percy_finalize=False,
+            wait_timeout=60, options=[opts]) as dc:
+        dc.driver.set_window_size(1500, 1100)
+        t_load = time.time()
+        kw: dict[str, object] = {} if interval_ms is None else {"interval_ms": interval_ms}
+        dc.start_server(create_app(state, pub.cmd_addr, webgl=mode == "webgl", **kw),
+                        port=_port())
+        hook = HOOK.replace("UP", str(figures.IDX["up_wick"])).replace(
+            "DN", str(figures.IDX["dn_wick"]))
+        until(lambda: dc.driver.execute_script(hook), timeout=240, poll=0.01)
+        with state.lock:
+            last_x = next(reversed(state.bars_by_seq.values())).x
+            held = len(state.bars_by_seq)
+        # the first render: the page shows the last of the 10,000 bars the UI holds (read from
+        # the chart's data: that render may come before the hook is installed)
+        until(lambda: _drawn(dc)[1] == last_x, timeout=300, poll=0.02)
+        first = time.time() - t_load
+        shown_candles = _drawn(dc)[0]
+        n0 = len(pub.sent_bars)
+        pub.hold.clear()
+        until(lambda: len(pub.sent_bars) >= n0 + live_bars, timeout=live_bars * period * 4)
+        pub.hold.set()
+        time.sleep(2.0)
+        log = dc.driver.execute_script("return window.__uiLog || [];")
+        history = _pan_to_history(dc, state)
+        errors = dc.get_logs()
+    sent = pub.sent_bars[n0:n0 + live_bars]
+    with state.lock:
+        x_of = {b.seq: b.x for b in state.bars_by_seq.values()}
+    shown: dict[str, float] = {}
+    for t_ms, _, x in log:
+        shown.setdefault(str(x), t_ms / 1000.0)
+    lat = sorted((shown[x_of[seq]] - t) * 1000.0 for seq, t in sent
+                 if seq in x_of and x_of[seq] in shown)
+    return {
+        "ui_bars_held": held, "browser_candles_drawn": shown_candles,
+        "first_render_s": round(first, 2), "bars_seen": len(lat),
+        "latency_p50_ms": _pct(lat, 50), "latency_p95_ms": _pct(lat, 95),
+        "latency_max_ms": round(lat[-1], 1) if lat else None, "target_p95_ms": 300,
+        "browser_console_errors": len(errors), **history,
+    }
 
 
 def _drawn(dc) -> tuple[int, str]:  # type: ignore[no-untyped-def]
@@ -233,6 +252,9 @@ if __name__ == "__main__":
     ap.add_argument("--period", type=float, default=0.5)
     ap.add_argument("--interval-ms", type=int, default=None,
                     help="the UI's poll period (default: the UI's own)")
+    ap.add_argument("--modes", default="svg,webgl",
+                    help="price chart drawn as svg, webgl or both (default svg,webgl)")
     a = ap.parse_args()
-    for k, v in run(a.bars, a.live, a.period, a.interval_ms).items():
+    for k, v in run(a.bars, a.live, a.period, a.interval_ms,
+                    tuple(a.modes.split(","))).items():
         print(f"  {k:32s} {v}")

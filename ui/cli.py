@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="most bars the chart keeps (default 10000)")
     p.add_argument("--visible", type=int, default=300, metavar="N",
                    help="bars in view when following the last bar (default 300)")
+    p.add_argument("--webgl", choices=("auto", "on", "off"), default="auto",
+                   help="draw the price chart with WebGL: auto (default) when the browser has "
+                        "it, on, or off (SVG)")
     p.set_defaults(func=cmd_ui)
 
 
@@ -52,7 +55,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
     state = UiState(max_bars=args.max_bars)
     sub = Subscriber(state, args.connect, args.commands, bars=args.bars)
     sub.start()
-    app = create_app(state, args.commands, n_visible=args.visible)
+    gl = {"auto": None, "on": True, "off": False}[args.webgl]
+    app = create_app(state, args.commands, n_visible=args.visible, webgl=gl)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     print(f"tradebot ui: open http://{args.host}:{args.port}/  (engine events {args.connect}, "
           f"commands {args.commands}); Ctrl-C stops", file=sys.stderr, flush=True)

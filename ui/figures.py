@@ -163,9 +163,10 @@ def _live_columns(live: list[Any]) -> dict[str, dict[str, list[Any]]]:
     return out
 
 
-@functools.lru_cache(maxsize=1)
-def _price_skeleton() -> str:
-    """The price figure without data, as JSON (built once: plotly's objects are slow)."""
+@functools.lru_cache(maxsize=2)
+def _price_skeleton(webgl: bool = False) -> str:
+    """The price figure without data, as JSON (built once: plotly's objects are slow).
+    ``webgl``: every trace a ``scattergl`` (drawn by the GPU instead of as SVG paths)."""
     fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.015,
                         row_heights=[0.55, 0.1, 0.2, 0.15])
     line = {"width": 1}
@@ -240,14 +241,19 @@ def _price_skeleton() -> str:
         legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0, "font": {"size": 10}},
         height=760, bargap=0.1,
     )
-    return json.dumps(fig.to_plotly_json(), cls=plotly.utils.PlotlyJSONEncoder)
+    out = fig.to_plotly_json()
+    if webgl:
+        for tr in out["data"]:
+            tr["type"] = "scattergl"
+    return json.dumps(out, cls=plotly.utils.PlotlyJSONEncoder)
 
 
 def price_figure(view: dict[str, Any], *,
-                 ranges: tuple[list[str], list[float]] | None = None) -> dict[str, Any]:
+                 ranges: tuple[list[str], list[float] | None] | None = None,
+                 webgl: bool = False) -> dict[str, Any]:
     """The full price figure of a ``UiState.view()``, as the dict Dash sends (the arrays go in
     unvalidated: plotly's validators take seconds over 10,000 candles)."""
-    out = json.loads(_price_skeleton())
+    out = json.loads(_price_skeleton(webgl))
     if ranges is not None:
         for key, ax in out["layout"].items():
             if key.startswith("xaxis"):

@@ -46,9 +46,13 @@ def browser(tmp_path):
         raise
     os.environ.setdefault("DASH_TEST_CHROMEPATH", shutil.which("chromium") or "")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    from selenium import webdriver
+
+    opts = webdriver.ChromeOptions()
+    opts.add_argument("--enable-unsafe-swiftshader")  # WebGL in headless Chromium (software)
     with ThreadedRunner() as server, DashComposite(
         server, browser="Chrome", headless=True, download_path=str(tmp_path),
-        percy_run=False, percy_finalize=False, wait_timeout=15,
+        percy_run=False, percy_finalize=False, wait_timeout=15, options=[opts],
     ) as dc:
         dc.driver.set_window_size(1500, 1180)
         yield dc

@@ -79,7 +79,9 @@ def test_ui_follows_an_engine_through_a_restart(browser, real_messages):
     sub.start()
     pub2 = None
     try:
-        dc.start_server(create_app(state, pub.cmd_addr, n_visible=300), port=free_port())
+        # SVG traces (the other test draws with WebGL, the default where the browser has it)
+        dc.start_server(create_app(state, pub.cmd_addr, n_visible=300, webgl=False),
+                        port=free_port())
         # the late joiner is complete at once: the snapshot's 1,500 bars in the UI, the browser
         # drawing a window of them (the last 300 in view and 150 more) up to the last bar
         until(lambda: len(state_xs(state)) >= 1500 and drawn(dc)[0] >= 400, timeout=20)
@@ -200,6 +202,9 @@ def test_ui_with_the_real_bridge(browser, real_data_path):
         sub.start()
         dc.start_server(create_app(state, cmd, n_visible=300), port=free_port())
         until(lambda: candles(dc) >= 50, timeout=20)
+        types = dc.driver.execute_script(
+            GD + "return gd.data.map(function (t) { return t.type; });")
+        assert set(types) == {"scattergl"}, types  # the browser has WebGL: the chart uses it
         dc.find_element("#btn-pause").click()
         until(lambda: "pause: ok" in text(dc, "#cmd-reply"), timeout=10)
         assert eng.bridge.paused, "the pause did not reach the engine"
