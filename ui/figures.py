@@ -242,9 +242,10 @@ def _price_skeleton(webgl: bool = False) -> str:
         height=760, bargap=0.1,
     )
     out = fig.to_plotly_json()
-    if webgl:
-        for tr in out["data"]:
-            tr["type"] = "scattergl"
+    if webgl:  # the value-area band stays SVG: scattergl draws no "tonexty" fill of hv steps
+        for (name, _), tr in zip(TRACES, out["data"], strict=True):
+            if name not in ("vah", "val"):
+                tr["type"] = "scattergl"
     return json.dumps(out, cls=plotly.utils.PlotlyJSONEncoder)
 
 
