@@ -7,6 +7,7 @@ position) are its strategy's, and two strategies on one account are refused."""
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -55,7 +56,9 @@ def _trade_keys(acct) -> list[tuple]:  # type: ignore[no-untyped-def]
 
 
 def test_six_strategies_trade_live_each_on_its_own_account_like_the_backtest(
-        real_bars: Bars, tmp_path: Path, accounts_env: dict[str, ApexCredentials]) -> None:
+        real_bars: Bars, tmp_path: Path, accounts_env: dict[str, ApexCredentials],
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     bars = real_bars.slice(30_000, 30_000 + N_BARS)
     path = tmp_path / "BTCUSDT_15m_data.csv"
     write_csv(bars, path)
@@ -114,6 +117,13 @@ def test_six_strategies_trade_live_each_on_its_own_account_like_the_backtest(
             # volume_divergence plans have none: they exit by trail or by signal)
             assert bool(targets) == (n in bt_targets), n
     assert traded >= 4, "the sample must exercise most strategies"
+    # no account's keys or secrets in the run's files (journal) or in a log line
+    blobs = [p.read_bytes() for p in (tmp_path / "live").rglob("*") if p.is_file()]
+    text = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    assert blobs
+    for c in accounts_env.values():
+        for secret in (c.key, c.secret, c.passphrase, c.zk_seeds):
+            assert all(secret.encode() not in b for b in blobs) and secret not in text
     assert ws_fills > 0  # some fills came from the websocket first (each booked once above)
 
 
