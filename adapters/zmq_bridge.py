@@ -5,8 +5,19 @@ entry-point group ``tradebot.sinks`` (name ``zmq``) when ``publish.enabled`` is 
 ``tradebot run --publish``, ``tradebot replay``). Docs: ``docs/ui.md`` ("The bridge").
 
 Threads. The engine thread owns the PUB (an XPUB) socket: the bus calls the bridge last on
-every event (priority 1000). An event is queued with the bar count it happened at; a bar only
-counts down (about 0.1 µs above the call). Every few bars the engine thread publishes a *round*:
+the events it needs (priority 1000); bars cost it nothing (the loop calls its ticker between
+chunks of bars, ``Bus.tick_every``). What it subscribes to depends on whether anybody is
+subscribed to the PUB socket (XPUB's subscription frames tell; checked every round):
+
+- nobody: only the events snapshots keep (signals, orders, fills, commands, alerts), each
+  appended straight to its bounded deque (a builtin call, no Python frame); closed trades are
+  read from the accounts (``Account.trades``) when a snapshot is asked, so ``TradeClosed`` and
+  the types nobody else hears stay unheard (``Bus.unheard``: the engine does not build them);
+- a subscriber: every event type, each queued with the bar count it happened at.
+
+The switch happens at a round; bars closed while nobody was subscribed are skipped as a block
+(``seq`` jumps: a new subscriber takes a snapshot anyway). Every few bars the engine thread
+publishes a *round*:
 the bars closed since the last round, read back from the ``BarStore``, each with its feature row
 (the ``FeatureStore`` at that seq), its queued events and every account's equity (from the
 accounts' fill history, so a later bar never leaks in), plus a ``status`` heartbeat. Rounds run
@@ -30,10 +41,10 @@ Order on the wire. Events of one bar go out as: ``bar``, ``features``, that bar'
 engine order (fills of resting orders, signals, orders, trades), ``equity``. Events between bars
 (commands, live fills, the run's end) go out in the next round, before the next bar.
 
-Commands are applied on the engine thread at the end of a bar (every bar live or paced, every 64
-bars flat out), while a paced replay waits for its next bar, live between bars on a 0.25 s timer
-of the engine's clock, or when whoever drives the engine calls ``drain_commands()`` or
-``idle()``. Each is published as a ``CommandApplied`` event on the bus, so the journal records
+Commands are applied on the engine thread at the end of a bar (every bar live or paced, every
+``FLAT_OUT_EVERY`` bars flat out), while a paced replay waits for its next bar, live between
+bars on a 0.25 s timer of the engine's clock, or when whoever drives the engine calls
+``drain_commands()`` or ``idle()``. Each is published as a ``CommandApplied`` event on the bus, so the journal records
 it and every front end sees it (``command.<SYMBOL>``). In backtest mode (a
 backtest or a replay: not live) trading ops (``close``, ``flatten``, ``buy``, ``sell``) are
 refused with the reason; ``pause``/``resume`` (entries) are accepted in every mode.
@@ -80,6 +91,7 @@ from engine.events import (
 log = logging.getLogger(__name__)
 
 INTERVAL_S = 0.02  # publisher cycle
+FLAT_OUT_EVERY = 256  # bars between the ticker's calls when a backtest runs flat out (~1 ms)
 RECENT = 500  # signals, orders, fills, trades kept for snapshots
 NOT_PUBLISHED = frozenset({"TimerFired"})  # internal clock ticks stay off the wire
 LOOPBACK = ("127.", "localhost", "[::1]", "::1")
@@ -150,9 +162,8 @@ class ZmqBridge:
         self._period = 1.0 / self.s.speed if self.s.speed > 0 else 0.0
         self._next_t = 0.0
         live_pace = bool(self._period) or not engine.replay
-        self._every = 1 if live_pace else 64  # bars between looks at the clock and commands
+        every = 1 if live_pace else FLAT_OUT_EVERY  # bars between looks at clock and commands
         self._interval = 0.0 if live_pace else INTERVAL_S
-        self._nb = self._every
         self._last_round = time.perf_counter()
         self._subscribed: set[bytes] = set()  # topic prefixes with a subscriber (XPUB)
         # publisher state: written by the engine thread under _lock, read by snapshots
@@ -166,24 +177,25 @@ class ZmqBridge:
         self.signals: deque[SignalRaised] = deque(maxlen=RECENT)
         self.orders: deque[Event] = deque(maxlen=RECENT)
         self.fills: deque[OrderFilled] = deque(maxlen=RECENT)
-        self.trades: deque[TradeClosed] = deque(maxlen=RECENT)
         self.commands: deque[CommandApplied] = deque(maxlen=RECENT)
         self.alerts: deque[Event] = deque(maxlen=RECENT)
         self._last_beat = 0.0
         self._topics = {k: wire.topic(k, self.symbol) for k in wire.KINDS}
         self._feature_names: list[str] | None = None
         self._keepers = self._make_keepers()
+        self._trades_done: dict[str, int] = {}  # closed trades per account at the last round
+        self._count_trades()
         self._stop = threading.Event()
         self._ctx = context or zmq.Context()
         self._own_ctx = context is None
         self._auth = None
         self._bind()
-        # typed subscriptions at the sinks' priority: bars take the cheapest path
-        bus = engine.bus
-        bus.subscribe(BarClosed, self._on_bar, priority=PRIORITY_SINK, name="zmq-bridge")
-        for cls in wire.EVENT_TYPES.values():
-            if cls is not BarClosed:
-                bus.subscribe(cls, self, priority=PRIORITY_SINK, name="zmq-bridge")
+        # typed subscriptions at the sinks' priority, for nobody subscribed until a round sees
+        # a subscriber; bars: the ticker, between chunks of ``every`` bars
+        self._watched: bool | None = None  # what the subscriptions are for (see _route)
+        self._name = "zmq-bridge"  # the subscriptions' name on the bus
+        self._route(False)
+        self._ticker = engine.bus.tick_every(self._tick, every)
         clock = getattr(engine, "clock", None)
         if not engine.replay and hasattr(clock, "set_timer"):
             # live: apply commands while the feed waits between bars (engine.clock timers)
@@ -267,16 +279,26 @@ class ZmqBridge:
             self._ctx.term()
 
     # -- engine thread ---------------------------------------------------------------------------
-    def _on_bar(self, bar: BarClosed) -> None:
-        """Sink for bars (engine thread, after every other handler of the bar). The bar itself
-        is read back from the store when published; every ``_every`` bars apply waiting
-        commands and, when due, publish a round; pace a replay."""
-        self._nb -= 1
-        if self._nb <= 0:
-            self._tick()
+    def _route(self, watched: bool) -> None:
+        """Subscribe to what the bridge needs with (``watched``) or without a subscriber (see
+        the module doc). Engine thread, between events."""
+        bus = self.engine.bus
+        if self._watched is not None:
+            bus.unsubscribe(self._name)
+        kw: dict[str, Any] = {"priority": PRIORITY_SINK, "name": "zmq-bridge", "owner": self}
+        for cls in wire.EVENT_TYPES.values():
+            if cls is BarClosed:
+                continue
+            handler = (self._on_timer if cls is _TIMER else self._queue if watched
+                       else self._keepers.get(cls))
+            if handler is not None:
+                self._name = kw["name"] = bus.subscribe(cls, handler, **kw)
+        self._watched = watched
 
     def _tick(self) -> None:
-        self._nb = self._every
+        """Every ``every`` bars (the bus's ticker, engine thread, after the bar's handlers; the
+        bars themselves are read back from the store when published): apply waiting commands
+        and, when due, publish a round; pace a replay."""
         if self._cmds:
             self.drain_commands()
         now = time.perf_counter()
@@ -289,22 +311,42 @@ class ZmqBridge:
         if self._period:
             self._pace()
 
-    def __call__(self, event: Event) -> None:
-        """Sink for every other event (engine thread), queued with the bar count it happened
-        at. Commands wait for the end of the bar (``_tick``) or, live between bars, the
-        bridge's timer."""
+    def _queue(self, event: Event) -> None:
+        """Sink for every event but bars and timers while somebody is subscribed (engine
+        thread): queued with the bar count it happened at, published by the next round."""
         self._q.append((self.store.count, event))
+
+    def _on_timer(self, event: Event) -> None:
+        """The bridge's timer (live, between bars): commands are applied, and events and the
+        heartbeat go out now."""
+        if self._cmds:
+            self.drain_commands()
+        self._round(math.inf)
+
+    def __call__(self, event: Event) -> None:
+        """An event handed to the bridge by hand (the bus calls the handlers ``_route`` chose)."""
         if type(event) is _TIMER:
-            if self._cmds:
-                self.drain_commands()
-            self._round(math.inf)  # live, between bars: events and heartbeat go out now
+            self._on_timer(event)
+        elif self._watched:
+            self._queue(event)
+        else:
+            self._keep(event)
+
+    @property
+    def _every(self) -> int:
+        """Bars between the bridge's looks at the clock and the commands (its ticker's)."""
+        return self._ticker.every
+
+    @_every.setter
+    def _every(self, bars: int) -> None:
+        self._ticker.every = bars
 
     def set_speed(self, bars_per_s: float) -> None:
         """Change a replay's pace (0 = as fast as possible, publishing under the budget again);
         any thread may call it."""
         self._period = 1.0 / bars_per_s if bars_per_s > 0 else 0.0
         live_pace = bool(self._period) or not self.engine.replay
-        self._every = 1 if live_pace else 64
+        self._ticker.every = 1 if live_pace else FLAT_OUT_EVERY
         self._interval = 0.0 if live_pace else INTERVAL_S
         self.s.speed = float(bars_per_s)
         self._wake.set()  # a paced wait re-reads the pace
@@ -532,6 +574,15 @@ class ZmqBridge:
             s = self.bar_seq + 1
             q = self._q
             watched = bool(self._subscribed)
+            if watched and not self._watched:
+                # the first subscriber: what happened so far went to the state, not the queue,
+                # so the bars up to now are skipped (a gap; a new subscriber takes a snapshot)
+                if s <= upto:
+                    self.seq += upto - s + 1
+                    self.skipped += upto - s + 1
+                    self._set_bar(upto)
+                    s = upto + 1
+                self._route(True)
             # events after the last published bar, before the next one (commands, live fills)
             while q and q[0][0] <= s:
                 self._event(q.popleft()[1], watched)
@@ -554,6 +605,11 @@ class ZmqBridge:
                 self._set_bar(upto)
                 while q and q[0][0] <= upto + 1:
                     self._keep(q.popleft()[1])
+            self._count_trades()  # the trades a snapshot shows: those up to this round's seq
+            if not watched and self._watched is not False:  # the last subscriber left
+                while q:
+                    self._keep(q.popleft()[1])
+                self._route(False)
             now = time.monotonic()
             if beat or now - self._last_beat >= self.s.heartbeat_s:
                 self._publish("status", "status", int(time.time() * 1000), self.status())
@@ -562,7 +618,7 @@ class ZmqBridge:
     def _event(self, ev: Event, publish: bool) -> None:
         self._keep(ev)
         name = type(ev).__name__
-        if publish and name not in NOT_PUBLISHED:
+        if publish and name not in NOT_PUBLISHED:  # (timers are not queued: belt and braces)
             ts = ev.ts_event_ns or self.bar_ts
             self._publish(wire.kind_of(name), name, ts // 1_000_000, ev)
 
@@ -606,7 +662,7 @@ class ZmqBridge:
 
     # -- state (publisher thread) ---------------------------------------------------------------
     def _keep(self, ev: Event) -> None:
-        """Snapshot state: the recent events of each kind."""
+        """Snapshot state: the recent events of each kind (closed trades: the accounts')."""
         keeper = self._keepers.get(type(ev))
         if keeper is None:
             kind = wire.kind_of(type(ev).__name__)
@@ -616,13 +672,33 @@ class ZmqBridge:
         keeper(ev)
 
     def _make_keepers(self) -> dict[type, Callable[[Any], None]]:
-        # one append per event: working orders come from the brokers when a snapshot is asked
-        return {
-            SignalRaised: self.signals.append, TradeClosed: self.trades.append,
-            CommandApplied: self.commands.append, OrderFilled: self.fills.append,
-            SubmitOrder: self.orders.append, ModifyOrder: self.orders.append,
-            CancelOrder: self.orders.append, OrderCanceled: self.orders.append,
+        # one builtin append per event: working orders come from the brokers and closed trades
+        # from the accounts when a snapshot is asked
+        keepers: dict[type, Callable[[Any], None]] = {
+            SignalRaised: self.signals.append, CommandApplied: self.commands.append,
+            OrderFilled: self.fills.append, SubmitOrder: self.orders.append,
+            ModifyOrder: self.orders.append, CancelOrder: self.orders.append,
+            OrderCanceled: self.orders.append,
         }
+        for name, cls in wire.EVENT_TYPES.items():  # any other order or alert type
+            kind = wire.kind_of(name)
+            if cls not in keepers and kind in ("order", "alert"):
+                keepers[cls] = self.orders.append if kind == "order" else self.alerts.append
+        return keepers
+
+    def _count_trades(self) -> None:
+        self._trades_done = {name: len(a.trades) for name, a in self.engine.accounts.items()}
+
+    def _trades(self) -> list[TradeClosed]:
+        """The last ``RECENT`` trades the accounts had closed at the last round, in time order
+        (under ``_lock``, any thread: a list's slice is taken whole)."""
+        out: list[TradeClosed] = []
+        done = self._trades_done
+        for name, acct in list(self.engine.accounts.items()):
+            n = done.get(name, 0)
+            out += acct.trades[max(0, n - RECENT):n]
+        out.sort(key=_exit_time)
+        return out[-RECENT:]
 
     def _features_row(self, seq: int) -> dict[str, Any]:
         fs = self.engine.features
@@ -692,7 +768,7 @@ class ZmqBridge:
         with self._lock:  # the engine thread holds it while it publishes a round
             seq, b, status = self.seq, self.bar_seq, self.status()
             signals, orders, fills, trades = (list(self.signals), list(self.orders),
-                                              list(self.fills), list(self.trades))
+                                              list(self.fills), self._trades())
             commands, alerts = list(self.commands), list(self.alerts)
         a = max(0, b - n + 1)
         have = b >= 0
@@ -844,6 +920,10 @@ def _read_while_running(lister: Callable[[], list[Any]] | None) -> list[Any]:
 
 def _ignore(ev: Any) -> None:
     return None
+
+
+def _exit_time(t: TradeClosed) -> int:
+    return t.ts_event_ns
 
 
 def _plain(args: dict[str, Any]) -> dict[str, Any]:

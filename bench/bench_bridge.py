@@ -8,12 +8,14 @@ real data tiled to N bars, run as fast as possible:
   spends at most ``publish.max_cpu_share`` of the time, 5 %, and skips the rest as a gap). Each
   is the best of two runs, alternating, wall and CPU (process) time; the issue's target is
   publisher on < 10 % slower.
-- ``sink_us_per_bar``: the bridge's per-bar cost measured alone (its bar handler called in a
-  loop, nobody subscribed), the number that stays readable on a busy machine.
+- ``sink_us_per_bar``: the bridge's per-bar cost measured alone, the number that stays readable
+  on a busy machine: its ticker (``Bus.tick_every``, called by the loop every 64 bars flat out)
+  per bar, plus its handlers for the events of an average bar of the workload with nobody
+  subscribed (each a deque's append; TradeClosed is not heard then).
 - ``pubsub``: every message published (``max_cpu_share`` 1), a subscriber in another process
   counting: messages per second received, and how many the HWM dropped.
 
-Run alone: ``python bench/bench_bridge.py [--bars N]``.
+Run alone: ``python bench/bench_bridge.py [--bars N] [--repeat R]``.
 """
 
 from __future__ import annotations
@@ -100,31 +102,58 @@ def _one(bars, mode: str, share: float = 0.05) -> dict[str, float]:
     return out
 
 
-def _sink_cost(n: int = 300_000) -> float:
-    """Microseconds per bar of the bridge's bar handler (queue, rounds, skipping)."""
+def _events_per_bar(bars) -> float:
+    """Events per bar the bridge's handlers are called for with nobody subscribed (counted by
+    a second handler on the same types, in an untimed run)."""
     from adapters.zmq_bridge import Settings, ZmqBridge
-    from engine.events import BarClosed
+    from engine.bus import PRIORITY_SINK
+
+    eng = _engine(bars)
+    br = ZmqBridge(eng, Settings(pub="tcp://127.0.0.1:0", commands="tcp://127.0.0.1:0"))
+    n = [0]
+
+    def count(_ev: object) -> None:
+        n[0] += 1
+    for cls in br._keepers:
+        eng.bus.subscribe(cls, count, priority=PRIORITY_SINK + 1, name="count")
+    eng.run()
+    br.close()
+    return n[0] / len(bars)
+
+
+def _sink_cost(n: int = 300_000, events_per_bar: float = 0.0) -> float:
+    """Microseconds per bar of the bridge alone, nobody subscribed: its ticker (every
+    ``every`` bars) and its handlers for ``events_per_bar`` events (an order event's)."""
+    from adapters.zmq_bridge import Settings, ZmqBridge
+    from engine.events import SubmitOrder
 
     eng = _engine(tiled(real_bars(), 1000))
     br = ZmqBridge(eng, Settings(pub="tcp://127.0.0.1:0", commands="tcp://127.0.0.1:0"))
-    bar = BarClosed(ts_event_ns=1, ts_init_ns=1, symbol="X", timeframe="15m", seq=1, open=1.0,
-                    high=1.0, low=1.0, close=1.0, volume=1.0)
-    f = br._on_bar
+    every = br._ticker.every
+    tick = br._ticker.fn
+    order = SubmitOrder(ts_event_ns=1, ts_init_ns=1, account="stoch_cross", order_id="x",
+                        side="buy", type="market", seq=1, qty=1.0)
+    route = eng.bus.handlers(SubmitOrder, "stoch_cross")
+    keep = route[-1]  # the bridge's: last on the route
+    ticks, events = n // every, int(n * events_per_bar)
     best = float("inf")
     for _ in range(3):
         t0 = time.process_time()
-        for _ in range(n):
-            f(bar)
+        for _ in range(ticks):
+            tick()
+        for _ in range(events):
+            keep(order)
         best = min(best, time.process_time() - t0)
     br.close()
     return 1e6 * best / n
 
 
-def run(n_bars: int = 1_000_000, pubsub_bars: int = 200_000) -> dict[str, object]:
+def run(n_bars: int = 1_000_000, pubsub_bars: int = 200_000,
+        repeat: int = 2) -> dict[str, object]:
     bars = tiled(real_bars(), n_bars)
     _one(bars.slice(0, 5000), "off")  # warm numba caches
     best: dict[str, dict[str, float]] = {}
-    for _ in range(2):
+    for _ in range(repeat):
         for mode in ("off", "idle", "subscribed"):
             r = _one(bars, mode)
             if mode not in best:
@@ -146,7 +175,8 @@ def run(n_bars: int = 1_000_000, pubsub_bars: int = 200_000) -> dict[str, object
         "subscribed_bars_skipped": subd["skipped"],
         "subscribed_messages_received": subd.get("received"),
     }
-    res["sink_us_per_bar"] = _sink_cost()
+    res["idle_events_per_bar"] = per_bar = _events_per_bar(bars.slice(0, 200_000))
+    res["sink_us_per_bar"] = _sink_cost(events_per_bar=per_bar)
     full = _one(tiled(real_bars(), pubsub_bars), "subscribed", share=1.0)
     res.update({
         "pubsub_bars": pubsub_bars,
@@ -163,8 +193,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bars", type=int, default=1_000_000)
     ap.add_argument("--pubsub-bars", type=int, default=200_000)
+    ap.add_argument("--repeat", type=int, default=2, help="alternations; best of each counts")
     a = ap.parse_args()
-    for k, v in run(a.bars, a.pubsub_bars).items():
+    for k, v in run(a.bars, a.pubsub_bars, a.repeat).items():
         print(f"{k:44s} {v:.4g}" if isinstance(v, float) else f"{k:44s} {v}")
 
 

@@ -18,7 +18,16 @@ different owner gets a ``#2``, ``#3``... suffix, so two instances of one class n
 **Unheard events.** ``Bus.unheard`` is the live set of event types that nobody would receive
 now (no handler, no sink): a publisher whose event serves only the bus (a broker's
 ``OrderCanceled``) may skip building it while its type is in the set (``unheard_types``). A sink
-attached later (journal, ZeroMQ bridge) takes every type out of the set at once.
+attached later (journal) takes every type out of the set at once; a typed subscription only its
+own type, so a sink that needs only some types (the ZeroMQ bridge with nobody subscribed)
+subscribes to those and leaves the rest unheard. ``unsubscribe`` puts a type back in the set when
+its last subscription goes.
+
+**Tickers.** ``tick_every(fn, bars)``: ``fn()`` is called after the handlers of every ``bars``-th
+bar (the loop delivers bars in chunks of at most that many and calls it between chunks), so a
+sink that needs a look at the clock now and then (the ZeroMQ bridge's publishing rounds) costs
+nothing per bar. The ``every`` of the returned ``Ticker`` may be changed at any time; the loop
+reads it at the next chunk.
 
 **Errors.** The bus never swallows an exception. With ``on_error="raise"`` (backtest) the run fails
 fast with the failing handler's name and the event in the message and the real cause chained. With
@@ -65,6 +74,14 @@ class _Sub:
 
 
 @dataclass(slots=True)
+class Ticker:
+    """``fn()`` after every ``every`` bars (see the module doc); ``every`` may change."""
+
+    fn: Callable[[], None]
+    every: int
+
+
+@dataclass(slots=True)
 class Bus:
     """Dispatches events by their exact type (and ``account``, where routed) to handlers."""
 
@@ -83,17 +100,21 @@ class Bus:
     # types published or subscribed so far whose route is empty (see the module doc); a type
     # never seen is not in it (its first publish builds its route, with the sinks)
     unheard: set[type] = field(default_factory=set)
+    tickers: list[Ticker] = field(default_factory=list)  # read by the loop once per chunk
 
     # -- subscribing ---------------------------------------------------------------------------
     def subscribe(
         self, event_type: type, handler: Handler, *, priority: int, name: str | None = None,
-        account: str | None = None,
+        account: str | None = None, owner: object = None,
     ) -> str:
         """Call ``handler(event)`` for every published event of exactly ``event_type``.
 
         Args:
             account: deliver only the events whose ``account`` field equals this (one-to-one
                 routing of commands and fills; the event type must have an ``account`` field).
+            owner: whose subscription this is, for its name (default: the object behind a bound
+                method, or the function): one owner may subscribe builtins such as a deque's
+                ``append`` under its own name.
 
         Returns:
             The name the subscription got (unique per owner; see the module doc).
@@ -101,7 +122,7 @@ class Bus:
         if account is not None and ROUTE_FIELD not in getattr(event_type, "__struct_fields__", ()):
             raise TypeError(f"{event_type.__name__} has no {ROUTE_FIELD!r} field to route on")
         self._counter += 1
-        sub = _Sub(handler, priority, self._counter, self._unique(name, handler), account)
+        sub = _Sub(handler, priority, self._counter, self._unique(name, handler, owner), account)
         self._subs.setdefault(event_type, []).append(sub)
         self._rebuild(event_type)
         return sub.name
@@ -115,9 +136,38 @@ class Bus:
             self._rebuild(t)
         return sub.name
 
-    def _unique(self, name: str | None, handler: Handler) -> str:
+    def unsubscribe(self, name: str) -> int:
+        """Remove every subscription (typed and sink) named ``name``; return how many. A type
+        left with no handler and no sink is unheard again; the name is free for any owner."""
+        touched = set()
+        n = 0
+        for t, subs in self._subs.items():
+            keep = [s for s in subs if s.name != name]
+            if len(keep) != len(subs):
+                n += len(subs) - len(keep)
+                self._subs[t] = keep
+                touched.add(t)
+        sinks = [s for s in self._sinks if s.name != name]
+        if len(sinks) != len(self._sinks):
+            n += len(self._sinks) - len(sinks)
+            self._sinks = sinks
+            touched |= {*self._subs, *self._routes, *self._keyed}
+        for t in touched:
+            self._rebuild(t)
+        self._owners.pop(name, None)
+        return n
+
+    def tick_every(self, fn: Callable[[], None], bars: int) -> Ticker:
+        """Call ``fn()`` after the handlers of every ``bars``-th bar (see the module doc)."""
+        if bars < 1:
+            raise ValueError(f"a ticker runs every 1 or more bars, got {bars}")
+        ticker = Ticker(fn, int(bars))
+        self.tickers.append(ticker)
+        return ticker
+
+    def _unique(self, name: str | None, handler: Handler, owner_obj: object = None) -> str:
         base = name or _name_of(handler)
-        owner = id(getattr(handler, "__self__", handler))
+        owner = id(owner_obj if owner_obj is not None else getattr(handler, "__self__", handler))
         candidate, k = base, 1
         while self._owners.setdefault(candidate, owner) != owner:
             k += 1

@@ -6,6 +6,9 @@ every bar; the only difference between a replay and a live feed is how the bar g
 to the bar's close time, which fires the timers due by then (``engine.clock``); a live feed may
 yield ``None`` while it waits (an idle tick), on which the loop only fires due timers.
 
+Tickers (``Bus.tick_every``: the ZeroMQ bridge's publishing rounds) run between chunks: a chunk
+is at most the smallest ticker's ``every`` bars, so a ticker costs nothing per bar.
+
 A handler that raises is known exactly: the loop's own variable holds the handler it was calling,
 so two instances of one class are never confused. The bus's error policy then applies
 (``Bus.recover``): backtest re-raises; paper/live disable that handler, publish ``HandlerFailed``,
@@ -49,6 +52,11 @@ def run_loop(
     it = iter(bars)
     while True:
         handlers = bus.handlers(BarClosed)
+        tickers = bus.tickers
+        chunk = CHUNK
+        for tk in tickers:
+            if tk.every < chunk:
+                chunk = tk.every
         done = 0
         exhausted = False
         h = None  # the handler being called; None outside the handler calls
@@ -57,7 +65,7 @@ def run_loop(
                 done = -1
                 bar = last
                 # done: how many bars of the chunk were delivered before this one
-                for done, bar in enumerate(islice(it, CHUNK)):
+                for done, bar in enumerate(islice(it, chunk)):
                     t = bar.ts_event_ns
                     if t < sim.due_ns:
                         sim.now = t  # no timer due yet
@@ -69,7 +77,7 @@ def run_loop(
                     h = None
                 done += 1
                 last = bar
-                exhausted = done < CHUNK
+                exhausted = done < chunk
             else:
                 for bar in it:
                     if bar is None:  # a live feed waited without a bar: time passed
@@ -86,7 +94,7 @@ def run_loop(
                         h(bar)
                     h = None
                     done += 1
-                    if done == CHUNK:
+                    if done == chunk:
                         break
                 else:
                     exhausted = True
@@ -102,5 +110,8 @@ def run_loop(
         n += done
         if on_progress is not None and done:
             on_progress(n)
+        if done:
+            for tk in tickers:
+                tk.fn()
         if exhausted:
             return last

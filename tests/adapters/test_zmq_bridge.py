@@ -18,7 +18,7 @@ from engine import wire
 from engine.bootstrap import build_engine
 from engine.config import RunConfig
 from engine.errors import ConfigError
-from engine.events import SignalRaised, SubmitOrder
+from engine.events import BarClosed, OrderCanceled, SignalRaised, SubmitOrder, TradeClosed
 from engine.journal import read_events
 
 BARS = 1500
@@ -133,6 +133,42 @@ def test_every_message_in_order_with_one_sequence(bars, ctx):
     assert status["finished"] and not status["alive"] and status["bar_seq"] == BARS - 1
 
 
+def test_nobody_subscribed_costs_no_trade_events_and_snapshots_stay_complete(bars, ctx):
+    """With nobody on the PUB socket the bridge hears only what snapshots keep: TradeClosed stays
+    unheard (the engine does not publish it; snapshots read the accounts' trades). A subscriber
+    makes it subscribe to everything; when the last one leaves, it goes back."""
+    eng = _engine(bars)
+    br = ZmqBridge(eng, _settings(), context=ctx)
+    # orders reach the bridge last (a deque's append, under the bridge's name); bars never do
+    assert eng.bus.handler_names(SubmitOrder, "poc_target")[-1] == "zmq-bridge"
+    assert "zmq-bridge" not in eng.bus.handler_names(BarClosed) and eng.bus.tickers
+    eng.run()
+    br.run_finished(None)  # the last round: a snapshot shows the trades up to it
+    assert TradeClosed in eng.bus.unheard and OrderCanceled not in eng.bus.unheard
+    assert br.sent == br.seq - br.skipped  # nothing but heartbeats went out
+    rep = request(br.commands_addr, "snapshot", ctx=ctx)
+    assert rep["ok"]
+    snap = rep["snapshot"]
+    trades = sorted((t for a in eng.accounts.values() for t in a.trades),
+                    key=lambda t: t.ts_event_ns)
+    assert len(trades) > 3, "the test needs trades"
+    first_ts = snap["bars"][0]["ts_event_ns"]
+    want = [(t.account, t.exit_seq, t.pnl) for t in trades if t.ts_event_ns >= first_ts]
+    assert [(t["account"], t["exit_seq"], t["pnl"]) for t in snap["trades"]] == want
+    assert snap["signals"] and snap["fills"] and snap["orders"]
+    assert any("stop" in o.get("order_id", "") for o in snap["orders"]), "children canceled"
+    sub = _sub(ctx, br)
+    _wait_subscribed(br)  # a round saw the subscriber: every type is heard now
+    assert not {TradeClosed, OrderCanceled, SignalRaised} & eng.bus.unheard
+    sub.close()
+    deadline = time.monotonic() + 5
+    while TradeClosed not in eng.bus.unheard:
+        assert time.monotonic() < deadline, "the bridge never noticed the subscriber left"
+        br.idle()
+        time.sleep(0.01)
+    br.close()
+
+
 def test_a_budget_overrun_is_a_gap_and_a_snapshot_repairs_it(bars, ctx):
     eng = _engine(bars)
     br = ZmqBridge(eng, _settings(max_cpu_share=0.0001), context=ctx)  # nearly nothing fits
@@ -235,6 +271,8 @@ def test_a_stalled_subscriber_does_not_slow_the_engine(bars, ctx):
     assert t_stalled < 1.5 * t_ok + 0.5, (t_stalled, t_ok)
     assert br.sent == br.seq and br.sent > 3 * BARS  # everything went out, none waited
     got = _drain(sub, 200)
+    br.idle()  # one more heartbeat, now that the pipe has room: the message after the gap
+    got += _drain(sub, 500)
     br.close()
     # ZeroMQ dropped what did not fit the stalled pipe: the subscriber sees fewer and a gap
     assert 0 < len(got) < br.sent // 10

@@ -246,3 +246,25 @@ def msgspec_replace(t, **kw):
     import msgspec
 
     return msgspec.structs.replace(t, **kw)
+
+
+# -- tickers: a sink's look at the clock every N bars, between chunks of the loop ---------------
+@pytest.mark.parametrize("replay", [True, False])
+def test_a_ticker_runs_after_every_nth_bar_and_may_change_its_pace(replay):
+    bus = Bus()
+    seen: list[int] = []
+    bus.subscribe(BarClosed, lambda b: seen.append(b.seq), priority=0)
+    ticks: list[int] = []  # how many bars the handlers had seen at each tick
+
+    def tick() -> None:
+        ticks.append(len(seen))
+        if len(seen) >= 9:
+            ticker.every = 1  # read by the loop at its next chunk
+
+    ticker = bus.tick_every(tick, 3)
+    # replay: the hot path (chunks of bars); not replay: the live path, bar by bar
+    run_loop(_live_bars(14), BarStore("X", "15m", TF), bus, replay=replay)
+    assert seen == list(range(14))
+    assert ticks == [3, 6, 9, 10, 11, 12, 13, 14]
+    with pytest.raises(ValueError, match="1 or more bars"):
+        bus.tick_every(print, 0)

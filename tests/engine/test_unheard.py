@@ -74,3 +74,24 @@ def test_a_typed_handler_takes_its_type_out_of_the_unheard_set():
 
 def test_a_publish_that_is_not_a_bus_hears_everything():
     assert unheard_types(print) == frozenset()
+
+
+def test_unsubscribing_the_last_listener_makes_a_type_unheard_again():
+    bus, acct, _ = _rig()
+    got: list[object] = []
+    kept: list[object] = []
+    name = bus.subscribe(OrderCanceled, got.append, priority=500, name="sink", owner=acct)
+    assert name == "sink"
+    # one owner, one name, several handlers (builtins: their __self__ is the list)
+    assert bus.subscribe(TradeClosed, kept.append, priority=500, name="sink", owner=acct) == name
+    assert not {OrderCanceled, TradeClosed} & bus.unheard
+    bus.publish(_bar(0, 100.0, 101.0, 99.0, 100.0))
+    _round_trip(bus, 0)
+    assert len(got) == 1 and len(kept) == 1
+    assert bus.unsubscribe("sink") == 2
+    assert {OrderCanceled, TradeClosed} <= bus.unheard
+    _round_trip(bus, 2)  # built by nobody, booked by the account all the same
+    assert len(got) == 1 and len(kept) == 1 and len(acct.trades) == 2
+    # the name is free again, for anybody
+    assert bus.subscribe(OrderCanceled, print, priority=500, name="sink") == "sink"
+    assert bus.unsubscribe("nobody") == 0
