@@ -6,8 +6,8 @@ stop_atr_mult`` x 10 values times the trailing stop's ``trail_buffer_pct`` x 20 
 groups of 20 exit-only variants. Every sweep starts from
 an empty results store (nothing reused) and writes no report; measured in one run:
 
-- **1 vs 2 local workers** (forked processes): candidates per second, and the ratio (target
-  >= 1.8x on a machine with two free cores);
+- **1 vs 2 local workers** (forked processes), alternated, best of three each: candidates
+  per second, and the ratio (target >= 1.8x on a machine with two free cores);
 - **Dask LocalCluster** (2 worker processes, 1 thread each, warmed up by small sweeps first)
   against 2 local processes on the same sweep, alternated, best of two each, both measured
   while the cluster exists: the overhead in % (target < 10 %);
@@ -72,9 +72,16 @@ def run(bars: int = 10_000, quick: bool = False) -> dict[str, Any]:
     plan = _plan(bars)
     n = 200
     _sweep(_plan(600, 2, 2), workers=1)  # numba kernels loaded, data cached, imports done
-    t1, o1 = _sweep(plan, workers=1)
-    t2, o2 = _sweep(plan, workers=2)
-    assert [r["score"] for r in o1.rows] == [r["score"] for r in o2.rows]
+    # 1 and 2 workers alternated, best of three each: on a shared machine a burst of other
+    # work then hits both sides alike
+    t1s, t2s = [], []
+    for _ in range(2 if quick else 3):
+        t1, o1 = _sweep(plan, workers=1)
+        t2, o2 = _sweep(plan, workers=2)
+        t1s.append(t1)
+        t2s.append(t2)
+        assert [r["score"] for r in o1.rows] == [r["score"] for r in o2.rows]
+    t1, t2 = min(t1s), min(t2s)
     res: dict[str, Any] = {
         "bars": bars, "candidates": n,
         "cands_per_s_1_worker": n / t1, "cands_per_s_2_workers": n / t2,

@@ -37,6 +37,14 @@ _BARS: dict[str, Any] = {}
 _REGISTRIES: Any = None
 
 
+def share_registries(reg: Any) -> None:
+    """Use ``reg`` (the sweep's, its plugins already loaded by the validation) in this process
+    and in the local workers forked from it, instead of each reading the entry points again."""
+    global _REGISTRIES
+    if reg is not None:
+        _REGISTRIES = reg
+
+
 def registries() -> Any:
     """The installed plugins, read once per process (reading entry points scans every
     installed distribution's metadata: about a tenth of a second each time, per engine built)."""

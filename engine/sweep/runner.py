@@ -22,7 +22,14 @@ import numpy as np
 
 from engine.errors import ConfigError, DataError
 from engine.sweep import overfit
-from engine.sweep.execute import ModelJob, data_key, load_bars, make_executor, make_tasks
+from engine.sweep.execute import (
+    ModelJob,
+    data_key,
+    load_bars,
+    make_executor,
+    make_tasks,
+    share_registries,
+)
 from engine.sweep.search import points, result_score, tpe_optimise
 from engine.sweep.space import Candidate, SweepPlan, space_hash, validate_all, validate_ranges
 from engine.sweep.store import Result, Store, result_key
@@ -147,6 +154,7 @@ def run_sweep(plan: SweepPlan, out: Path | None = None, *, max_candidates: int |
 
     out_dir = check_output_folder(out_dir, "--out")  # before any work: a folder we can write
     t0 = time.perf_counter()
+    share_registries(plan.registries)  # before the workers fork: they inherit the plugins
     ex = make_executor(spec.execution.workers if workers is None else workers,
                        scheduler or spec.execution.scheduler)
     executor = ex.describe()
@@ -161,7 +169,7 @@ def run_sweep(plan: SweepPlan, out: Path | None = None, *, max_candidates: int |
     finally:
         ex.close()
         elapsed = time.perf_counter() - t0
-    failed = sum(1 for r in store.all() if r.status == "failed")
+    failed = store.count_failed()  # counted in SQL: decoding every stored result took longer
     summary.update({"name": spec.name, "method": method, "objective": spec.objective.model_dump(),
                     "executed": run.ran, "reused": run.reused, "failed_results": failed,
                     "elapsed_s": round(elapsed, 3), "executor": executor,

@@ -167,5 +167,9 @@ class Store:
         return [json.loads(r[0]) for r in self.db.execute(
             "SELECT row FROM model_windows ORDER BY file, window")]
 
+    def count_failed(self) -> int:
+        return int(self.db.execute(
+            "SELECT COUNT(*) FROM results WHERE status = 'failed'").fetchone()[0])
+
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
