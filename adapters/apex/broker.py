@@ -199,7 +199,7 @@ class ApexBroker:
         self._stream_lost = False  # a session was lost: back-fill from the fills endpoint
         self.ws_fills = 0  # fills booked from the websocket first (diagnostics, tests)
         self.backfills = 0  # back-fills from the fills endpoint after a websocket drop
-        self._timer = f"apex-ws:{self.name}"
+        self._timer = "apex-ws"  # one timer drains every account's stream (journaled once)
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -351,7 +351,7 @@ class ApexBroker:
         """With a websocket: drain it every ``interval_s`` on ``clock`` (a timer: it fires on
         the loop's idle ticks while the feed waits for the next candle), so a fill pushed
         between two bars is booked within about that long, on the engine thread."""
-        if self.stream is not None:
+        if self.stream is not None and self._timer not in clock.timers():
             clock.set_timer(self._timer, interval_ns=int(interval_s * 1e9))
 
     def on_timer_fired(self, ev: TimerFired) -> None:

@@ -17,6 +17,7 @@ import pytest
 from adapters.apex.account_stream import AccountStream
 from adapters.apex.venue import TEST_CREDENTIALS, LocalVenue
 from engine.bars import Bars
+from engine.clock import SimClock
 from engine.events import OrderFilled, TimerFired
 from tests.adapters.test_apex_broker import START, Harness
 
@@ -71,9 +72,17 @@ def test_a_pushed_fill_is_booked_from_the_websocket_and_once(hw: Harness) -> Non
         if h.venue.book.qty == 0.0:
             break
     assert h.venue.book.qty == 0.0, "the target was reached on the venue"
-    assert _until(lambda: (h.broker.on_timer_fired(TimerFired(ts_event_ns=0, ts_init_ns=0,
-                                                              name="apex-ws:s1", count=1))
-                           or h.acct.qty == 0.0)), "the pushed fill was not booked"
+    # the engine drains it on one clock timer shared by every account's broker
+    clock = SimClock(0)
+    fired: list[TimerFired] = []
+    clock.bind(fired.append)
+    h.broker.bind_clock(clock)
+    h.broker.bind_clock(clock)  # a second broker on the same clock: still one timer
+    assert list(clock.timers()) == ["apex-ws"]
+    clock.advance(2 * 10**9)
+    assert [t.name for t in fired] == ["apex-ws", "apex-ws"]
+    assert _until(lambda: (h.broker.on_timer_fired(fired[-1]) or h.acct.qty == 0.0)), \
+        "the pushed fill was not booked"
     assert [f.order_id for f in h.of(OrderFilled)] == ["s1-1", "s1-2"]
     assert h.broker.ws_fills >= 1 and _fills_reads(h) == reads  # no read of the endpoint
     # the next bar reads the endpoint (the authority): the same fill is not booked again
