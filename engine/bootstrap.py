@@ -14,6 +14,7 @@ by adding adapters, not by touching the loop. No handler or plugin is ever told 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +35,11 @@ from engine.errors import ConfigError, PluginLoadError
 from engine.events import (
     BarClosed,
     CancelOrder,
+    EquityMarked,
     ModifyOrder,
     OrderCanceled,
     OrderFilled,
+    Reconciled,
     SignalRaised,
     SubmitOrder,
     TimerFired,
@@ -256,10 +259,14 @@ def build_engine(
             bus.subscribe(BarClosed, h.on_bar_closed, priority=PRIORITY_FEATURES,
                           name=f"feature:{f.id}")
 
+    # paper/live: an earlier journal of this run (a restart after a crash or a stop) is
+    # continued, its state rebuilt and reconciled before trading (engine.restore)
+    resume = None if replay else _find_resume(config, journal_path)
     broker_cls: BrokerFactory = reg.brokers.load(broker_kind)
     broker_from_config = getattr(broker_cls, "from_config", None)
     if broker_from_config is not None:  # a venue broker (live: apex) needs its client first
-        broker_cls = broker_from_config(config)
+        broker_cls = (broker_from_config(config, resume=True) if resume is not None
+                      else broker_from_config(config))
     signal_rule = None
     if config.signals is not None:
         rule_cls = reg.strategies.load(config.signals.kind)
@@ -282,9 +289,16 @@ def build_engine(
         parallel = _Parallel(kit, workers, bus)
     else:
         kit.wire(config.strategies, bus, accounts, brokers, strategies)
-    journal = _open_journal(config, replay, feed, store, handlers, journal_path)
+    journal = _open_journal(config, replay, feed, store, handlers, journal_path, resume)
     if journal is not None:
         bus.subscribe_all(journal, name="journal")
+        if journal.durable:  # signals and commands on disk before a broker acts on them
+            journal.subscribe_early(bus, PRIORITY_BROKER - 100)
+    if not replay:  # paper/live: every account's equity at every bar close in the journal
+        bus.subscribe(BarClosed, _EquityMarks(accounts, publish), priority=PRIORITY_AFTER_BAR + 1,
+                      name="equity-marks")
+    if resume is not None and journal is not None:
+        _restore(resume, journal, accounts, brokers, strategies, handlers, publish)
 
     def finish(last: BarClosed) -> None:
         if journal is not None:
@@ -306,22 +320,76 @@ def build_engine(
     return engine
 
 
+def _journal_path(config: RunConfig, journal_path: Path | None) -> Path:
+    return config.journal.path if config.journal.enabled else (
+        journal_path or config.output.dir / "journal.sqlite")
+
+
+def run_id(config: RunConfig) -> str:
+    """The run id the journal files events under (a restart continues the same one)."""
+    return f"{config.name}-{config.config_hash()}"
+
+
+@dataclass
+class _Resume:
+    source: Path  # the journal found
+    path: Path  # where this run journals (the source itself, or a copy of it)
+    events: list[Any]
+
+
+def _find_resume(config: RunConfig, journal_path: Path | None) -> _Resume | None:
+    """An earlier journal of this run id: at the journal's own path, or where ``tradebot run``
+    left it for this output folder (the committed result, a killed run's staging folder, an
+    interrupted run's kept folder: ``engine.journal.journal_candidates``). None: a fresh start."""
+    from engine.journal import find_previous, journal_candidates, read_events
+
+    path = _journal_path(config, journal_path)
+    candidates = [path] if path.is_file() else []
+    if not config.journal.enabled:
+        candidates += [p for p in journal_candidates(Path(config.output.dir).absolute())
+                       if p.absolute() != path.absolute()]
+    rid = run_id(config)
+    src = find_previous(candidates, rid)
+    if src is None:
+        return None
+    events = list(read_events(src, rid))
+    logger.warning("%s: continuing run %s from its journal %s (%d events): state rebuilt, then "
+                   "reconciled with the venue before trading", config.name, rid, src, len(events))
+    return _Resume(src, path, events)
+
+
 def _open_journal(config: RunConfig, replay: bool, feed: BarFeed, store: BarStore,
-                  handlers: dict[str, FeatureHandler], journal_path: Path | None
-                  ) -> Journal | None:
+                  handlers: dict[str, FeatureHandler], journal_path: Path | None,
+                  resume: _Resume | None = None) -> Journal | None:
     """The run's journal: ``journal.path`` when ``journal.enabled``. A live feed (paper/live)
     always keeps one (every bar, signal, order, fill and trade; else at ``journal_path``, else
-    ``output.dir/journal.sqlite``), after its warm-up history is in the store: an unreachable
-    venue stops the start before anything is written. The history bars are journaled first,
-    with ``ts_init_ns=0``."""
+    ``output.dir/journal.sqlite``), durable (``engine.journal``), after its warm-up history is
+    in the store: an unreachable venue stops the start before anything is written. The history
+    bars are journaled first, with ``ts_init_ns=0``. A restart (``resume``) continues the
+    earlier journal (copied here when it was elsewhere): the store gets its bars back and the
+    feed resumes after them."""
+    if resume is not None:
+        from engine.journal import copy_journal
+        from engine.restore import bars_of
+
+        if resume.source.absolute() != resume.path.absolute():
+            copy_journal(resume.source, resume.path)
+        bars = bars_of(resume.events)
+        for b in bars:
+            store.append(b.ts_event_ns - store.tf_ns, b.open, b.high, b.low, b.close, b.volume)
+        feed_resume = getattr(feed, "resume", None)
+        if bars and callable(feed_resume):
+            feed_resume(bars)
+        else:
+            _warm_up(config, feed, store, handlers)
+        return Journal(resume.path, run_id(config), include_bars=True, durable=True)
     if not replay:
         _warm_up(config, feed, store, handlers)
     elif not config.journal.enabled:
         return None
-    path = config.journal.path if config.journal.enabled else (
-        journal_path or config.output.dir / "journal.sqlite")
-    journal = Journal(path, f"{config.name}-{config.config_hash()}",
-                      include_bars=config.journal.include_bars or not replay)
+    path = _journal_path(config, journal_path)
+    journal = Journal(path, run_id(config),
+                      include_bars=config.journal.include_bars or not replay, durable=not replay)
     # the history first (what a replay of this run needs), marked ts_init_ns=0: it reached no
     # handler and nothing traded on it
     t, o, h, lo, c, v = (store.column(k).tolist() for k in
@@ -332,6 +400,82 @@ def _open_journal(config: RunConfig, replay: bool, feed: BarFeed, store: BarStor
                           close=c[i], volume=v[i]))
     journal.flush()  # on disk even if the run is stopped before its first bar
     return journal
+
+
+class _EquityMarks:
+    """Paper/live: publish each account's ``EquityMarked`` at every bar close (journaled: what
+    ``tradebot status`` reads today's PnL from)."""
+
+    def __init__(self, accounts: dict[str, Account], publish: Callable[[Any], None]) -> None:
+        self.accounts = accounts
+        self.publish = publish
+
+    def __call__(self, bar: BarClosed) -> None:
+        for name, a in self.accounts.items():
+            self.publish(EquityMarked(ts_event_ns=bar.ts_event_ns, ts_init_ns=bar.ts_init_ns,
+                                      account=name, seq=bar.seq, cash=a.cash, qty=a.qty,
+                                      price=bar.close, equity=a.equity_at(bar.close)))
+
+
+def _restore(resume: _Resume, journal: Journal, accounts: dict[str, Account],
+             brokers: dict[str, Broker], strategies: dict[str, Strategy],
+             handlers: dict[str, FeatureHandler], publish: Callable[[Any], None]) -> None:
+    """Rebuild the state of a restarted run from its journal, then reconcile each broker with
+    its venue (``engine.restore``; a venue broker's ``reconcile``), before the first bar."""
+    from engine.restore import (
+        REPORT,
+        restore_account,
+        restore_runner,
+        working_commands,
+        write_report,
+    )
+
+    events = resume.events
+    last = next((e for e in reversed(events) if type(e) is BarClosed), None)
+    if last is not None:  # the features up to the last bar (the exit plans read them)
+        for h in handlers.values():
+            h.on_bar_closed(last)
+    for name, acct in accounts.items():
+        restore_account(acct, events)
+        strat = strategies.get(name)
+        if isinstance(strat, ExitRunner):
+            restore_runner(strat, events)
+        elif strat is not None and isinstance(getattr(strat, "_n", None), int):
+            from engine.restore import order_number
+
+            strat._n = max([strat._n] + [order_number(e.order_id) for e in events  # type: ignore
+                                         if type(e) is SubmitOrder and e.account == name])
+    report_dir = resume.path.parent
+    for name, gated in brokers.items():
+        broker = gated
+        while "inner" in getattr(broker, "__dict__", {}):  # the broker behind its gates
+            broker = broker.__dict__["inner"]
+        restore = getattr(broker, "restore", None)
+        if callable(restore):  # a venue broker: its orders, then the venue is asked
+            restore(events)
+            broker.reconcile(str(resume.source), report_dir)  # type: ignore[attr-defined]
+            continue
+        # a simulated broker (paper): the orders still working are placed again
+        inner = broker
+        cmds = working_commands(name, events, accounts[name].qty)
+        if last is not None and hasattr(inner, "_bar"):
+            inner._bar = last
+        for cmd in cmds:
+            if type(cmd) is SubmitOrder:
+                inner.on_submit_order(cmd)
+            else:
+                inner.on_modify_order(cmd)
+        acct = accounts[name]
+        rep = Reconciled(
+            ts_event_ns=last.ts_event_ns if last is not None else 0, ts_init_ns=time.time_ns(),
+            account=name, resumed_from=str(resume.source),
+            found=(f"journal: position {acct.qty:+g}, cash {acct.cash:.2f}, "
+                   f"{len(acct.trades)} closed trade(s)",),
+            actions=(f"placed {sum(type(c) is SubmitOrder for c in cmds)} working order(s) "
+                     "again on the simulated broker",))
+        publish(rep)
+        write_report(report_dir / REPORT, rep)
+    journal.flush()
 
 
 WARMUP_MARGIN = 20  # bars of history beyond the handlers' longest warm-up (signal look-backs)

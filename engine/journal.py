@@ -19,6 +19,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -47,6 +48,13 @@ DURABLE_TYPES: frozenset[type[ev.Event]] = frozenset({
     ev.OrderSent, ev.OrderReply, ev.OrderFilled, ev.OrderCanceled, ev.Reconciled,
     ev.CommandApplied, ev.HandlerFailed,
 })
+
+
+# journaled as they are published, before any handler acts on them (``Journal.early``): the
+# bar and the decisions a broker sends orders for are on disk with the order record, even if
+# the process dies before the bus reaches the sinks (a restart then knows the bar was acted on)
+EARLY_TYPES: tuple[type[ev.Event], ...] = (ev.BarClosed, ev.SignalRaised, ev.SubmitOrder,
+                                           ev.ModifyOrder, ev.CancelOrder)
 
 
 class Journal:
@@ -83,13 +91,33 @@ class Journal:
         self.include_bars = include_bars
         self.durable = durable
         self.paused = False  # restore: events re-derived from the journal are not written twice
+        self._early: frozenset[type[ev.Event]] = frozenset()
         self._batch = batch
         self._buf: list[tuple[str, str, int, bytes]] = []
         self._enc = msgspec.msgpack.Encoder()
 
+    def subscribe_early(self, bus: Any, priority: int) -> None:
+        """Also take ``EARLY_TYPES`` from ``bus`` at ``priority`` (before the brokers), instead
+        of as a sink after their handlers: in the journal, a signal and the command it caused
+        come before the ``OrderSent`` of the order (durable mode)."""
+        for t in EARLY_TYPES:
+            bus.subscribe(t, self.early, priority=priority, name="journal")
+        self._early = frozenset(EARLY_TYPES)
+
+    def early(self, event: ev.Event) -> None:
+        if not self.paused:
+            self._buf.append((self.run_id, type(event).__name__, event.ts_event_ns,
+                              self._enc.encode(event)))
+
     def __call__(self, event: ev.Event) -> None:
         t = type(event)
-        if self.paused or (not self.include_bars and t is ev.BarClosed):
+        if self.paused:
+            return
+        if t in self._early:  # written by early(); a bar reaching the sinks has ended
+            if t is ev.BarClosed and self.durable and event.ts_init_ns != 0:
+                self.flush()
+            return
+        if not self.include_bars and t is ev.BarClosed:
             return
         self._buf.append((self.run_id, t.__name__, event.ts_event_ns, self._enc.encode(event)))
         if len(self._buf) >= self._batch or (self.durable and (

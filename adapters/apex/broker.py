@@ -74,6 +74,8 @@ from engine.events import (
     ModifyOrder,
     OrderCanceled,
     OrderFilled,
+    OrderReply,
+    OrderSent,
     SubmitOrder,
     TimerFired,
 )
@@ -189,11 +191,15 @@ class ApexBroker:
         self._orders: dict[str, _Order] = {}  # engine id -> order
         self._by_cid: dict[str, _Order] = {}  # every clientId this broker used -> order
         self._seen_fills: set[str] = set()
+        self._sent: set[str] = set()  # clientIds journaled as sent (OrderSent)
         self._fills_from_ms = 0
         self._bar: BarClosed | None = None
         self.retries = 0  # transient errors retried (diagnostics, tests)
         self.market_wait_s = market_wait_s
         self._polling = False
+        # why new entries are refused after a restart's reconciliation found what it cannot
+        # explain ("" = trading; adapters/apex/reconcile.py); exits and stops still go out
+        self.halted = ""
         # the account's private websocket (adapters.apex.account_stream): fills as they happen
         self.stream = stream
         self._stream_lost = False  # a session was lost: back-fill from the fills endpoint
@@ -204,10 +210,14 @@ class ApexBroker:
     # -- construction --------------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: RunConfig, client: ApexClient | None = None,
-                    run_id: str | None = None) -> Callable[..., ApexBroker]:
+                    run_id: str | None = None, *, resume: bool = False
+                    ) -> Callable[..., ApexBroker]:
         """The ``BrokerFactory`` for a live run of ``config``: one ``ApexClient`` on
         ``data.venue`` (credentials from the environment / ``.env``), clientIds prefixed by
-        ``run_id`` (default: the config's name and hash and the start time in ms)."""
+        ``run_id`` (default: the config's name and hash and the start time in ms, so a
+        restarted run's new orders never reuse a clientId). ``resume``: the run continues from
+        its journal (``engine.restore``): the account may hold what the journal explains, so
+        ``check_flat`` is replaced by the reconciliation (``reconcile``)."""
         if not config.data.venue or not config.data.symbol:
             raise ConfigError("mode: live needs data.venue (main, test or a local venue's URL) "
                               "and data.symbol; see configs/live.yaml")
@@ -228,7 +238,8 @@ class ApexBroker:
             broker = cls(account, publish, costs, policy, market_fill, client=c,
                          symbol=symbol, run_id=rid, stream=stream)
             try:
-                broker.check_flat()
+                if not resume:
+                    broker.check_flat()
             except BaseException:
                 broker.close()
                 raise
@@ -237,9 +248,9 @@ class ApexBroker:
         return factory
 
     def check_flat(self) -> None:
-        """Refuse to start on an account that already holds a position or open orders in the
-        symbol: restart reconciliation (adopting them) is not built yet, and trading beside
-        them could double a position.
+        """Refuse a fresh start (no journal of this run) on an account that already holds a
+        position or open orders in the symbol: trading beside what no journal explains could
+        double a position. A restart with the run's journal reconciles instead (``reconcile``).
 
         Raises:
             VenueError: what the venue holds and how to clear it.
@@ -259,9 +270,9 @@ class ApexBroker:
                 held.append(f"{len(orders)} open order(s)")
             raise VenueError(
                 f"the Apex account at {self.client.base_url} holds {' and '.join(held)} in "
-                f"{self.rules.symbol}; a live run starts flat (adopting them after a restart is "
-                "not built yet): close them with `tradebot flatten CONFIG` (or by hand), then "
-                "start again")
+                f"{self.rules.symbol} and this run has no journal that explains them (a "
+                "restart finds its journal in the output folder: docs/apex.md): close them "
+                "with `tradebot flatten CONFIG` (or by hand), then start again")
 
     @property
     def rules(self) -> SymbolRules:
@@ -275,6 +286,9 @@ class ApexBroker:
 
     # -- commands ------------------------------------------------------------------------------
     def on_submit_order(self, cmd: SubmitOrder) -> None:
+        if self.halted and not cmd.reduce_only:
+            self._canceled(cmd.order_id, f"halted: {self.halted}")
+            return
         o = _Order(cmd.order_id, self.cid(cmd.order_id), cmd.side, cmd.type, cmd.qty, cmd.price,
                    cmd.reduce_only, cmd.tag, cmd.seq)
         try:
@@ -315,9 +329,14 @@ class ApexBroker:
         new.type = sub.type
         try:
             form = self._form(sub, new)
+            self._journal_sent(new, replaces=old_cid)
             placed = self._send(new, form)
+            self._journal_reply(new, "accepted" if placed else "failed")
         except (OrderRejected, VenueError) as exc:
             # the old order stays: the position is never left without its stop
+            if new.cid in self._sent:
+                self._journal_reply(new, "rejected" if isinstance(exc, OrderRejected)
+                                    else "failed", str(exc))
             logger.warning("%s: moving %s to %s failed, the old one stays: %s", self.name,
                            o.order_id, cmd.price, exc)
             return
@@ -476,18 +495,60 @@ class ApexBroker:
             self._fills_from_ms = self._bar.ts_event_ns // 1_000_000 - 60_000
         self._orders[o.order_id] = o
         self._by_cid[o.cid] = o
+        self._journal_sent(o)  # on disk before the request leaves (engine.journal)
+        for c in self._orders.values():
+            if c.parent == o.order_id:
+                self._journal_sent(c)
         try:
             placed = self._send(o, form)
         except OrderRejected as exc:
+            self._journal_reply(o, "rejected", str(exc))
             self._drop_children(o)
             self._canceled(o.order_id, str(exc))
             return
         except VenueError as exc:  # retries spent / unreachable / auth: reported, not crashed
+            self._journal_reply(o, "failed", str(exc))
             self._drop_children(o)
             self._canceled(o.order_id, f"not placed: {exc}")
             return
+        self._journal_reply(o, "accepted" if placed else "failed")
         if placed:
             o.working = True
+
+    def _journal_sent(self, o: _Order, replaces: str = "") -> None:
+        """Publish ``OrderSent`` for ``o``: the journal commits it before this returns (the
+        bus is synchronous; ``engine.journal`` durable types), so before the request leaves."""
+        self._sent.add(o.cid)
+        bar = self._bar
+        ts = bar.ts_event_ns if bar is not None else 0
+        self._publish(OrderSent(
+            ts_event_ns=ts, ts_init_ns=time.time_ns(), account=self.name, order_id=o.order_id,
+            client_id=o.cid, side=o.side, type=o.type, qty=o.qty,  # type: ignore[arg-type]
+            price=o.price, reduce_only=o.reduce_only, seq=o.seq, tag=o.tag, parent=o.parent,
+            replaces=replaces))
+
+    def _journal_reply(self, o: _Order, status: str, reason: str = "") -> None:
+        bar = self._bar
+        ts = bar.ts_event_ns if bar is not None else 0
+        self._publish(OrderReply(ts_event_ns=ts, ts_init_ns=time.time_ns(), account=self.name,
+                                 order_id=o.order_id, client_id=o.cid,
+                                 status=status, reason=reason))  # type: ignore[arg-type]
+
+    # -- restart -------------------------------------------------------------------------------
+    def restore(self, events: list[Event]) -> None:
+        """Rebuild the orders this broker had on the venue from the run's journal (the
+        ``OrderSent`` / ``OrderReply`` / fills / cancels of its account):
+        ``adapters.apex.reconcile.restore``."""
+        from adapters.apex.reconcile import restore
+
+        restore(self, events)
+
+    def reconcile(self, journal: str = "", report_dir: Any = None) -> Any:
+        """Compare the restored state with the venue before trading again and act on it
+        (``adapters.apex.reconcile.reconcile``); returns the ``Reconciled`` report."""
+        from adapters.apex.reconcile import reconcile
+
+        return reconcile(self, journal, report_dir)
 
     def _drop_children(self, o: _Order) -> None:
         for c in [c for c in self._orders.values() if c.parent == o.order_id]:

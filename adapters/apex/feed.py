@@ -418,6 +418,26 @@ class ApexFeed:
         self.stats.warmup = len(candles)
         return candles_to_bars(candles, self.symbol, self.timeframe)
 
+    def resume(self, bars: list[BarClosed]) -> None:
+        """Start the feed after ``bars`` (a restarted run's journaled bars, ``engine.restore``):
+        the iteration delivers the candles that closed after the last of them (those of the
+        downtime first, as after a venue outage), with seqs following theirs.
+
+        Raises:
+            VenueUnreachable: nothing answers at the URL, or not like the ApeX API.
+        """
+        self.check()
+        self._started = True
+        last = bars[-1]
+        open_ms = last.ts_event_ns // NS_PER_MS - self.tf_ms
+        self._start_after = open_ms
+        tail = bars[-self._recent.maxlen:]  # type: ignore[misc]
+        self._recent.extend((b.ts_event_ns // NS_PER_MS - self.tf_ms, b.open, b.high, b.low,
+                             b.close, b.volume) for b in tail)
+        self._last = self._recent[-1]
+        self._seq = last.seq + 1
+        self.stats.warmup = len(bars)
+
     def bind_clock(self, clock: Any) -> None:
         """The engine's clock (``engine.ports.ClockBindable``): while waiting, the feed yields
         ``None`` at least as often as the clock's next timer needs, so timers fire on time."""

@@ -1,0 +1,207 @@
+"""Restart a paper or live run from its journal (``engine.journal``), before it trades again.
+
+``tradebot run`` of a paper/live config whose run id (``<name>-<config hash>``) already has a
+journal (the committed result's, or the staging folder a killed run left: ``engine.journal.
+journal_candidates``) continues that run instead of starting a new one:
+
+1. the journal is copied forward into the new run's folder (the old file is left as it was);
+2. the bar store gets every journaled bar back, with the same seqs (so the old fills' bars,
+   trades.csv and equity.csv stay right), and the feed resumes after the last journaled bar
+   (bars that closed while the engine was down are delivered as a venue outage's back-fill);
+3. each account books its journaled fills again (cash, position, trades);
+4. each exit runner gets its state back: the open trade's setup (from its ``SignalRaised``) and
+   plan, the working stop's id and price (its ``SubmitOrder`` and the ``ModifyOrder`` s after),
+   the partials taken, an entry still in flight, and the order counter, so new order ids (and
+   the clientIds derived from them) never collide with the old run's;
+5. each broker gets its working orders back: a venue broker by ``restore(events)`` (then it
+   reconciles with the venue: ``adapters.apex.reconcile``); the simulated broker of a paper run
+   by re-submitting the orders that were still working.
+
+Events re-derived here (a runner's re-planned stop, an account's ``TradeClosed``) are not
+published: the journal already holds them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.events import (
+    BarClosed,
+    CancelOrder,
+    Event,
+    ModifyOrder,
+    OrderCanceled,
+    OrderFilled,
+    Reconciled,
+    SignalRaised,
+    SubmitOrder,
+)
+
+logger = logging.getLogger(__name__)
+
+REPORT = "reconciliation.json"  # the last reconciliation's report, in the run folder
+
+
+@dataclass
+class Resumed:
+    """What a restart rebuilt (logged, and in the reconciliation report)."""
+
+    path: Path  # the journal it was rebuilt from
+    events: list[Event]
+    bars: int = 0
+    last_bar: BarClosed | None = None
+    positions: dict[str, float] = field(default_factory=dict)
+    working: dict[str, list[str]] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        pos = ", ".join(f"{k} {v:+g}" for k, v in self.positions.items()) or "none"
+        work = sum(len(v) for v in self.working.values())
+        return (f"resumed from {self.path}: {len(self.events):,} events, {self.bars:,} bars, "
+                f"positions {pos}, {work} working order(s)")
+
+
+def order_number(order_id: str) -> int:
+    """The counter part of an engine order id ``<strategy>-<n>`` (0 when it has none)."""
+    tail = order_id.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def bars_of(events: list[Event]) -> list[BarClosed]:
+    """The journaled bars, one per seq, in seq order (the history first, then the live bars).
+
+    Raises:
+        ValueError: the seqs have a hole (the journal is not one run's)."""
+    seen: dict[int, BarClosed] = {}
+    for e in events:
+        if type(e) is BarClosed and e.seq not in seen:
+            seen[e.seq] = e
+    bars = [seen[k] for k in sorted(seen)]
+    for i, b in enumerate(bars):
+        if b.seq != i:
+            raise ValueError(f"the journal's bars jump from seq {i - 1} to {b.seq}")
+    return bars
+
+
+def restore_account(acct: Any, events: list[Event]) -> None:
+    """Book ``acct``'s journaled fills again (nothing published)."""
+    for e in events:
+        if type(e) is OrderFilled and e.account == acct.name:
+            acct.book(e)
+
+
+def restore_runner(runner: Any, events: list[Event]) -> None:
+    """Give an ``engine.exits.ExitRunner`` its state back from the journal (its account must
+    already hold the restored position: ``restore_account``)."""
+    from engine.exits import TradeSetup
+
+    name = runner.name
+    # the journal is written in the bus's depth-first order: an event comes after what its
+    # handlers published (a SignalRaised after its entry's SubmitOrder, a risk refusal's
+    # OrderCanceled before it), so signals and cancels are gathered first
+    signals = {(e.seq, e.side): e for e in events if type(e) is SignalRaised}
+    canceled = {e.order_id for e in events
+                if type(e) is OrderCanceled and e.account == name}
+    subs: dict[str, SubmitOrder] = {}
+    stop_px: dict[str, float] = {}
+    n = 0
+    qty = 0.0
+    pending: tuple[str, TradeSetup] | None = None
+    cur: dict[str, Any] | None = None
+    for e in events:
+        t = type(e)
+        if getattr(e, "account", None) != name:
+            continue
+        if t is SubmitOrder:
+            n = max(n, order_number(e.order_id))
+            subs[e.order_id] = e
+            stop_px.setdefault(e.order_id, e.price)
+            if e.tag == "ENTRY" and not e.reduce_only and e.order_id not in canceled:
+                sig = signals.get((e.seq, "long" if e.side == "buy" else "short"))
+                if sig is not None:
+                    pending = (e.order_id, TradeSetup.from_signal(sig))
+        elif t is ModifyOrder:
+            stop_px[e.order_id] = e.price
+        elif t is OrderFilled:
+            qty += e.qty if e.side == "buy" else -e.qty
+            if abs(qty) < 1e-12:
+                qty = 0.0
+            if e.tag == "ENTRY" and pending is not None and e.order_id == pending[0]:
+                cur = {"setup": pending[1], "entry": e.order_id, "qty": e.qty, "seq": e.seq,
+                       "exits": []}
+                pending = None
+            elif e.tag != "ENTRY" and cur is not None and qty != 0.0:
+                cur["exits"].append((e.order_id, e.seq))
+            if qty == 0.0 and e.tag != "ENTRY":
+                cur = None
+    runner._n = max(runner._n, n)
+    if pending is not None and qty == 0.0:
+        runner._pending, runner._entry_id = pending[1], pending[0]
+    if cur is None or runner.account.qty == 0.0:
+        return
+    k = order_number(cur["entry"])
+    stops = sorted((order_number(o), o) for o, s in subs.items()
+                   if s.tag == "STOP_LOSS" and s.type == "stop" and s.reduce_only
+                   and order_number(o) > k)
+    stop_id = stops[0][1] if stops else ""
+    setup: TradeSetup = cur["setup"]
+    runner._setup = setup
+    runner._plan = runner.plugin.plan(setup, runner.ctx)
+    runner._stop_id = stop_id
+    runner._stop_price = stop_px.get(stop_id, math.nan) if stop_id else math.nan
+    runner._initial_qty = cur["qty"]
+    runner._entry_seq = cur["seq"]
+    partials = [s for o, s in cur["exits"] if o != stop_id]
+    runner._partials_filled = len(partials)
+    runner._last_partial_seq = partials[-1] if partials else -1
+
+
+def working_commands(account: str, events: list[Event], position: float) -> list[Event]:
+    """The orders of ``account`` still working at the journal's end, as the commands that
+    recreate them (``SubmitOrder``, then a ``ModifyOrder`` for a moved price): for a simulated
+    broker, which keeps no venue. Reduce-only orders are dropped when ``position`` is flat."""
+    subs: dict[str, SubmitOrder] = {}
+    price: dict[str, float] = {}
+    gone = {e.order_id for e in events  # (before or after its SubmitOrder: restore_runner)
+            if type(e) is OrderCanceled and e.account == account}
+    for e in events:
+        if getattr(e, "account", None) != account:
+            continue
+        t = type(e)
+        if t is SubmitOrder:
+            if e.order_id not in gone:
+                subs[e.order_id] = e
+        elif t is ModifyOrder and e.order_id in subs:
+            price[e.order_id] = e.price
+        elif t is CancelOrder:
+            subs.pop(e.order_id, None)
+        elif t is OrderFilled:
+            s = subs.get(e.order_id)
+            if s is not None and (s.type != "limit" or not math.isfinite(s.qty)
+                                  or e.qty >= s.qty - 1e-12):
+                subs.pop(e.order_id)
+    out: list[Event] = []
+    for oid, s in subs.items():
+        if s.reduce_only and position == 0.0:
+            continue
+        out.append(s)
+        if oid in price:
+            out.append(ModifyOrder(ts_event_ns=s.ts_event_ns, ts_init_ns=s.ts_init_ns,
+                                   account=account, order_id=oid, price=price[oid]))
+    return out
+
+
+def write_report(path: Path, rep: Reconciled) -> None:
+    """Write a ``Reconciled`` report as ``reconciliation.json`` (``REPORT``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "account": rep.account, "resumed_from": rep.resumed_from,
+        "time_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(rep.ts_init_ns / 1e9)),
+        "halted": rep.halted, "found": list(rep.found), "actions": list(rep.actions),
+        "problems": list(rep.problems),
+    }, indent=2) + "\n")
