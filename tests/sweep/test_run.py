@@ -261,3 +261,21 @@ def test_cli_exits_1_when_every_candidate_failed(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "every candidate failed" in err and "DataError" in err and "GAPPY" in err
     assert not (tmp_path / "o" / "best.yaml").exists()
+
+
+def test_candidates_never_change_the_base_config_and_long_tasks_go_first(plan_of):
+    import copy
+
+    plan = plan_of(sweep_dict())
+    before = copy.deepcopy(plan.base_raw)
+    cands = validate_all(plan, points(plan))
+    # copy-on-write along the swept paths: the shared base is untouched, each candidate has
+    # its own value
+    assert plan.base_raw == before
+    bufs = {c.config.strategies[0].params.get("trail_buffer_pct") for c in cands
+            if c.strategy == "trailing_stop"}
+    assert bufs == {0.5, 1.0, 1.5}
+    tasks = make_tasks([(c, 0, 800) for c in cands[:2]] + [(c, 0, 2000) for c in cands[2:4]],
+                       0, 8)
+    assert [(t.lo, t.hi) for t in tasks][0] == (0, 2000)  # the longest segment first
+    assert sorted((t.hi for t in tasks), reverse=True) == [t.hi for t in tasks]
