@@ -37,11 +37,14 @@ import json, sys, time, zmq, msgspec
 ctx = zmq.Context(); s = ctx.socket(zmq.SUB); s.linger = 0; s.rcvhwm = 100000
 s.subscribe(b""); s.connect(sys.argv[1]); print("ready", flush=True)
 dec = msgspec.msgpack.Decoder(); n = 0; first = last = None; t0 = t1 = None; gaps = 0; prev = None
-while s.poll(60000 if n == 0 else 1500):
-    _, p = s.recv_multipart(); seq = dec.decode(p)["seq"]; n += 1
+# until the run's last status (finished); a long wait between messages: on a loaded machine
+# the engine may not get the CPU for seconds (a subscriber that left would switch it off)
+while s.poll(60000 if n == 0 else 20000):
+    _, p = s.recv_multipart(); m = dec.decode(p); seq = m["seq"]; n += 1
     t1 = time.perf_counter(); t0 = t0 or t1
     if prev is not None and seq != prev + 1: gaps += 1
     prev = seq; first = first or seq; last = seq
+    if m["type"] == "status" and m["data"].get("finished"): break
 print(json.dumps({"received": n, "first": first, "last": last, "gaps": gaps,
                   "seconds": (t1 - t0) if t0 else 0.0}), flush=True)
 """
