@@ -496,6 +496,21 @@ class WindowTrainer:
         return cfg.model_dump(mode="json", exclude={"data", "output"})
 
     @staticmethod
+    def check_bars(config: dict[str, Any], n_bars: int, where: str) -> None:
+        """Refuse a train window too short for the config's purged split, before any run.
+
+        Raises:
+            ConfigError: a part of the split would be empty.
+        """
+        cfg = TrainConfig.model_validate({**config, "data": {"file": "window.csv"}})
+        try:
+            time_split(n_bars, cfg.split, cfg.features.lookback_bars, cfg.labels.horizon_bars)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: a train window of {n_bars} bars is too short for the "
+                              f"training config's split ({exc}); raise walk_forward.train_bars "
+                              "or change split in the training config") from None
+
+    @staticmethod
     def train(config: dict[str, Any], bars: Bars, out_dir: str | Path, name: str,
               data_file: str) -> dict[str, Any]:
         """Train on ``bars`` only; write ``out_dir/name.pt`` and its card.

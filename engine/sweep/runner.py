@@ -371,6 +371,7 @@ def _wf_tpe(run: _Runner, st: _WF, limit: int | None) -> None:
         if n is not None:
             st.n_of[str(f)] = n
             st.win_of[str(f)] = windows(n, wf, f"walk_forward ({f})")
+    _check_retrain(run, st)
     batch = plan.spec.search.batch or 2 * run.ex.workers
     for fk, ws in st.win_of.items():
         fixed = {"data.file": _file_value(plan, fk)} if "data.file" in plan.dims else None
@@ -398,6 +399,7 @@ def _wf_grid(run: _Runner, st: _WF, cands: list[Candidate]) -> None:
         st.n_of[fk] = n
         st.win_of.setdefault(fk, windows(n, wf, f"walk_forward ({c.config.data.file})"))
         st.by_file.setdefault(fk, []).append(c)
+    _check_retrain(run, st)
     jobs = []
     for fk, ws in st.win_of.items():
         for w in ws:
@@ -486,6 +488,20 @@ def _wf_equity(run: _Runner, st: _WF, cash: float) -> dict[str, dict[str, list[f
         label = "" if fk == "None" else f" ({Path(fk).name})"
         equity[f"walk-forward out-of-sample{label}"] = stitch(curves, cash)
     return equity
+
+
+def _check_retrain(run: _Runner, st: _WF) -> None:
+    """``retrain_model``: refuse train windows too short for the training split up front."""
+    mt = run.plan.model_train
+    if mt is None:
+        return
+    from engine.sweep.space import model_trainer
+
+    check = getattr(model_trainer(mt["trainer"]), "check_bars", None)
+    for ws in st.win_of.values():
+        for n in sorted({w.train_hi - w.train_lo for w in ws}):
+            if check is not None:
+                check(mt["config"], n, f"{run.plan.source}: walk_forward.retrain_model")
 
 
 def _model_key(mt: dict[str, Any], data: dict[str, Any], w: Window) -> str:

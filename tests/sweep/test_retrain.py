@@ -156,3 +156,16 @@ def test_retrain_model_refused_up_front(plan_of, tmp_path):
         d = spec()
         d["walk_forward"]["retrain_modle"] = d["walk_forward"].pop("retrain_model")
         SweepConfig.model_validate(d)
+
+
+def test_train_window_too_short_for_the_split_refused_before_any_run(plan_of, tmp_path):
+    from .conftest import SYNTH
+
+    d = _spec(SYNTH)
+    d["run"]["data"]["end"] = "2024-01-24 23:45:00"  # 2,304 synthetic bars
+    d["walk_forward"].update(train_bars=800, test_bars=350)
+    with pytest.raises(ConfigError, match="train window of 800 bars is too short.*raise "
+                       "walk_forward.train_bars"):
+        run_sweep(plan_of(d), tmp_path / "o", progress=False)
+    assert not (tmp_path / "o" / "results.sqlite").exists() or Store(
+        tmp_path / "o" / "results.sqlite").count() == 0
