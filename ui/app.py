@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from dash import Dash, Input, Output, State, ctx, html, no_update
+from flask import request as http_request
 from dash.exceptions import PreventUpdate
 
 from ui import figures, layout
@@ -26,6 +27,7 @@ from ui.subscriber import request
 TRADING = {"close", "flatten", "buy", "sell"}
 WINDOW_SLACK = 0.5  # bars held beyond the visible ones, as a share of them, on each side
 RENDER_WAIT_S = 10.0  # a full render not answered by then is asked for again
+WAIT_S = 10.0  # the page's long poll for bars is answered after this long at the latest
 DECIMATED_RENDER_S = 2.0  # a window of multi-bar candles is redrawn at most this often
 _X_KEY = re.compile(r"^xaxis\d*\.range(\[([01])\])?$")
 
@@ -99,6 +101,24 @@ def create_app(state: UiState, commands: str, *, n_visible: int = 300, interval_
     app = Dash(__name__, title="tradebot monitor", update_title=None)
     app.layout = layout.build(n_visible, interval_ms)
     min_gap_s = min_update_ms / 1000.0
+    @app.server.route("/_ui/wait")
+    def wait_bars() -> Any:  # the page's long poll: answers as soon as a bar arrives
+        since = http_request.args.get("since", "")
+        return {"bars": state.wait_bars(since, WAIT_S)}
+
+    # The page asks the server to tell it when bars arrive (a long poll outside Dash) and then
+    # fires the tick at once through the "wake" store, so a bar does not wait for the next
+    # interval; the interval stays as the fallback (and drives coalesced updates).
+    app.clientside_callback(
+        "function (_) { if (window.__uiWait) { return window.dash_clientside.no_update; }"
+        " window.__uiWait = true; var since = '';"
+        " function loop() { fetch('" + app.config.requests_pathname_prefix + "_ui/wait?since='"
+        " + encodeURIComponent(since)).then(function (r) { return r.json(); })"
+        ".then(function (d) { if (d.bars !== since) { since = d.bars;"
+        " window.dash_clientside.set_props('wake', {data: since}); } loop(); })"
+        ".catch(function () { setTimeout(loop, 1000); }); }"
+        " loop(); return window.dash_clientside.no_update; }",
+        Output("wake", "data"), Input("wake", "id"))
     app.clientside_callback(  # does this browser have WebGL? (read once, at page load)
         "function (_) { try { var c = document.createElement('canvas');"
         " return !!(c.getContext('webgl2') || c.getContext('webgl')); }"
@@ -122,12 +142,13 @@ def create_app(state: UiState, commands: str, *, n_visible: int = 300, interval_
         Output("cursor", "data", allow_duplicate=True),
         Output("win", "data", allow_duplicate=True),
         Output("render", "data", allow_duplicate=True),
-        Input("tick", "n_intervals"),
+        Input("tick", "n_intervals"), Input("wake", "data"),
         State("cursor", "data"), State("render", "data"), State("rendered", "data"),
         State("win", "data"), State("n-visible", "value"), State("follow", "value"),
         State("gl", "data"), prevent_initial_call=True,
     )
-    def tick(_n: int, cursor: dict[str, Any] | None, render: dict[str, Any] | None,
+    def tick(_n: int, _wake: str | None, cursor: dict[str, Any] | None,
+             render: dict[str, Any] | None,
              rendered: dict[str, Any] | None, win: dict[str, Any] | None, nvis: int,
              follow: list[str], has_gl: bool | None):
         if webgl is None and has_gl is None:
@@ -144,6 +165,8 @@ def create_app(state: UiState, commands: str, *, n_visible: int = 300, interval_
             raise PreventUpdate
         if now - cursor.get("t", 0) < min_gap_s:
             raise PreventUpdate  # coalesce: at most one update per min_update_ms
+        if not state.last_bar_ready(now=now):
+            raise PreventUpdate  # the last bar's features and events are on their way
         new_cursor["t"] = now
         if win.get("hi") is not None:  # the user looks at history: nothing new is in view
             return no_update, new_cursor, no_update, no_update

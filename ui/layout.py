@@ -95,6 +95,7 @@ def build(n_visible: int, interval_ms: int) -> html.Div:
         dcc.Store(id="rendered", data=None),  # the last one answered: {"rid", "t"}
         dcc.Store(id="win", data=None),  # the bars the browser holds: {"lo", "hi", "k", "n"}
         dcc.Store(id="eq-cursor", data=None),
+        dcc.Store(id="wake", data=None),  # set by the page's long poll when bars arrive
         dcc.Store(id="gl", data=None),  # the browser has WebGL (set at page load)
         dcc.Store(id="selected", data=None),
         dcc.Store(id="pending", data=None),

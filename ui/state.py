@@ -122,6 +122,7 @@ class UiState:
 
     def __post_init__(self) -> None:
         self.conn = Conn()
+        self.changed = threading.Condition(self.lock)  # notified on every bar and snapshot
         self._reset()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -150,6 +151,8 @@ class UiState:
         self.orders: dict[str, dict[str, Any]] = {}  # working reduce-only children per order id
         self.last_x_end = ""  # close time of the last bar
         self.last_seq = -1
+        self.last_bar_wall = 0.0  # time.time() the last bar arrived
+        self.last_bar_complete = True  # its last message (equity) arrived too
         self.pending: dict[str, dict[str, Any]] = {}  # entry id -> attached stop/target
         self.commands: deque[dict[str, Any]] = deque(maxlen=50)
         self.alerts: deque[dict[str, Any]] = deque(maxlen=50)
@@ -205,6 +208,7 @@ class UiState:
                                     self.bars_by_seq.values())).x,
                                 "kind": "stop" if o["type"] == "stop" else "target"}
             self.seq = int(reply.get("seq", 0))
+            self.changed.notify_all()
             self.conn.snapshots += 1
             self.conn.state = "live"
             self.conn.last_msg_wall = time.time()
@@ -289,6 +293,9 @@ class UiState:
             old, _ = self.bars_by_seq.popitem(last=False)
             self.features.pop(old, None)
         self.logs["bars"].append(bar)
+        self.last_bar_wall = time.time()
+        self.last_bar_complete = False
+        self.changed.notify_all()
         self.last_x_end = fmt_time(t_open + self.tf_ms) if self.tf_ms else bar.x
         self.last_seq = seq
         for order in self.orders.values():  # working stops/targets start their run here
@@ -408,8 +415,29 @@ class UiState:
                 del series[: len(series) - self.max_bars]
         bar = self.bars_by_seq.get(seq)
         self.logs["equity"].append((seq, bar.x if bar else None, eq))
+        if seq == self.last_seq and not self.last_bar_complete:
+            self.last_bar_complete = True  # a bar's messages end with its equity (WIRE.md)
+            self.changed.notify_all()
 
     # -- reading (callbacks) ---------------------------------------------------------------------
+    def wait_bars(self, since: str, timeout_s: float) -> str:
+        """Block until the bars differ from ``since`` (a previous return value: snapshot
+        generation and bars received) or ``timeout_s`` passed; return the current value."""
+        def now() -> str:
+            return f"{self.gen}:{self.logs['bars'].total}:{int(self.last_bar_complete)}"
+
+        with self.changed:
+            self.changed.wait_for(lambda: now() != since, timeout=timeout_s)
+            return now()
+
+    def last_bar_ready(self, grace_s: float = 0.15, now: float | None = None) -> bool:
+        """Whether the last bar's messages are all here (its equity came), or it came more than
+        ``grace_s`` ago (a publisher without equity messages): one update per bar, not one for
+        the bar and another for its features."""
+        now = time.time() if now is None else now
+        with self.lock:
+            return self.last_bar_complete or now - self.last_bar_wall > grace_s
+
     def cursor(self) -> dict[str, int]:
         """Where a full render leaves the browser: pass it to ``delta`` next time."""
         with self.lock:

@@ -264,3 +264,24 @@ def test_equity_figure_is_bounded():
     fig = figures.equity_figure(eq, ["a"], max_points=2000)
     ys = fig["data"][0]["y"]
     assert len(ys) <= 2001 and ys[0] == 0.0 and ys[-1] == 10_000.0  # the last point is kept
+
+
+def test_wait_bars_wakes_on_a_bar_and_times_out():
+    import threading
+    import time
+
+    st = UiState()
+    st.apply_snapshot(snapshot(3, seq=1))
+    now = st.wait_bars("", 0.0)
+    assert now == f"{st.gen}:3:1"  # gen, bars, the last bar complete (equity in the snapshot)
+    t0 = time.monotonic()
+    assert st.wait_bars(now, 0.05) == now  # nothing new: answered at the timeout
+    assert time.monotonic() - t0 >= 0.04
+    threading.Timer(0.05, st.apply_message, ("bar.X", msg(2, "BarClosed", bar(3)))).start()
+    t0 = time.monotonic()
+    assert st.wait_bars(now, 5.0) == f"{st.gen}:4:0"  # a bar, its equity still to come
+    assert time.monotonic() - t0 < 2.0  # woken by the bar, not the timeout
+    assert not st.last_bar_ready(grace_s=60.0)
+    assert st.last_bar_ready(grace_s=60.0, now=time.time() + 61)  # no equity: after a while
+    st.apply_message("equity.X", msg(3, "equity", {"bar_seq": 3, "equity": {"a": 1.0}}))
+    assert st.last_bar_ready(grace_s=60.0) and st.wait_bars("", 0.0) == f"{st.gen}:4:1"
