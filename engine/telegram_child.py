@@ -14,7 +14,9 @@ The engine imports no adapter (DESIGN.md): the child is started by its command l
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -111,8 +113,9 @@ class BotProcess:
                     break
                 except subprocess.TimeoutExpired:
                     continue
-            else:
-                proc.kill()
+            else:  # the bot and its helpers (its chart process): its session is theirs
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         if self._thread.is_alive():
             self._thread.join(timeout)

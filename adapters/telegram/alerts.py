@@ -156,6 +156,21 @@ def chart_png(bars: list[dict[str, Any]], sig: dict[str, Any],
     return buf.getvalue()
 
 
+def chart_worker_init(parent: int) -> None:
+    """In the chart process: exit when the bot that started it is gone (a bot killed outright
+    cannot shut its pool down, and an orphan would hold the run's terminal and pipes)."""
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def warm_up() -> None:
     """Draw a throw-away chart (imports, fonts): the first real alert is not late."""
     bars = [{"seq": i, "open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5} for i in range(3)]

@@ -3,7 +3,7 @@ that keeps ``EngineState`` and turns events into alerts, and the outbox delivere
 
 ``FrontEnd(cfg, secrets, pub, commands)`` holds it all; ``await fe.run(stop)`` runs until the
 ``stop`` event is set (``tradebot telegram`` sets it on Ctrl-C). Everything runs on one asyncio
-loop; charts are drawn in a worker thread, off the alert path.
+loop; charts are drawn in a process of their own, off the alert path.
 
 Subscriber (WIRE.md): SUB to the topics alerts need only (``TOPICS``: no bars, features or
 equity, so a flat-out engine's per-bar messages cost this process nothing: the publisher
@@ -31,10 +31,14 @@ import asyncio
 import contextlib
 import logging
 import math
+import multiprocessing
+import os
 import secrets as _secrets
 import time
 import warnings
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -132,12 +136,13 @@ class FrontEnd:
         self.seen: set[str] = set()
         self.synced = asyncio.Event()
         self.warmed = False  # the first chart drawn (matplotlib loaded)
-        self._wake = asyncio.Event()
+        self._wakes = (asyncio.Event(), asyncio.Event())  # the text lane, the photo lane
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._charts: asyncio.Queue[tuple[dict[str, Any], dict[str, Any] | None]] = \
             asyncio.Queue()
         self._next_ask = 0.0  # flat-out pacing of setups and chart bars (time.monotonic)
         self._lost = 0  # the publisher's skipped + dropped count at the last look
+        self._pool: ProcessPoolExecutor | None = None  # the chart process (see _draw)
         self._rate: dict[int, _Rate] = {}
         self.delivered: list[tuple[float, str]] = []  # (time, key): latency and order checks
         b = Application.builder().token(secrets.token)
@@ -160,7 +165,7 @@ class FrontEnd:
             await self.app.updater.start_polling(poll_interval=0.0, timeout=self.poll_timeout)
             tasks = [asyncio.create_task(c) for c in (
                 self._subscribe(), self._build_alerts(), self._draw_charts(), self._deliver(),
-                self._daily())]
+                self._deliver(photos=True), self._daily())]
             for t in tasks:
                 t.add_done_callback(_died)
             try:
@@ -172,6 +177,8 @@ class FrontEnd:
                 await self.app.updater.stop()
                 await self.app.stop()
                 self.outbox.close()
+                if self._pool is not None:
+                    self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- subscriber ------------------------------------------------------------------------
     async def _subscribe(self) -> None:
@@ -338,18 +345,38 @@ class FrontEnd:
                 if v[0] == "take" and v[1] in reason:
                     del self.takes[t]
 
+    async def _draw(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` in the chart process: matplotlib's drawing holds the GIL for tens of
+        ms at a time, which in a thread of this process would stall the loop (and every alert
+        behind it). A pool that broke (its process died) is replaced once."""
+        loop = asyncio.get_running_loop()
+        for attempt in (1, 2):
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=alerts.chart_worker_init, initargs=(os.getpid(),))
+            try:
+                return await loop.run_in_executor(self._pool, fn, *args)
+            except BrokenProcessPool:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+                if attempt == 2:
+                    raise
+                log.warning("the chart process died; starting another")
+        return None
+
     async def _draw_charts(self) -> None:
-        """Signal charts, one at a time in a worker thread, each sent as its own message after
-        the signal's text (which never waits for it)."""
+        """Signal charts, one at a time in a process of their own, each sent as its own
+        message after the signal's text (which never waits for it)."""
         # the first chart pays matplotlib's import and font set-up: pay it before any alert
-        await asyncio.to_thread(alerts.warm_up)
+        await self._draw(alerts.warm_up)
         self.warmed = True
         while True:
             sig, setup = await self._charts.get()
             try:
                 bars = await self._chart_bars(sig)
                 t0 = time.perf_counter()
-                png = await asyncio.to_thread(alerts.chart_png, bars, sig, setup)
+                png = await self._draw(alerts.chart_png, bars, sig, setup)
                 took = time.perf_counter() - t0
                 log.debug("alarm %s: chart %.3f s", sig["alarm_id"], took)
                 self.enqueue("signal", f"chart-{sig['alarm_id']}",
@@ -383,7 +410,8 @@ class FrontEnd:
             return 0
         chats = self.cfg.routes.get(kind) or sorted(self.allowed)
         n = sum(self.outbox.put(key, c, kind, text, photo, buttons) for c in chats)
-        self._wake.set()
+        for w in self._wakes:
+            w.set()
         return n
 
     async def _daily(self) -> None:
@@ -415,14 +443,17 @@ class FrontEnd:
             return 0.0
         return r.sent[0] + 60 - now
 
-    async def _deliver(self) -> None:
+    async def _deliver(self, photos: bool = False) -> None:
+        """One delivery lane: texts, or photos (charts). A photo's upload never holds up a
+        text; a photo waits for the texts queued before it (its signal's text among them)."""
         bot = self.app.bot
+        wake = self._wakes[photos]
         while True:
-            item = self.outbox.head()
+            item = self.outbox.head(photos)
             if item is None:
-                self._wake.clear()
+                wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), 1.0)
+                    await asyncio.wait_for(wake.wait(), 1.0)
                 continue
             now = time.time()
             wait = max(item.next_try - now, self._rate_wait(item.chat_id, now))

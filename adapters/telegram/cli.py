@@ -59,6 +59,12 @@ def cmd_telegram(args: argparse.Namespace) -> int:
               f"{pub}, commands {commands}; Ctrl-C stops", file=sys.stderr, flush=True)
         await fe.run(stop)
 
+    import signal
+
+    def _term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops it like Ctrl-C: the outbox closes cleanly
+
+    signal.signal(signal.SIGTERM, _term)
     try:
         asyncio.run(main())
     except KeyboardInterrupt:

@@ -2,10 +2,12 @@
 
 ``put`` stores an alert under a key (the alarm id for a signal, the order id for a fill, ...):
 a key already queued for that chat is dropped, so an alert is sent once however many times it is
-seen (a resync after a gap replays the snapshot). The deliverer (``bot.Deliverer``) sends the
-oldest unsent alert first and marks it sent only after Telegram accepted it: delivery is at least
-once (a crash between the two resends one alert) and in order (an alert that cannot go out
-holds the ones behind it). Telegram being down or answering 429 only delays the queue; nothing in
+seen (a resync after a gap replays the snapshot). The deliverer (``FrontEnd._deliver``) sends
+the oldest unsent alert first and marks it sent only after Telegram accepted it: delivery is at
+least once (a crash between the two resends one alert) and in order (an alert that cannot go out
+holds the ones behind it). Photos (signal charts) go in a lane of their own, in their order, each
+after every text queued before it: a chart always follows its signal's text, and its upload
+never delays the text alerts behind it. Telegram being down or answering 429 only delays the queue; nothing in
 the engine waits for it (the front end is its own process).
 """
 
@@ -85,11 +87,19 @@ class Outbox:
              time.time()))
         return cur.rowcount == 1
 
-    def head(self) -> Item | None:
-        """The oldest alert not yet sent (nor given up)."""
-        row = self.db.execute(
-            "SELECT id, key, chat_id, kind, text, photo, buttons, attempts, next_try FROM outbox "
-            "WHERE sent IS NULL AND failed IS NULL ORDER BY id LIMIT 1").fetchone()
+    def head(self, photos: bool = False) -> Item | None:
+        """The oldest text alert not yet sent (nor given up); with ``photos``, the oldest photo
+        queued before every unsent text (a signal's chart follows its text)."""
+        if photos:
+            q = ("SELECT id, key, chat_id, kind, text, photo, buttons, attempts, next_try "
+                 "FROM outbox WHERE sent IS NULL AND failed IS NULL AND photo IS NOT NULL AND "
+                 "id < COALESCE((SELECT MIN(id) FROM outbox WHERE sent IS NULL AND failed IS "
+                 "NULL AND photo IS NULL), 9223372036854775807) ORDER BY id LIMIT 1")
+        else:
+            q = ("SELECT id, key, chat_id, kind, text, photo, buttons, attempts, next_try "
+                 "FROM outbox WHERE sent IS NULL AND failed IS NULL AND photo IS NULL "
+                 "ORDER BY id LIMIT 1")
+        row = self.db.execute(q).fetchone()
         if row is None:
             return None
         b = json.loads(row[6]) if row[6] else None

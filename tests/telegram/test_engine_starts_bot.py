@@ -115,6 +115,10 @@ def test_run_starts_the_bot_keeps_trading_through_its_crash_and_stops_it(venue, 
         run.send_signal(signal.SIGINT)  # Ctrl-C: the run stops after its bar, the bot with it
         try:
             out, _ = run.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            run.kill()
+            run.communicate()
+            raise AssertionError("the run did not stop on Ctrl-C: " + "".join(err)[-3000:])
         finally:
             reader.join(5)
             fake.close()

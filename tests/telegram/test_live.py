@@ -83,7 +83,7 @@ def test_alert_first_skip_timeout_take(venue, tmp_path):
     fe = FrontEndThread(tmp_path, pub, cmd, rate_limit_per_min=600, mute=("fill",)).start()
     fake = fe.fake
     try:
-        fe.synced()
+        fe.synced(30)
         run.start()
 
         def held(skip: set[str]) -> str | None:
@@ -142,19 +142,20 @@ def test_buy_reaches_the_venue_with_its_stop(venue, tmp_path):
                         mute=("fill", "signal")).start()
     fake = fe.fake
     try:
-        fe.synced()
+        fe.synced(30)
         run.start()
-        assert fe.ask("/pause") == "⏸ entries paused"  # no signal entry races ours
+        assert fe.ask("/pause", timeout=30) == "⏸ entries paused"  # no signal entry races ours
         _wait(lambda: run.engine.store.count > 3, "live bars")
         close = float(run.engine.store.raw_column("close")[run.engine.store.count - 1])
         stop = round(close * 0.98, 1)
-        assert fe.ask(f"/buy stop={stop}").startswith(
+        assert fe.ask(f"/buy stop={stop}", timeout=30).startswith(
             f"Confirm: buy trailing_stop: market stop {stop}")
         p = [p for m, p in fake.sent if p.get("text", "").startswith("Confirm: buy")][0]
         fake.push_tap(json.loads(p["reply_markup"])["inline_keyboard"][0][0]["callback_data"],
                       p["_message_id"])
         done = fake.wait(lambda: [q for m, q in fake.sent if m == "editMessageText"
-                                  and "buy trailing_stop" in q["text"]], "the confirmed buy")
+                                  and "buy trailing_stop" in q["text"]], "the confirmed buy",
+                         30)
         assert done[0]["text"].startswith("✅ Done: buy trailing_stop"), done[0]["text"]
         # the venue's own book: the market entry, filled, then its reduce-only stop at our price
         (entry,) = _wait(lambda: _entries(venue), "the entry on the venue")

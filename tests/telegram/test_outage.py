@@ -50,7 +50,13 @@ def test_a_60_s_outage_then_every_alert_once_in_order(real_bars, tmp_path):
     rows = Outbox(tmp_path / "outbox.sqlite").rows()
     keys = [r["key"] for r in rows]
     assert all(r["sent"] and not r["failed"] for r in rows)
-    assert [k for _, k in fe.fe.delivered] == keys  # in queue order
+    # in queue order; charts (photos) after the texts waiting with them, in their own order
+    texts = [r["key"] for r in rows if not r["key"].startswith("chart-")]
+    charts = [r["key"] for r in rows if r["key"].startswith("chart-")]
+    got = [k for _, k in fe.fe.delivered]
+    assert [k for k in got if not k.startswith("chart-")] == texts
+    assert [k for k in got if k.startswith("chart-")] == charts
+    assert all(got.index(f"signal-{c[len('chart-'):]}") < got.index(c) for c in charts)
     assert max(r["attempts"] for r in rows) >= 1  # some waited out the outage
     # each alert once at the fake (a signal's text and its chart are two keys)
     sent = Counter(p.get("text") or p.get("caption") for m, p in fake.sent

@@ -114,3 +114,24 @@ def test_queued_alerts_survive_a_restart_of_the_bot(tmp_path):
         assert _enqueue(again, ("trade", "k1", "kept 1")) == [0]  # still deduplicated
     finally:
         again.stop()
+
+
+def test_photos_in_their_own_lane_after_the_texts_before_them(tmp_path):
+    """A chart (photo) never holds up the text alerts queued after it, and never goes before
+    a text queued before it (its signal's text)."""
+    ob = Outbox(tmp_path / "o.sqlite")
+    ob.put("chart-A", CHAT, "signal", "chart A", b"png-a")
+    ob.put("fill-1", CHAT, "fill", "fill 1")
+    ob.put("chart-B", CHAT, "signal", "chart B", b"png-b")
+    ob.put("fill-2", CHAT, "fill", "fill 2")
+    a = ob.head(photos=True)  # queued before every text: it may go at once
+    assert a.key == "chart-A"
+    ob.sent(a.id)
+    assert ob.head(photos=True) is None  # chart B waits for fill 1, queued before it
+    texts = []
+    while (item := ob.head()) is not None:
+        texts.append(item.key)
+        ob.sent(item.id)
+    assert texts == ["fill-1", "fill-2"]  # the texts never waited for a photo
+    assert ob.head(photos=True).key == "chart-B"
+    ob.close()
