@@ -182,7 +182,8 @@ class ZmqBridge:
         self._last_beat = 0.0
         self._topics = {k: wire.topic(k, self.symbol) for k in wire.KINDS}
         self._feature_names: list[str] | None = None
-        self._keepers = self._make_keepers()
+        self._kept = self._make_keepers()  # the types snapshots keep -> their deque's append
+        self._keepers = dict(self._kept)  # + the types learned not kept (_keep)
         self._trades_done: dict[str, int] = {}  # closed trades per account at the last round
         self._count_trades()
         self._stop = threading.Event()
@@ -290,7 +291,7 @@ class ZmqBridge:
             if cls is BarClosed:
                 continue
             handler = (self._on_timer if cls is _TIMER else self._queue if watched
-                       else self._keepers.get(cls))
+                       else self._kept.get(cls))
             if handler is not None:
                 self._name = kw["name"] = bus.subscribe(cls, handler, **kw)
         self._watched = watched
@@ -603,12 +604,10 @@ class ZmqBridge:
                 self.seq += n
                 self.skipped += n
                 self._set_bar(upto)
-                while q and q[0][0] <= upto + 1:
-                    self._keep(q.popleft()[1])
+                self._keep_all(q, upto + 1)
             self._count_trades()  # the trades a snapshot shows: those up to this round's seq
             if not watched and self._watched is not False:  # the last subscriber left
-                while q:
-                    self._keep(q.popleft()[1])
+                self._keep_all(q, upto + 1)
                 self._route(False)
             now = time.monotonic()
             if beat or now - self._last_beat >= self.s.heartbeat_s:
@@ -622,9 +621,23 @@ class ZmqBridge:
             ts = ev.ts_event_ns or self.bar_ts
             self._publish(wire.kind_of(name), name, ts // 1_000_000, ev)
 
+    def _keep_all(self, q: deque[Any], upto_count: int) -> None:
+        """Keep (not publish) the queued events that happened while the store held at most
+        ``upto_count`` bars: the skipped ones, many per round (one loop, no call per event but
+        the keeper's)."""
+        keepers, keep, popleft = self._keepers, self._keep, q.popleft
+        while q and q[0][0] <= upto_count:
+            ev = popleft()[1]
+            keeper = keepers.get(type(ev))
+            if keeper is None:
+                keep(ev)  # not a kept type: learn it once (an _ignore from now on)
+            else:
+                keeper(ev)
+
     def _subscriptions(self) -> None:
         """Read XPUB's (un)subscribe frames: with no subscriber nothing is encoded."""
-        while True:
+        pub = self.pub
+        while pub.getsockopt(zmq.EVENTS) & zmq.POLLIN:  # (no zmq.Again raised every round)
             try:
                 frame = self.pub.recv(zmq.NOBLOCK)
             except zmq.Again:

@@ -117,7 +117,7 @@ def _events_per_bar(bars) -> float:
 
     def count(_ev: object) -> None:
         n[0] += 1
-    for cls in br._keepers:
+    for cls in br._kept:
         eng.bus.subscribe(cls, count, priority=PRIORITY_SINK + 1, name="count")
     eng.run()
     br.close()

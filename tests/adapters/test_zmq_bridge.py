@@ -160,12 +160,16 @@ def test_nobody_subscribed_costs_no_trade_events_and_snapshots_stay_complete(bar
     sub = _sub(ctx, br)
     _wait_subscribed(br)  # a round saw the subscriber: every type is heard now
     assert not {TradeClosed, OrderCanceled, SignalRaised} & eng.bus.unheard
+    br(trades[-1])  # a trade published while watched: the round learns it is not kept...
+    br.idle()
     sub.close()
     deadline = time.monotonic() + 5
     while TradeClosed not in eng.bus.unheard:
         assert time.monotonic() < deadline, "the bridge never noticed the subscriber left"
         br.idle()
         time.sleep(0.01)
+    # ...which does not make it heard again once nobody is subscribed
+    assert eng.bus.handler_names(SubmitOrder, "poc_target")[-1] == "zmq-bridge"
     br.close()
 
 
