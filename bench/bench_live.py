@@ -90,7 +90,7 @@ def _run(mode: str, url: str, out: Path, n: int) -> dict[str, object]:
     return {"s": dt, "trades": len(acct.trades), "accept": to_accept, "request": request}
 
 
-def run(bars: int = BARS) -> dict[str, object]:
+def _run_orders(bars: int = BARS) -> dict[str, object]:
     from adapters.apex.venue import TEST_CREDENTIALS as C
 
     for k, v in (("APEX_API_KEY", C.key), ("APEX_API_SECRET", C.secret),
@@ -119,7 +119,117 @@ def run(bars: int = BARS) -> dict[str, object]:
     }
 
 
+RESTART_EVENTS = 100_000
+
+
+def restart(events: int = RESTART_EVENTS) -> dict[str, object]:
+    """Restart-to-trading-again time with a journal of ``events`` events (target < 2 s).
+
+    The journal is a real run's: configs/live.yaml (``trailing_stop``, the volume profile and
+    the shared signals) over real candles, its bars, signals, orders, fills, trades and one
+    equity mark per bar, filed under the live run's id and cut where the account is flat (the
+    local venue's account is flat too, so the reconciliation finds nothing to halt on). Timed:
+    ``build_engine`` finding the journal, copying it forward, rebuilding the store, features,
+    account and runner, reconciling with the local venue (in this process, lockstep), until the
+    first bar after the journal reaches the strategy.
+    """
+    import sqlite3
+
+    import msgspec
+
+    from adapters.apex.venue import TEST_CREDENTIALS as C
+    from adapters.apex.venue import LocalVenue
+    from engine.bootstrap import build_engine, run_id
+    from engine.bus import PRIORITY_STRATEGY
+    from engine.config import load_config
+    from engine.events import BarClosed, EquityMarked
+    from engine.journal import Journal, read_events
+
+    for k, v in (("APEX_API_KEY", C.key), ("APEX_API_SECRET", C.secret),
+                 ("APEX_API_PASSPHRASE", C.passphrase), ("APEX_ZK_SEEDS", C.zk_seeds)):
+        os.environ.setdefault(k, v)
+    n_bars = events // 2 + 200  # a bar and its equity mark per bar, plus the trading events
+    data = real_bars().slice(5_000, 5_000 + n_bars + 50)
+    common = {"output.report": False, "risk": None, "account.initial_cash": 10_000.0,
+              "account.position_size_frac": 0.5,
+              "strategies": [{"name": "trailing_stop", "kind": "trailing_stop",
+                              "params": {"min_lock_pct": 0.0}}]}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        from adapters.synth_data import write_csv
+
+        csv = out / "BTCUSDT_15m_data.csv"
+        write_csv(data.slice(0, n_bars), csv)
+        bt_cfg = load_config(REPO / "configs" / "live.yaml", {
+            **common, "mode": "backtest", "data.file": str(csv), "data.venue": None,
+            "execution.workers": 1, "execution.close_at_end": False,
+            "output.dir": str(out / "bt"), "journal.enabled": True,
+            "journal.path": str(out / "bt.sqlite"), "journal.include_bars": True})
+        bt = build_engine(bt_cfg, precompute=False)
+        bt.run()
+        acct = bt.accounts["trailing_stop"]
+        cash_at, qty = acct.state_per_bar(n_bars)
+        path = out / "live" / "journal.sqlite"
+        j = Journal(path, "bench", include_bars=True)
+        written = 0
+        cut = -1
+        for e in read_events(out / "bt.sqlite"):  # up to a flat bar once the count is reached
+            if type(e) is BarClosed:
+                e = msgspec.structs.replace(e, ts_init_ns=e.ts_event_ns)
+            j(e)
+            written += 1
+            if type(e) is BarClosed:
+                cash, q = float(cash_at[e.seq]), float(qty[e.seq])
+                j(EquityMarked(ts_event_ns=e.ts_event_ns, ts_init_ns=e.ts_event_ns,
+                               account="trailing_stop", seq=e.seq, cash=cash, qty=q,
+                               price=e.close, equity=cash + q * e.close))
+                written += 1
+                if written >= events - 1 and q == 0.0:
+                    cut = e.seq
+                    break
+        j.close()
+        # the local venue's clock: one bar closed after the journal's last (the engine was down)
+        with LocalVenue(data, speed=0, start=int(data.ts_open_ns[cut + 2]) // 1_000_000) as venue:
+            cfg = load_config(REPO / "configs" / "live.yaml", {
+                **common, "data.venue": venue.url, "data.poll_interval_s": 0.001,
+                "output.dir": str(out / "live")})
+            with sqlite3.connect(path) as db:  # filed under the live run's id
+                db.execute("UPDATE events SET run_id = ?", (run_id(cfg),))
+                n_events = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+            first: list[float] = []
+            t0 = time.perf_counter()
+            eng = build_engine(cfg, journal_path=path)
+            t_built = time.perf_counter() - t0
+
+            def at_first_bar(bar: BarClosed) -> None:
+                if not first:
+                    first.append(time.perf_counter() - t0)
+                    eng.feed.stop()  # type: ignore[attr-defined]
+
+            eng.bus.subscribe(BarClosed, at_first_bar, priority=PRIORITY_STRATEGY - 1,
+                              name="bench-first-bar")
+            eng.feed.max_bars = 1  # type: ignore[attr-defined]
+            eng.run()
+            eng.close()
+            halted = any(getattr(b, "halted", "") for b in eng.brokers.values())
+    return {
+        "journal events": int(n_events),
+        "journal bars": cut + 1,
+        "restart: build_engine (rebuild + reconcile) s": t_built,
+        "restart to the first bar it can trade s": first[0] if first else None,
+        "< 2 s": bool(first and first[0] < 2.0),
+        "reconciliation halted": halted,
+    }
+
+
+def run(bars: int = BARS) -> dict[str, object]:
+    return {**_run_orders(bars), **restart()}
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--bars", type=int, default=BARS)
-    print(json.dumps(run(ap.parse_args().bars), indent=2))
+    ap.add_argument("--restart-only", action="store_true",
+                    help="only the restart-to-trading-again time (a journal of 100k events)")
+    args = ap.parse_args()
+    print(json.dumps(restart() if args.restart_only else run(args.bars), indent=2))

@@ -354,7 +354,7 @@ def _find_resume(config: RunConfig, journal_path: Path | None) -> _Resume | None
         return None
     events = list(read_events(src, rid))
     logger.warning("%s: continuing run %s from its journal %s (%d events): state rebuilt, then "
-                   "reconciled with the venue before trading", config.name, rid, src, len(events))
+                   "reconciled before trading", config.name, rid, src, len(events))
     return _Resume(src, path, events)
 
 

@@ -306,3 +306,30 @@ def test_status_refuses_what_is_not_a_journal(tmp_path: Path,
     bad.write_text("not a database")
     assert main(["status", str(bad)]) == 2
     assert "is not a tradebot journal" in capsys.readouterr().err
+
+
+def test_a_paper_run_restarts_with_its_simulated_orders(sample: tuple[Bars, Path],
+                                                       backtest: list[tuple],
+                                                       tmp_path: Path) -> None:
+    """Paper: the simulated broker keeps no venue, so the orders still working at the stop are
+    placed on it again; the run ends with the uninterrupted run's trades."""
+    bars, _ = sample
+    with LocalVenue(bars, speed=0) as venue:
+        cfg = load_config(LIVE, {**OVERRIDES, "mode": "paper", "costs.maker_fee_bps": 5,
+                                 "output.dir": str(tmp_path / "p"), "data.venue": venue.url,
+                                 "data.warmup_bars": 0, "data.poll_interval_s": 0.005})
+        journal = tmp_path / "p" / "journal.sqlite"
+        first = build_engine(cfg, journal_path=journal)
+        first.feed.max_bars = 60  # type: ignore[attr-defined]
+        first.run()
+        held = [w.order_id for w in first.brokers["trailing_stop"].working_orders()]
+        assert first.accounts["trailing_stop"].qty < 0 and held
+        again = build_engine(cfg, journal_path=journal)
+        assert [w.order_id for w in again.brokers["trailing_stop"].working_orders()] == held
+        assert again.accounts["trailing_stop"].qty == first.accounts["trailing_stop"].qty
+        again.feed.max_bars = N_BARS - 1 - 60  # type: ignore[attr-defined]
+        again.run()
+    acct = again.accounts["trailing_stop"]
+    assert [(t.side, t.entry_seq, t.exit_seq, t.exit_reason) for t in acct.trades] == backtest
+    assert acct.qty < 0  # the entry at 106, as in the backtest
+    assert "placed 1 working order(s) again" in (tmp_path / "p" / "reconciliation.json").read_text()
