@@ -124,7 +124,7 @@ class LiveRun:
         return self
 
     def close(self) -> None:
-        self.engine.feed.request_stop()
+        self.engine.feed.stop()  # any thread (request_stop is for a signal handler)
         self._go.set()
         self.thread.join(30)
 

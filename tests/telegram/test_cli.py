@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import yaml
 
@@ -39,8 +40,14 @@ def test_cli_serves_status_and_stops_on_ctrl_c(real_bars, tmp_path):
         def status() -> str | None:
             texts = [t for t in fake.texts(CHAT) if t.startswith("mode: backtest")]
             return texts[-1] if texts else None
-        fake.push_text("/status")
-        st = fake.wait(status, "the /status reply", 15)
+        asked = [0.0]
+
+        def synced() -> str | None:  # asked again (every 2 s) until the bot has its snapshot
+            if status() is None and time.monotonic() - asked[0] > 2.0:
+                asked[0] = time.monotonic()
+                fake.push_text("/status")
+            return status()
+        st = fake.wait(synced, "the /status reply of a synced bot", 30)
         assert "symbol: BTC-USDT 15m" in st and "last bar: #99" in st and "finished" in st
         eng.idle(0.2)
     finally:
