@@ -433,7 +433,15 @@ def _restore(resume: _Resume, journal: Journal, accounts: dict[str, Account],
     events = resume.events
     last = next((e for e in reversed(events) if type(e) is BarClosed), None)
     if last is not None:  # the features up to the last bar (the exit plans read them)
+        # over the last CATCH_UP_BARS bars at most, as a fresh start's warm-up would: a long
+        # run's journal holds tens of thousands of bars that no decision reads again
+        depth = max((int(getattr(h, "warmup_bars", 0) or 0) for h in handlers.values()),
+                    default=0)
+        first = max(0, last.seq - max(CATCH_UP_BARS, 3 * depth + WARMUP_MARGIN))
         for h in handlers.values():
+            order = getattr(h, "_order", None)  # indicators.bar_order.BarOrder: the next bar
+            if order is not None and getattr(order, "next", None) == 0:
+                order.next = first
             h.on_bar_closed(last)
     for name, acct in accounts.items():
         restore_account(acct, events)
@@ -478,6 +486,7 @@ def _restore(resume: _Resume, journal: Journal, accounts: dict[str, Account],
     journal.flush()
 
 
+CATCH_UP_BARS = 2_000  # a restart's feature catch-up: at least this many journaled bars
 WARMUP_MARGIN = 20  # bars of history beyond the handlers' longest warm-up (signal look-backs)
 
 
