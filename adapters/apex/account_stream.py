@@ -181,9 +181,10 @@ class AccountStream:
     def _on_raw(self, msg: Any, inner: Callable[[Any], None]) -> None:
         if isinstance(msg, dict) and (msg.get("request") or {}).get("op") == "login":
             if msg.get("success") in (True, "true"):
+                # queued before it is counted: whoever sees the count finds the marker queued
+                self.queue.put((UP, self.sessions + 1))
                 self.sessions += 1
                 self._authed.set()
-                self.queue.put((UP, self.sessions))
             else:
                 logger.warning("%s: account websocket login refused: %s", self.name,
                                str(msg.get("ret_msg", ""))[:200])
