@@ -27,7 +27,6 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,24 +45,6 @@ from engine.events import (
 logger = logging.getLogger(__name__)
 
 REPORT = "reconciliation.json"  # the last reconciliation's report, in the run folder
-
-
-@dataclass
-class Resumed:
-    """What a restart rebuilt (logged, and in the reconciliation report)."""
-
-    path: Path  # the journal it was rebuilt from
-    events: list[Event]
-    bars: int = 0
-    last_bar: BarClosed | None = None
-    positions: dict[str, float] = field(default_factory=dict)
-    working: dict[str, list[str]] = field(default_factory=dict)
-
-    def summary(self) -> str:
-        pos = ", ".join(f"{k} {v:+g}" for k, v in self.positions.items()) or "none"
-        work = sum(len(v) for v in self.working.values())
-        return (f"resumed from {self.path}: {len(self.events):,} events, {self.bars:,} bars, "
-                f"positions {pos}, {work} working order(s)")
 
 
 def order_number(order_id: str) -> int:
@@ -143,6 +124,10 @@ def restore_runner(runner: Any, events: list[Event]) -> None:
     if pending is not None and qty == 0.0:
         runner._pending, runner._entry_id = pending[1], pending[0]
     if cur is None or runner.account.qty == 0.0:
+        if runner.account.qty != 0.0:
+            logger.warning("%s: the journal holds a position of %g without the entry signal "
+                           "that opened it; it is not managed by the exit plugin (its stop, if "
+                           "any, stays on the broker)", name, runner.account.qty)
         return
     k = order_number(cur["entry"])
     stops = sorted((order_number(o), o) for o, s in subs.items()
