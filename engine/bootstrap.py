@@ -299,6 +299,10 @@ def build_engine(
                       name="equity-marks")
     if resume is not None and journal is not None:
         _restore(resume, journal, accounts, brokers, strategies, handlers, publish)
+        if kit.risk_book is not None:
+            from engine.restore import restore_risk_day
+
+            restore_risk_day(kit.risk_book, resume.events)
 
     def finish(last: BarClosed) -> None:
         if journal is not None:

@@ -181,6 +181,40 @@ def working_commands(account: str, events: list[Event], position: float) -> list
     return out
 
 
+def restore_risk_day(book: Any, events: list[Event]) -> None:
+    """Give an ``engine.risk.RiskBook`` the UTC day of the journal's last bar back: the day's
+    starting equity as the book took it (at the day's first live bar close, before its fills:
+    each account's state after the bar before, from its ``EquityMarked``) and whether the daily
+    loss limit already stopped entries that day, so a restart neither resets the day's loss nor
+    lifts its halt."""
+    from engine.events import EquityMarked
+
+    day_ns = 86_400 * 1_000_000_000
+    last = next((e for e in reversed(events) if type(e) is BarClosed), None)
+    if last is None:
+        return
+    day = last.ts_event_ns // day_ns
+    opening = next((e for e in events if type(e) is BarClosed and e.ts_init_ns != 0
+                    and e.ts_event_ns // day_ns == day), None)
+    if opening is None:
+        return
+    before: dict[str, EquityMarked] = {}
+    for e in events:
+        if type(e) is EquityMarked and e.seq < opening.seq:
+            before[e.account] = e
+    equity = 0.0
+    for name, acct in book.accounts.items():
+        m = before.get(name)
+        equity += (m.cash + m.qty * opening.close) if m is not None else acct.initial_cash
+    book.day = day
+    book.day_start_equity = equity
+    book.last_seq = last.seq
+    book.last_close = last.close
+    if any(type(e) is OrderCanceled and e.ts_event_ns // day_ns == day
+           and "daily loss" in e.reason for e in events):
+        book.halted_day = day
+
+
 def write_report(path: Path, rep: Reconciled) -> None:
     """Write a ``Reconciled`` report as ``reconciliation.json`` (``REPORT``)."""
     path.parent.mkdir(parents=True, exist_ok=True)

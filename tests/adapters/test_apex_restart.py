@@ -317,7 +317,8 @@ def test_a_paper_run_restarts_with_its_simulated_orders(sample: tuple[Bars, Path
     with LocalVenue(bars, speed=0) as venue:
         cfg = load_config(LIVE, {**OVERRIDES, "mode": "paper", "costs.maker_fee_bps": 5,
                                  "output.dir": str(tmp_path / "p"), "data.venue": venue.url,
-                                 "data.warmup_bars": 0, "data.poll_interval_s": 0.005})
+                                 "data.warmup_bars": 0, "data.poll_interval_s": 0.005,
+                                 "risk": {"max_daily_loss": 1_000_000}})
         journal = tmp_path / "p" / "journal.sqlite"
         first = build_engine(cfg, journal_path=journal)
         first.feed.max_bars = 60  # type: ignore[attr-defined]
@@ -327,6 +328,9 @@ def test_a_paper_run_restarts_with_its_simulated_orders(sample: tuple[Bars, Path
         again = build_engine(cfg, journal_path=journal)
         assert [w.order_id for w in again.brokers["trailing_stop"].working_orders()] == held
         assert again.accounts["trailing_stop"].qty == first.accounts["trailing_stop"].qty
+        # the risk limits' UTC day goes on: its starting equity is not reset by the restart
+        book0, book1 = (e.brokers["trailing_stop"].book for e in (first, again))  # type: ignore
+        assert (book1.day, book1.day_start_equity) == (book0.day, book0.day_start_equity)
         again.feed.max_bars = N_BARS - 1 - 60  # type: ignore[attr-defined]
         again.run()
     acct = again.accounts["trailing_stop"]
