@@ -1,16 +1,19 @@
 """Live mode (the Apex feed + the Apex broker) against the local venue: bar close to order accepted.
 
-Workload: configs/live.yaml (one strategy, ``trailing_stop``, trailing from its first bar: a live
-run trades one strategy per Apex account) plus the CNN handler, the volume profile and the shared
-signals, on real BTC/USDT 15m candles; the venue in its own process in lockstep
-(``tradebot venue --speed 0``), the real apexomni client over loopback HTTP, zk-signed orders.
+Workload: configs/live.yaml with the six exit strategies, each on its own Apex account
+(``apex_env``: one account nets a symbol into one position), plus the CNN handler, the volume
+profile and the shared signals, on real BTC/USDT 15m candles; the venue in its own process in
+lockstep (``tradebot venue --speed 0 --account-env ...``, serving the six accounts), six real
+apexomni clients over loopback HTTP, zk-signed orders.
 
 Measured, in the same run:
 
 - bar close to order accepted (the local venue's one-time zk warm-up paid before the run): from
   the ``BarClosed`` being made (the feed has the closed candle)
-  to the venue's answer to each order placed on that bar (entries with their worst-price guard
-  lookup, stops, stop moves placed new-first), p50/p99 (target p99 < 50 ms);
+  to the venue's answer to each order placed on that bar by any of the six accounts (entries
+  with their worst-price guard lookup, stops, stop moves placed new-first; the brokers send one
+  after another on the engine thread, so the last order of a busy bar waits for the others),
+  p50/p99 (target p99 < 50 ms);
 - the time one order request takes (signing + HTTP round trip), p50;
 - live vs paper bars per second over the same bars (the broker's per-bar fills poll is the cost).
 
@@ -20,22 +23,69 @@ Run alone: ``python bench/bench_live.py [--bars N]``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from bench.bench_paper import _venue_process
 from bench.common import REPO, real_bars
 
 BARS = 800
 START = 30_000
+SIX = ("poc_target", "vah_exit", "lvn_acceleration", "multi_tier", "trailing_stop",
+       "volume_divergence")
+
+
+def _prefix(name: str) -> str:
+    return f"APEX_BENCH_{name.upper()}"
+
+
+def _strategies() -> list[dict[str, object]]:
+    return [{"name": n, "kind": n, "apex_env": _prefix(n),
+             "params": {"min_lock_pct": 0.0} if n == "trailing_stop" else {}} for n in SIX]
+
+
+def _accounts_env() -> None:
+    """Six accounts' keys in the environment (the venue process reads the same variables)."""
+    from adapters.apex.client import ApexCredentials
+
+    for i, name in enumerate(SIX):
+        c = ApexCredentials(f"bench-key-{i}", f"bench-secret-{i}", f"bench-pass-{i}",
+                            f"{i + 1:02x}" * 64)
+        for k, v in (("API_KEY", c.key), ("API_SECRET", c.secret),
+                     ("API_PASSPHRASE", c.passphrase), ("ZK_SEEDS", c.zk_seeds)):
+            os.environ.setdefault(f"{_prefix(name)}_{k}", v)
+
+
+@contextlib.contextmanager
+def _six_account_venue(bars: object, out: Path) -> Iterator[str]:
+    """``tradebot venue`` in its own process serving the six accounts: its URL."""
+    from adapters.synth_data import write_csv
+
+    path = out / "BTCUSDT_15m_data.csv"
+    write_csv(bars, path)  # type: ignore[arg-type]
+    extra = [a for n in SIX for a in ("--account-env", _prefix(n))]
+    p = subprocess.Popen([sys.executable, "-m", "engine.cli", "venue", "--data", str(path),
+                          "--port", "0", "--speed", "0", *extra], cwd=REPO,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert p.stdout is not None
+        line = p.stdout.readline()
+        if "venue at " not in line:
+            raise RuntimeError(f"tradebot venue did not start: {line!r}")
+        yield line.split("venue at ", 1)[1].split()[0]
+    finally:
+        p.terminate()
+        p.wait(30)
 
 
 def _run(mode: str, url: str, out: Path, n: int) -> dict[str, object]:
@@ -48,8 +98,7 @@ def _run(mode: str, url: str, out: Path, n: int) -> dict[str, object]:
         "mode": mode, "data.venue": url, "data.warmup_bars": 0, "data.poll_interval_s": 0.001,
         "output.dir": str(out / mode), "output.report": False, "risk": None,
         "account.initial_cash": 5_000.0, "account.position_size_frac": 0.5,
-        "strategies": [{"name": "trailing_stop", "kind": "trailing_stop",
-                        "params": {"min_lock_pct": 0.0}}]})
+        "strategies": _strategies()})
     feats = [f.model_dump() for f in cfg.features] + [{"id": "cnn", "kind": "cnn"}]
     cfg = type(cfg).model_validate({**cfg.model_dump(), "features": feats})
     eng = build_engine(cfg, journal_path=out / f"{mode}.sqlite")
@@ -60,34 +109,35 @@ def _run(mode: str, url: str, out: Path, n: int) -> dict[str, object]:
     eng.bus.subscribe(BarClosed, lambda b: bar_ns.__setitem__(0, b.ts_init_ns),
                       priority=PRIORITY_BROKER - 1, name="bench-bar")
     if mode == "live":
-        broker = next(iter(eng.brokers.values()))
-        client = broker.client  # type: ignore[attr-defined]
-        create = client.create_order
-
-        def timed(**kw: object) -> object:
-            t0 = time.time_ns()
-            r = create(**kw)
-            t1 = time.time_ns()
-            request.append(t1 - t0)
-            to_accept.append(t1 - bar_ns[0])
-            return r
-
-        # warm the local venue's zk signature check (a one-time cost of the venue, ~0.15 s, not
-        # of the broker): an order below the minimum size, verified then refused, changes nothing
         from engine.errors import OrderRejected
 
-        worst = client.worst_price("BTC-USDT", "BUY", "0.001")["worstPrice"]
-        try:
-            create(symbol="BTC-USDT", side="BUY", type="MARKET", size="0.0001", price=worst,
-                   clientId="1")
-        except OrderRejected:
-            pass
-        client.create_order = timed
+        for broker in eng.brokers.values():
+            client = getattr(broker, "inner", broker).client
+            create = client.create_order
+
+            def timed(create: object = create, **kw: object) -> object:
+                t0 = time.time_ns()
+                r = create(**kw)  # type: ignore[operator]
+                t1 = time.time_ns()
+                request.append(t1 - t0)
+                to_accept.append(t1 - bar_ns[0])
+                return r
+
+            # warm the local venue's zk signature check for this account (a one-time cost of the
+            # venue, ~0.15 s, not of the broker): an order below the minimum size, verified then
+            # refused, changes nothing
+            worst = client.worst_price("BTC-USDT", "BUY", "0.001")["worstPrice"]
+            try:
+                create(symbol="BTC-USDT", side="BUY", type="MARKET", size="0.0001", price=worst,
+                       clientId="1")
+            except OrderRejected:
+                pass
+            client.create_order = timed
     t0 = time.perf_counter()
     eng.run()
     dt = time.perf_counter() - t0
-    acct = next(iter(eng.accounts.values()))
-    return {"s": dt, "trades": len(acct.trades), "accept": to_accept, "request": request}
+    trades = {n: len(a.trades) for n, a in eng.accounts.items()}
+    return {"s": dt, "trades": trades, "accept": to_accept, "request": request}
 
 
 def _run_orders(bars: int = BARS) -> dict[str, object]:
@@ -96,17 +146,20 @@ def _run_orders(bars: int = BARS) -> dict[str, object]:
     for k, v in (("APEX_API_KEY", C.key), ("APEX_API_SECRET", C.secret),
                  ("APEX_API_PASSPHRASE", C.passphrase), ("APEX_ZK_SEEDS", C.zk_seeds)):
         os.environ.setdefault(k, v)  # the venue process reads the same variables
+    _accounts_env()
     data = real_bars().slice(START, START + bars)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        with _venue_process(data, out) as url:
+        with _six_account_venue(data, out) as url:
             live = _run("live", url, out, len(data))
-        with _venue_process(data, out) as url:
+        with _six_account_venue(data, out) as url:
             paper = _run("paper", url, out, len(data))
     acc = np.asarray(live["accept"], dtype=np.float64) / 1e6
     req = np.asarray(live["request"], dtype=np.float64) / 1e6
     return {
         "bars": len(data),
+        "strategies (one account each)": len(SIX),
+        "trades per strategy (live)": live["trades"],
         "orders placed": len(acc),
         "bar close to order accepted p50 ms": float(np.percentile(acc, 50)) if len(acc) else None,
         "bar close to order accepted p99 ms": float(np.percentile(acc, 99)) if len(acc) else None,
@@ -115,7 +168,7 @@ def _run_orders(bars: int = BARS) -> dict[str, object]:
         "live bars/s": len(data) / float(live["s"]),  # type: ignore[arg-type]
         "paper bars/s": len(data) / float(paper["s"]),  # type: ignore[arg-type]
         "live / paper time": float(live["s"]) / float(paper["s"]),  # type: ignore[arg-type]
-        "same number of trades (live == paper)": live["trades"] == paper["trades"],
+        "same trades per strategy (live == paper)": live["trades"] == paper["trades"],
     }
 
 
