@@ -107,7 +107,10 @@ class _Bot:
     def _read(self) -> None:
         assert self.fake.stdout is not None
         for line in self.fake.stdout:
-            t, method, text = json.loads(line)
+            try:
+                t, method, text = json.loads(line)
+            except ValueError:  # not one of the fake's lines (a library's print)
+                continue
             self.sent.append((t, method, text))
 
     def close(self) -> None:

@@ -145,7 +145,9 @@ class FrontEnd:
         self._pool: ProcessPoolExecutor | None = None  # the chart process (see _draw)
         self._rate: dict[int, _Rate] = {}
         self.delivered: list[tuple[float, str]] = []  # (time, key): latency and order checks
-        b = Application.builder().token(secrets.token)
+        # connections for the two delivery lanes and the handlers' replies (PTB's default is 1:
+        # a chart's upload would hold every text alert and reply behind it)
+        b = Application.builder().token(secrets.token).connection_pool_size(8)
         if base_url:
             b = b.base_url(base_url)
         if base_file_url:
@@ -213,6 +215,10 @@ class FrontEnd:
                     self._absorb(snap, baseline)
                     run, last = snap["run"], rep["seq"]
                     self._lost = _lost(snap.get("status") or {})
+                    if first:  # the first setup answer pays the profile's lazy imports and
+                        # first fit on the engine: pay it now, not in the first signal's alert
+                        with contextlib.suppress(Exception):
+                            await self.request("setup")
                     need, first = False, False
                     self.synced.set()
                 if not await sub.poll(1000):
