@@ -158,7 +158,8 @@ def chart_png(bars: list[dict[str, Any]], sig: dict[str, Any],
 
 def chart_worker_init(parent: int) -> None:
     """In the chart process: exit when the bot that started it is gone (a bot killed outright
-    cannot shut its pool down, and an orphan would hold the run's terminal and pipes)."""
+    cannot shut its pool down, and an orphan would hold the run's terminal and pipes), and run
+    at a lower CPU priority."""
     import os
     import threading
     import time
@@ -169,6 +170,8 @@ def chart_worker_init(parent: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    # below the bot and the engine: a chart can wait, a text alert or a bar should not
+    os.nice(10)
 
 
 def warm_up() -> None:

@@ -37,6 +37,8 @@ def cmd_telegram(args: argparse.Namespace) -> int:
     from adapters.telegram.security import install_redaction, load_secrets
     from engine.config import load_config
 
+    # the engine first: on a machine with no idle core, this process yields the CPU to it
+    os.nice(5)
     secrets = load_secrets(dotenv=args.env_file)
     install_redaction(secrets.token)
     cfg = load_config(args.config)
