@@ -215,10 +215,6 @@ class FrontEnd:
                     self._absorb(snap, baseline)
                     run, last = snap["run"], rep["seq"]
                     self._lost = _lost(snap.get("status") or {})
-                    if first:  # the first setup answer pays the profile's lazy imports and
-                        # first fit on the engine: pay it now, not in the first signal's alert
-                        with contextlib.suppress(Exception):
-                            await self.request("setup")
                     need, first = False, False
                     self.synced.set()
                 if not await sub.poll(1000):

@@ -31,6 +31,7 @@ def test_a_60_s_outage_then_every_alert_once_in_order(real_bars, tmp_path):
         eng.start()
         fake.wait(lambda: fe.fe.delivered, "a first alert", 30)
         fake.down()
+        time.sleep(0.5)  # a send in flight when it went down is answered or fails by now
         t0 = time.monotonic()
         queued0 = fe.call(_pending)
         before = len(fe.fe.delivered)
