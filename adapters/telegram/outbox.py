@@ -7,8 +7,8 @@ the oldest unsent alert first and marks it sent only after Telegram accepted it:
 least once (a crash between the two resends one alert) and in order (an alert that cannot go out
 holds the ones behind it). Photos (signal charts) go in a lane of their own, in their order, each
 after every text queued before it: a chart always follows its signal's text, and its upload
-never delays the text alerts behind it. Telegram being down or answering 429 only delays the queue; nothing in
-the engine waits for it (the front end is its own process).
+never delays the text alerts behind it. Telegram being down or answering 429 only delays the
+queue; nothing in the engine waits for it (the front end is its own process).
 """
 
 from __future__ import annotations
