@@ -68,8 +68,13 @@ INTERVALS = {"1m": "1", "5m": "5", "15m": "15", "30m": "30", "1h": "60", "2h": "
              "4h": "240", "6h": "360", "12h": "720", "1d": "D", "1w": "W"}
 
 
-class FeedStopped(Exception):  # a control-flow signal, not an error
-    """Raised inside the feed's I/O by ``request_stop`` to end the wait at once."""
+class FeedStopped(BaseException):  # a control-flow signal, not an error
+    """Raised inside the feed's I/O by ``request_stop`` to end the wait at once.
+
+    A ``BaseException`` (like ``KeyboardInterrupt``), so that the client's ``except Exception``
+    (which maps every apexomni/requests failure to a ``VenueError``) lets it through: a Ctrl-C
+    during a klines request used to end the run as "error: klines ...: apexomni raised
+    FeedStopped" (exit 2) instead of stopping it cleanly."""
 
 
 def resolve_venue(venue: str | None) -> str:

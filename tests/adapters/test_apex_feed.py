@@ -269,3 +269,28 @@ def test_a_fast_venue_clock_is_followed(bars: Bars) -> None:
     assert all(0 <= lag < 2 * TF for lag in lags[1:]), lags
     assert feed.stats.polls < 40
     assert 500 < feed._rate < 2000  # measured: about 900 venue seconds per second
+
+
+def test_a_ctrl_c_inside_a_klines_request_stops_the_feed_cleanly(bars: Bars) -> None:
+    # Ctrl-C (the run's SIGINT handler calls request_stop) while the feed is inside a klines
+    # request: the request is abandoned and the iteration ends; it once surfaced as the venue
+    # error "klines ...: apexomni raised FeedStopped" (the client maps every Exception)
+    import signal
+
+    with LocalVenue(bars.slice(0, 50), speed=0, start=_open_ms(bars, 20)) as v:
+        feed = _fast(v.url, timeout_s=10.0)
+        feed.fetch_warmup(0)
+        it = iter(feed)
+        next(x for x in it if x is not None)
+        v.inject("/api/v3/klines", "timeout", delay=5.0)  # the next request hangs 5 s
+        old = signal.signal(signal.SIGALRM, lambda *_: feed.request_stop())
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0.3)
+            t0 = time.monotonic()
+            rest = [x for x in it if x is not None]  # raises if FeedStopped escaped as an error
+            took = time.monotonic() - t0
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+        assert took < 3.0, took  # ended at the signal, not after the 5 s hang
+        assert len(rest) <= 1  # at most the bar already delivered before the hang
