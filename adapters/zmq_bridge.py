@@ -538,6 +538,9 @@ class ZmqBridge:
         vp = next((h for h in self.engine.handlers.values() if hasattr(h, "profile_at")), None)
         if vp is None:
             return None
+        start, stop = vp.window_at(seq)
+        if stop <= start:  # asked before the window has a bar (a front end's early "setup")
+            return None
         p = vp.profile_at(seq)
         prof: dict[str, Any] = {
             "prices": p.prices.tolist(), "volumes": p.volumes.tolist(), "poc": p.poc,

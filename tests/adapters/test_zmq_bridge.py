@@ -588,3 +588,17 @@ def test_set_speed_changes_the_pace_of_a_running_replay(bars, ctx):
     assert not t.is_alive() and eng.store.count == BARS
     br.run_finished(None)
     br.close()
+
+
+def test_a_setup_asked_before_the_profile_has_a_bar_has_no_profile(bars, ctx):
+    # a front end asking "setup" on the first bar (the profile window of bar 0 holds no bar yet)
+    # gets no profile, not an error and a traceback in the log
+    eng = _engine(bars)
+    br = ZmqBridge(eng, _settings(), context=ctx)
+    try:
+        vp = next(h for h in eng.handlers.values() if hasattr(h, "profile_at"))
+        start, stop = vp.window_at(0)
+        assert stop == start  # the case: bar 0's profile is of the bars before it
+        assert br._profile(0) is None
+    finally:
+        br.close()
