@@ -44,8 +44,8 @@ engine order (fills of resting orders, signals, orders, trades), ``equity``. Eve
 Commands are applied on the engine thread at the end of a bar (every bar live or paced, every
 ``FLAT_OUT_EVERY`` bars flat out), while a paced replay waits for its next bar, live between
 bars on a 0.25 s timer of the engine's clock, or when whoever drives the engine calls
-``drain_commands()`` or ``idle()``. Each is published as a ``CommandApplied`` event on the bus, so the journal records
-it and every front end sees it (``command.<SYMBOL>``). In backtest mode (a
+``drain_commands()`` or ``idle()``. Each is published as a ``CommandApplied`` event on the bus,
+so the journal records it and every front end sees it (``command.<SYMBOL>``). In backtest mode (a
 backtest or a replay: not live) trading ops (``close``, ``flatten``, ``buy``, ``sell``) are
 refused with the reason; ``pause``/``resume`` (entries) are accepted in every mode.
 

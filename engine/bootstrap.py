@@ -31,6 +31,7 @@ from engine.bus import (
 )
 from engine.clock import Clock, SimClock, WallClock
 from engine.config import FeatureConfig, RunConfig, StrategyConfig, validate_params
+from engine.confirm import ConfirmBook, ConfirmGate
 from engine.errors import ConfigError, PluginLoadError
 from engine.events import (
     BarClosed,
@@ -60,7 +61,6 @@ from engine.registry import (
     SINKS,
     Registry,
 )
-from engine.confirm import ConfirmBook, ConfirmGate
 from engine.risk import RiskBook, RiskGate
 from engine.strategy import Strategy, StrategyContext
 

@@ -16,8 +16,8 @@ import time
 from typing import Any
 
 from dash import Dash, Input, Output, State, ctx, html, no_update
-from flask import request as http_request
 from dash.exceptions import PreventUpdate
+from flask import request as http_request
 
 from ui import figures, layout
 from ui.sidebar import fallback_setup, normalize_engine_setup

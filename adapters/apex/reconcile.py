@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import VenueError
-from engine.restore import REPORT, write_report
 from engine.events import (
     BarClosed,
     Event,
@@ -46,6 +45,7 @@ from engine.events import (
     OrderSent,
     Reconciled,
 )
+from engine.restore import REPORT, write_report
 
 if TYPE_CHECKING:
     from adapters.apex.broker import ApexBroker
@@ -82,7 +82,7 @@ def restore(broker: ApexBroker, events: list[Event]) -> None:
                 continue
             rec, o = sent[e.client_id]
             _adopt(broker, orders, rec, o)
-            for c_rec, c in sent.values():  # its attached children: working once it fills
+            for _c_rec, c in sent.values():  # its attached children: working once it fills
                 if c.parent == o.order_id and c.order_id not in orders:
                     orders[c.order_id] = c
                     broker._by_cid[c.cid] = c
@@ -102,7 +102,7 @@ def restore(broker: ApexBroker, events: list[Event]) -> None:
             if o is not None:
                 o.working = False
     broker._orders.update(orders)
-    for cid, (rec, o) in sent.items():
+    for cid, (_rec, o) in sent.items():
         broker._sent.add(cid)
         broker._by_cid.setdefault(cid, o)
     # sent, never answered (the process died while the request was in flight): reconcile asks

@@ -118,7 +118,8 @@ def test_run_starts_the_bot_keeps_trading_through_its_crash_and_stops_it(venue, 
         except subprocess.TimeoutExpired:
             run.kill()
             run.communicate()
-            raise AssertionError("the run did not stop on Ctrl-C: " + "".join(err)[-3000:])
+            raise AssertionError("the run did not stop on Ctrl-C: "
+                                 + "".join(err)[-3000:]) from None
         finally:
             reader.join(5)
             fake.close()
