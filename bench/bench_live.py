@@ -26,18 +26,18 @@ import argparse
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
+from bench.bench_paper import _venue_process
 from bench.common import REPO, real_bars
+from engine.bars import Bars
 
 BARS = 800
 START = 30_000
@@ -66,26 +66,9 @@ def _accounts_env() -> None:
             os.environ.setdefault(f"{_prefix(name)}_{k}", v)
 
 
-@contextlib.contextmanager
-def _six_account_venue(bars: object, out: Path) -> Iterator[str]:
+def _six_account_venue(bars: Bars, out: Path) -> contextlib.AbstractContextManager[str]:
     """``tradebot venue`` in its own process serving the six accounts: its URL."""
-    from adapters.synth_data import write_csv
-
-    path = out / "BTCUSDT_15m_data.csv"
-    write_csv(bars, path)  # type: ignore[arg-type]
-    extra = [a for n in SIX for a in ("--account-env", _prefix(n))]
-    p = subprocess.Popen([sys.executable, "-m", "engine.cli", "venue", "--data", str(path),
-                          "--port", "0", "--speed", "0", *extra], cwd=REPO,
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert p.stdout is not None
-        line = p.stdout.readline()
-        if "venue at " not in line:
-            raise RuntimeError(f"tradebot venue did not start: {line!r}")
-        yield line.split("venue at ", 1)[1].split()[0]
-    finally:
-        p.terminate()
-        p.wait(30)
+    return _venue_process(bars, out, tuple(a for n in SIX for a in ("--account-env", _prefix(n))))
 
 
 def _run(mode: str, url: str, out: Path, n: int) -> dict[str, object]:

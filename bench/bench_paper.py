@@ -72,14 +72,15 @@ def _backtest(bars: Bars, out: Path, precompute: bool) -> tuple[float, int]:
 
 
 @contextlib.contextmanager
-def _venue_process(bars: Bars, out: Path) -> Iterator[str]:
-    """``tradebot venue`` in its own process (as a user runs it): its URL."""
+def _venue_process(bars: Bars, out: Path, extra: tuple[str, ...] = ()) -> Iterator[str]:
+    """``tradebot venue`` in its own process (as a user runs it), with ``extra`` arguments
+    (e.g. ``--account-env PREFIX``): its URL."""
     from adapters.synth_data import write_csv
 
     path = out / "BTCUSDT_15m_data.csv"
     write_csv(bars, path)
     p = subprocess.Popen([sys.executable, "-m", "engine.cli", "venue", "--data", str(path),
-                          "--port", "0", "--speed", "0"], cwd=REPO, stdout=subprocess.PIPE,
+                          "--port", "0", "--speed", "0", *extra], cwd=REPO, stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, text=True)
     try:
         assert p.stdout is not None
