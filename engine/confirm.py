@@ -34,13 +34,12 @@ from engine.events import (
     BarClosed,
     CancelOrder,
     Event,
-    ModifyOrder,
     OrderCanceled,
     SignalRaised,
     SubmitOrder,
     TimerFired,
 )
-from engine.ports import Broker, WorkingOrder
+from engine.ports import Broker, BrokerGate
 
 logger = logging.getLogger(__name__)
 
@@ -167,20 +166,12 @@ class ConfirmBook:
             del self.done[next(iter(self.done))]
 
 
-class ConfirmGate:
+class ConfirmGate(BrokerGate):
     """One account's broker behind the confirm book (``engine.ports.Broker`` itself)."""
 
     def __init__(self, inner: Broker, book: ConfirmBook) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.account = inner.account
+        super().__init__(inner)
         self.book = book
-        after = getattr(inner, "after_bar", None)
-        if callable(after):
-            self.after_bar = after
-
-    def on_bar_closed(self, bar: BarClosed) -> None:
-        self.inner.on_bar_closed(bar)
 
     def on_submit_order(self, cmd: SubmitOrder) -> None:
         if not self.book.holds(self, cmd):
@@ -199,15 +190,3 @@ class ConfirmGate:
                                 f"({cmd.reason or 'canceled'})", "skipped")
                 return
         self.inner.on_cancel_order(cmd)
-
-    def on_modify_order(self, cmd: ModifyOrder) -> None:
-        self.inner.on_modify_order(cmd)
-
-    def working_orders(self) -> list[WorkingOrder]:
-        return self.inner.working_orders()
-
-    def close_at_end(self, bar: BarClosed, tag: str) -> None:
-        self.inner.close_at_end(bar, tag)
-
-    def __getattr__(self, name: str) -> Any:  # anything else the wrapped broker offers
-        return getattr(self.__dict__["inner"], name)

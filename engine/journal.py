@@ -174,8 +174,11 @@ def is_journal(path: Path) -> bool:
 
 
 def run_ids(path: Path) -> list[str]:
-    """The run ids journaled in ``path``, the most recent last."""
-    db = sqlite3.connect(path)
+    """The run ids journaled in ``path``, the most recent last (opened read-only).
+
+    Raises:
+        sqlite3.Error: ``path`` is not a SQLite file with the ``events`` table."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         rows = db.execute("SELECT run_id, MAX(id) FROM events GROUP BY run_id ORDER BY 2"
                           ).fetchall()

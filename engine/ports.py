@@ -8,7 +8,7 @@ entry points (``engine.registry``), so the loop never changes when a mode or a h
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, ClassVar, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -99,6 +99,42 @@ class Broker(Protocol):
         """End of a replay: close the position at ``bar.close`` and cancel every working order
         (``execution.close_at_end``)."""
         ...
+
+
+class BrokerGate:
+    """A broker in front of another (``inner``): every call goes through to it unchanged; a gate
+    (``engine.risk.RiskGate``, ``engine.confirm.ConfirmGate``) overrides only what it checks.
+    Anything else the wrapped broker offers (``after_bar``, ``bind_clock``, ``client``...) is
+    reached through the gate, so wiring treats a gated broker like the broker itself."""
+
+    def __init__(self, inner: Broker) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.account = inner.account
+        after = getattr(inner, "after_bar", None)
+        if callable(after):
+            self.after_bar = after
+
+    def on_bar_closed(self, bar: BarClosed) -> None:
+        self.inner.on_bar_closed(bar)
+
+    def on_submit_order(self, cmd: SubmitOrder) -> None:
+        self.inner.on_submit_order(cmd)
+
+    def on_cancel_order(self, cmd: CancelOrder) -> None:
+        self.inner.on_cancel_order(cmd)
+
+    def on_modify_order(self, cmd: ModifyOrder) -> None:
+        self.inner.on_modify_order(cmd)
+
+    def working_orders(self) -> list[WorkingOrder]:
+        return self.inner.working_orders()
+
+    def close_at_end(self, bar: BarClosed, tag: str) -> None:
+        self.inner.close_at_end(bar, tag)
+
+    def __getattr__(self, name: str) -> Any:  # anything else the wrapped broker offers
+        return getattr(self.__dict__["inner"], name)
 
 
 class BrokerFactory(Protocol):

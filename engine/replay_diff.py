@@ -249,23 +249,17 @@ def read_journal(path: Path, run_id: str | None = None) -> JournalRun:
             journal, or a run stopped before its first bar), or bars that do not follow each
             other.
     """
-    from engine.journal import read_events
+    from engine.journal import read_events, run_ids
     from engine.timeframes import timeframe_ns
 
     if not path.is_file():
         raise ConfigError(f"{path}: no such file; give the journal.sqlite of a paper or live "
                           "run (in its output folder, e.g. runs/paper/journal.sqlite)")
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            rows = db.execute("SELECT run_id, MAX(id) FROM events GROUP BY run_id ORDER BY 2"
-                              ).fetchall()
-        finally:
-            db.close()
+        ids = run_ids(path)
     except sqlite3.Error:
         raise ConfigError(f"{path}: not a tradebot journal (no events table readable); give the "
                           "journal.sqlite of a paper or live run") from None
-    ids = [r[0] for r in rows]
     if not ids:
         raise ConfigError(f"{path}: the journal is empty (no events); the run stopped before it "
                           "wrote anything")

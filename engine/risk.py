@@ -28,17 +28,16 @@ import logging
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from engine.events import (
     BarClosed,
-    CancelOrder,
     Event,
     ModifyOrder,
     OrderCanceled,
     SubmitOrder,
 )
-from engine.ports import Broker, WorkingOrder
+from engine.ports import Broker, BrokerGate
 
 if TYPE_CHECKING:
     from engine.config import RiskConfig
@@ -134,20 +133,15 @@ class RiskBook:
         return None
 
 
-class RiskGate:
+class RiskGate(BrokerGate):
     """One account's broker behind the risk limits (``engine.ports.Broker`` itself)."""
 
     def __init__(self, inner: Broker, book: RiskBook, publish: Callable[[Event], None]) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.account = inner.account
+        super().__init__(inner)
         self.book = book
         self._publish = publish
         self._ts = 0
         book.accounts[self.name] = inner.account
-        after = getattr(inner, "after_bar", None)
-        if callable(after):
-            self.after_bar = after
 
     def on_bar_closed(self, bar: BarClosed) -> None:
         self._ts = bar.ts_event_ns
@@ -167,18 +161,6 @@ class RiskGate:
         self.book.note_sent()
         self.inner.on_submit_order(cmd)
 
-    def on_cancel_order(self, cmd: CancelOrder) -> None:
-        self.inner.on_cancel_order(cmd)
-
     def on_modify_order(self, cmd: ModifyOrder) -> None:
         self.book.note_sent()
         self.inner.on_modify_order(cmd)
-
-    def working_orders(self) -> list[WorkingOrder]:
-        return self.inner.working_orders()
-
-    def close_at_end(self, bar: BarClosed, tag: str) -> None:
-        self.inner.close_at_end(bar, tag)
-
-    def __getattr__(self, name: str) -> Any:  # anything else the wrapped broker offers
-        return getattr(self.__dict__["inner"], name)

@@ -94,6 +94,11 @@ logger = logging.getLogger(__name__)
 STOP_PRICE_GUARD = Decimal("0.05")  # a stop-market's worst acceptable price: trigger -+ 5 %
 
 
+def row_cid(row: dict[str, Any]) -> str:
+    """The clientId of a venue order or fill row ("" when it has none)."""
+    return str(row.get("clientId") or row.get("clientOrderId") or "")
+
+
 def client_id(run_id: str, account: str, order_id: str) -> str:
     """The venue clientId of engine order ``order_id`` of ``account`` in run ``run_id``: 20
     decimal digits of a SHA-256 of the three (Apex's own ids are digit strings)."""
@@ -630,7 +635,8 @@ class ApexBroker:
         finally:
             self._polling = False
 
-    def _poll_fills_once(self) -> None:
+    def venue_fills(self) -> list[dict[str, Any]]:
+        """Every fill of the account's symbol since ``_fills_from_ms`` (all pages)."""
         rows: list[dict[str, Any]] = []
         page = 0
         while True:
@@ -639,13 +645,19 @@ class ApexBroker:
             batch = list((data or {}).get("orders") or [])
             rows.extend(batch)
             if len(batch) < 100:
-                break
+                return rows
             page += 1
+
+    def _unseen(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The fills of ours in ``rows`` not booked yet, oldest first."""
         new = [f for f in rows if str(f.get("id")) not in self._seen_fills
-               and str(f.get("clientId") or f.get("clientOrderId")) in self._by_cid]
+               and row_cid(f) in self._by_cid]
         new.sort(key=lambda f: (int(f.get("createdAt", 0)), int(f["id"])
                                 if str(f.get("id", "")).isdigit() else 0))
-        for f in new:
+        return new
+
+    def _poll_fills_once(self) -> None:
+        for f in self._unseen(self.venue_fills()):
             self._seen_fills.add(str(f["id"]))
             self._fills_from_ms = max(self._fills_from_ms, int(f.get("createdAt", 0)))
             self._on_fill(f)
@@ -675,11 +687,7 @@ class ApexBroker:
             self._polling = False
 
     def _book_pushed(self, rows: list[dict[str, Any]]) -> None:
-        new = [f for f in rows if str(f.get("id")) not in self._seen_fills
-               and str(f.get("clientId") or f.get("clientOrderId")) in self._by_cid]
-        new.sort(key=lambda f: (int(f.get("createdAt", 0)), int(f["id"])
-                                if str(f.get("id", "")).isdigit() else 0))
-        for f in new:
+        for f in self._unseen(rows):
             # not _fills_from_ms: the endpoint's window must still cover a fill the websocket
             # missed before this one
             self._seen_fills.add(str(f["id"]))
@@ -687,7 +695,7 @@ class ApexBroker:
             self._on_fill(f)
 
     def _on_fill(self, f: dict[str, Any]) -> None:
-        cid = str(f.get("clientId") or f.get("clientOrderId"))
+        cid = row_cid(f)
         o = self._by_cid[cid]
         qty, price = float(f["size"]), float(f["price"])
         if o.cid == cid:
@@ -725,8 +733,8 @@ class ApexBroker:
         working = [o for o in self._orders.values() if o.working]
         if not working:
             return
-        open_cids = {str(x.get("clientId") or x.get("clientOrderId"))
-                     for x in self._retry("open orders", self.client.open_orders) or []}
+        open_orders = self._retry("open orders", self.client.open_orders) or []
+        open_cids = {row_cid(x) for x in open_orders}
         for o in working:
             if o.cid in open_cids:
                 continue

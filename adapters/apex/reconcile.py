@@ -35,6 +35,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adapters.apex.broker import row_cid
 from engine.errors import VenueError
 from engine.events import (
     BarClosed,
@@ -129,23 +130,6 @@ def _adopt(broker: ApexBroker, orders: dict[str, Any], rec: OrderSent, o: Any) -
     broker._by_cid[o.cid] = o
 
 
-def _venue_fills(broker: ApexBroker) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    page = 0
-    while True:
-        data = broker._retry("fills", broker.client.fills, symbol=broker.symbol,
-                             beginTimeInclusive=broker._fills_from_ms, limit=100, page=page)
-        batch = list((data or {}).get("orders") or [])
-        rows.extend(batch)
-        if len(batch) < 100:
-            return rows
-        page += 1
-
-
-def _cid(row: dict[str, Any]) -> str:
-    return str(row.get("clientId") or row.get("clientOrderId") or "")
-
-
 def reconcile(broker: ApexBroker, journal: str = "", report_dir: Path | None = None
               ) -> Reconciled:
     """Compare ``broker``'s restored state with the venue and act on it (module doc); publish
@@ -177,8 +161,8 @@ def reconcile(broker: ApexBroker, journal: str = "", report_dir: Path | None = N
                     for p in positions)
     open_orders = [o for o in broker._retry("open orders", broker.client.open_orders) or []
                    if str(o.get("symbol", "")).replace("-", "") == sym]
-    fills = _venue_fills(broker) if broker._fills_from_ms else []
-    ours = [f for f in fills if _cid(f) in broker._by_cid]
+    fills = broker.venue_fills() if broker._fills_from_ms else []
+    ours = [f for f in fills if row_cid(f) in broker._by_cid]
     found.append(f"venue: position {venue_qty:+g} {r.symbol}, {len(open_orders)} open order(s), "
                  f"{len(ours)} fill(s) of this run's clientIds")
 
@@ -214,7 +198,7 @@ def reconcile(broker: ApexBroker, journal: str = "", report_dir: Path | None = N
     # 2. fills the venue has and the journal does not: adopted, in the venue's order
     missed = []
     for f in sorted(ours, key=lambda f: (int(f.get("createdAt", 0)), str(f.get("id")))):
-        o = broker._by_cid[_cid(f)]
+        o = broker._by_cid[row_cid(f)]
         key = (o.order_id, int(f.get("createdAt", 0)), float(f["size"]), float(f["price"]))
         broker._seen_fills.add(str(f.get("id")))
         if journaled[key] > 0:
@@ -222,18 +206,18 @@ def reconcile(broker: ApexBroker, journal: str = "", report_dir: Path | None = N
         else:
             missed.append(f)
     for f in missed:
-        o = broker._by_cid[_cid(f)]
+        o = broker._by_cid[row_cid(f)]
         broker._fills_from_ms = max(broker._fills_from_ms, int(f.get("createdAt", 0)))
         broker._on_fill(f)
         actions.append(f"adopted a fill the journal missed: {f.get('side')} {f.get('size')} "
-                       f"at {f.get('price')} of order {o.order_id} (clientId {_cid(f)})")
+                       f"at {f.get('price')} of order {o.order_id} (clientId {row_cid(f)})")
     left = sum(journaled.values())
     if left:
         problems.append(f"{left} journaled fill(s) are not in the venue's fills of this run")
 
     # 3. open venue orders: ours and wanted (keep), ours and not wanted (cancel), foreign (halt)
     for v in open_orders:
-        cid = _cid(v)
+        cid = row_cid(v)
         o = broker._by_cid.get(cid)
         if o is not None and o.cid == cid and o.working:
             continue
