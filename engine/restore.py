@@ -189,6 +189,7 @@ def restore_risk_day(book: Any, events: list[Event]) -> None:
     lifts its halt."""
     from engine.events import EquityMarked
 
+    restore_orders_last_minute(book, events)
     day_ns = 86_400 * 1_000_000_000
     last = next((e for e in reversed(events) if type(e) is BarClosed), None)
     if last is None:
@@ -213,6 +214,26 @@ def restore_risk_day(book: Any, events: list[Event]) -> None:
     if any(type(e) is OrderCanceled and e.ts_event_ns // day_ns == day
            and "daily loss" in e.reason for e in events):
         book.halted_day = day
+
+
+def restore_orders_last_minute(book: Any, events: list[Event]) -> None:
+    """Give an ``engine.risk.RiskBook`` the orders of the last minute back, so a restart (a
+    crash loop included) cannot send ``max_orders_per_minute`` more at once: every journaled
+    ``SubmitOrder`` the risk gate let through (no ``OrderCanceled`` "risk: ..." for it) and every
+    ``ModifyOrder``, at the wall-clock time the engine received its bar (``ts_init_ns``; the
+    commands of a live run are stamped with it), when that is within the last 60 s of the
+    book's clock."""
+    from engine.events import ModifyOrder, SubmitOrder
+
+    cutoff = book.now_ns() - 60 * 1_000_000_000
+    refused = {e.order_id for e in events
+               if type(e) is OrderCanceled and e.reason.startswith("risk: ")}
+    sent = sorted(e.ts_init_ns for e in events
+                  if (type(e) is ModifyOrder or (type(e) is SubmitOrder
+                                                  and e.order_id not in refused))
+                  and e.ts_init_ns > cutoff)
+    book.sent.clear()
+    book.sent.extend(sent)
 
 
 def write_report(path: Path, rep: Reconciled) -> None:

@@ -208,3 +208,28 @@ def test_a_refused_entry_frees_the_exit_runner_for_the_next_signal(tmp_path: Pat
     tried = [s for s in signals if s.side in sides]
     assert len(tried) > 1
     assert len(refused) == len(tried)  # every signal got its own try, each refused
+
+
+def test_a_restart_keeps_the_orders_of_the_last_minute() -> None:
+    """engine.restore gives a new RiskBook the journaled orders of the last 60 s (not the ones
+    the gate refused): a crash loop cannot send max_orders_per_minute more at every start."""
+    from engine.restore import restore_orders_last_minute
+
+    w = World(max_orders_per_minute=3)
+    w.bar()
+    journal: list[Event] = []
+    for i in range(4):  # the 4th is refused
+        oid = f"o{i + 1}"
+        cmd = SubmitOrder(ts_event_ns=w.now, ts_init_ns=w.now - 70_000_000_000 * (i == 0),
+                          account="s0", order_id=oid, side="buy", type="market", seq=w.seq,
+                          qty=1.0)
+        journal.append(cmd)
+        w.gates[0].on_submit_order(cmd)
+    journal += w.events
+    assert [r.order_id for r in w.refusals()] == ["o4"]
+    book = RiskBook(RiskConfig(max_orders_per_minute=3), lambda: w.now + 1)
+    restore_orders_last_minute(book, journal)
+    # o1 was sent 70 s ago, o4 was refused: o2 and o3 count
+    assert book.orders_last_minute() == 2
+    book.now_ns = lambda: w.now + 60_000_000_000
+    assert book.orders_last_minute() == 0
