@@ -17,7 +17,6 @@ fails is recorded as failed, with its error; the sweep goes on.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -28,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.sweep.store import Result
+from engine.sweep.store import Result, Store
 
 EQUITY_POINTS = 400
 MAX_PER_TASK = 64  # candidates in one engine run at most (memory: one account each)
@@ -90,10 +89,14 @@ class Task:
     blocks: int = 8
 
 
-def group_key(resolved: dict[str, Any]) -> str:
-    """What a group shares: the resolved config without its strategies."""
-    d = {k: v for k, v in resolved.items() if k not in ("strategies", "output")}
-    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def shared_key(c: Any) -> str:
+    """What a group shares, from a candidate's swept values (dumping each whole config instead
+    was most of the task building): a candidate is the sweep's base config with its values set,
+    so candidates equal in every value outside ``strategies[...]`` paths are equal in
+    everything but their strategy entry (values that differ but resolve alike, 3 and 3.0, only
+    cost a second shared pass)."""
+    return json.dumps([pv for pv in c.params if not pv[0].startswith("strategies[")],
+                      sort_keys=True, default=str)
 
 
 def make_tasks(jobs: Iterable[tuple[Any, int, int]], per_task: int, blocks: int,
@@ -104,10 +107,9 @@ def make_tasks(jobs: Iterable[tuple[Any, int, int]], per_task: int, blocks: int,
     groups: dict[tuple[str, int, int], list[Any]] = {}
     configs: dict[tuple[str, int, int], dict[str, Any]] = {}
     for c, lo, hi in jobs:
-        r = c.resolved
-        k = (group_key(r), lo, hi)
+        k = (shared_key(c), lo, hi)
         groups.setdefault(k, []).append(c)
-        configs.setdefault(k, r)
+        configs.setdefault(k, c.resolved)
     if per_task <= 0:
         pieces = -(-min_tasks // max(1, len(groups)))
         biggest = max((len(m) for m in groups.values()), default=1)
@@ -196,7 +198,16 @@ def _short(exc: BaseException) -> str:
 
 
 def run_task(task: Task, bars: Any = None) -> list[Result]:
-    """Run a task; never raises: failures come back as ``failed`` results."""
+    """Run a task; never raises: failures come back as ``failed`` results, each result with
+    its store row already encoded (``Result.row``: done here, in the worker, in parallel with
+    the other workers, instead of in the sweep process, which then only inserts the rows)."""
+    out = _run_task(task, bars)
+    for r in out:
+        r.row = Store.encode(r)
+    return out
+
+
+def _run_task(task: Task, bars: Any = None) -> list[Result]:
     try:
         if bars is None:
             bars = load_bars(task.config["data"])
@@ -311,7 +322,9 @@ class LocalExecutor:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            # not waiting for the workers to exit (each unmaps a copy of this process: ~10 ms
+            # the sweep's end would wait for); the pool's own thread joins them
+            self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
 

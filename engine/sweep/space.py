@@ -347,6 +347,25 @@ class Candidate:
         return self.config.resolved_dict()
 
 
+class _Dumped:
+    """A resolved dict standing in for its ``RunConfig``: ``RunConfig.config_hash`` (its own
+    code, so the key stays the run's) hashes it without dumping the model again."""
+
+    def __init__(self, resolved: dict[str, Any]) -> None:
+        self._d = resolved
+
+    def resolved_dict(self) -> dict[str, Any]:
+        d = dict(self._d)  # config_hash pops top-level keys and from ``execution``
+        if isinstance(d.get("execution"), dict):
+            d["execution"] = dict(d["execution"])
+        return d
+
+
+def _config_hash(resolved: dict[str, Any]) -> str:
+    """``RunConfig.config_hash`` of the config whose ``resolved_dict()`` is ``resolved``."""
+    return RunConfig.config_hash(_Dumped(resolved))  # type: ignore[arg-type]
+
+
 def _stable(v: Any) -> Any:
     return json.loads(json.dumps(v, default=str))
 
@@ -384,7 +403,10 @@ class SweepPlan:
         if validate:
             validate_plugins(cfg, where, self.registries, self.checked)
         items = tuple(sorted((p, _stable(v)) for p, v in params.items()))
-        return Candidate(strategy, items, cfg, cfg.config_hash())
+        resolved = cfg.resolved_dict()
+        c = Candidate(strategy, items, cfg, _config_hash(resolved))
+        c.__dict__["resolved"] = resolved  # the cached property, filled: dumped once, not twice
+        return c
 
 
     def _validate_run(self, raw: dict[str, Any], params: dict[str, Any],
@@ -582,12 +604,17 @@ def validate_all(plan: SweepPlan, points: list[tuple[str, dict[str, Any]]]) -> l
     return list(seen.values())
 
 
+_PLUGIN_PATHS = ("signals", "strategies", "features")
+
+
 def _make_cached(plan: SweepPlan, s: str, params: dict[str, Any],
                  cache: dict[str, Candidate]) -> Candidate:
-    # plugin validation is the slow half; configs that differ only in data.file share it
+    # plugin validation reads only the signals, strategies and features sections, which only
+    # the paths under them change: candidates equal there (differing in data.file, account.*,
+    # costs.*, ...) share it
     c = plan.make(s, params, validate=False)
-    probe = {**c.resolved, "data": None}
-    k = hashlib.sha256(json.dumps(probe, sort_keys=True).encode()).hexdigest()
+    k = json.dumps([s, sorted((p, v) for p, v in params.items() if p.startswith(_PLUGIN_PATHS))],
+                   sort_keys=True, default=str)
     if k not in cache:
         where = f"{plan.source}: candidate {s} " + ", ".join(
             f"{p}={v!r}" for p, v in params.items())

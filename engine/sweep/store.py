@@ -77,6 +77,9 @@ class Result:
     seen_last_ns: int | None = None
     seen_bars: int = 0
     elapsed_s: float = 0.0
+    # the stored row's columns but ``finished`` (``Store.encode``), filled in by the process
+    # that ran it: a worker encodes its own results in parallel, the sweep process only inserts
+    row: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -100,10 +103,11 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
         # a commit per finished task survives the process being killed; only a power cut can
-        # lose the last ones (re-run on resume), so no fsync per commit
+        # lose the last ones (re-run on resume), so no fsync per commit (set first: the switch
+        # to WAL then syncs less too)
         self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -120,14 +124,19 @@ class Store:
     def done_keys(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT key FROM results")}
 
+    @staticmethod
+    def encode(r: Result) -> tuple[Any, ...]:
+        """A result's row (JSON columns encoded), without the ``finished`` time."""
+        return (r.key, r.cand, r.seg_lo, r.seg_hi, r.strategy, json.dumps(r.params, default=str),
+                r.status, r.error, json.dumps({k: _num(v) for k, v in r.metrics.items()}),
+                json.dumps(r.blocks), json.dumps(r.equity), r.seen_first_ns, r.seen_last_ns,
+                r.seen_bars, r.elapsed_s)
+
     def put_many(self, results: list[Result]) -> None:
         now = time.time()
         self.db.executemany(
             "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [(r.key, r.cand, r.seg_lo, r.seg_hi, r.strategy, json.dumps(r.params, default=str),
-              r.status, r.error, json.dumps({k: _num(v) for k, v in r.metrics.items()}),
-              json.dumps(r.blocks), json.dumps(r.equity), r.seen_first_ns, r.seen_last_ns,
-              r.seen_bars, r.elapsed_s, now) for r in results])
+            [(*(r.row or self.encode(r)), now) for r in results])
         self.db.commit()
 
     def get(self, key: str) -> Result | None:

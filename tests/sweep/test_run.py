@@ -279,3 +279,26 @@ def test_candidates_never_change_the_base_config_and_long_tasks_go_first(plan_of
                        0, 8)
     assert [(t.lo, t.hi) for t in tasks][0] == (0, 2000)  # the longest segment first
     assert sorted((t.hi for t in tasks), reverse=True) == [t.hi for t in tasks]
+
+
+def test_two_local_workers_store_what_one_process_stores(plan_of, tmp_path):
+    """Forked workers encode their results' rows themselves (``Result.row``): the store then
+    holds, column for column, what a one-process sweep stores; every candidate's key is its
+    run config's hash (the key a rerun and ``tradebot run`` compute)."""
+    plan = plan_of(sweep_dict(space=SMALL_SPACE))
+    one = run_sweep(plan, tmp_path / "one", workers=1, progress=False, write_report=False)
+    two = run_sweep(plan, tmp_path / "two", workers=2, progress=False, write_report=False)
+    assert two.ran == one.ran == 6 and two.failed == 0
+    assert [(r["cand"], r["score"]) for r in two.rows] == [(r["cand"], r["score"])
+                                                           for r in one.rows]
+
+    def rows(name):
+        db = Store(tmp_path / name / "results.sqlite")
+        got = {r[0]: r[:14] for r in db.db.execute("SELECT * FROM results")}  # all but times
+        db.close()
+        return got
+
+    assert rows("two") == rows("one")
+    for c in validate_all(plan, points(plan)):
+        assert c.key == c.config.config_hash()
+        assert c.resolved == c.config.resolved_dict()
