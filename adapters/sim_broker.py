@@ -52,11 +52,12 @@ class _Working:
     """A working order (engine-internal, mutable)."""
 
     __slots__ = ("active_from", "equity_frac", "is_buy", "order_id", "price", "qty",
-                 "reduce_only", "stop_loss", "tag", "take_profit", "type", "upward")
+                 "reduce_only", "stop_loss", "tag", "take_profit", "tp_frac", "tp_tag", "type",
+                 "upward")
 
     def __init__(self, order_id: str, is_buy: bool, type: str, qty: float, equity_frac: float,
                  price: float, reduce_only: bool, stop_loss: float, take_profit: float, tag: str,
-                 active_from: int = OPEN) -> None:
+                 active_from: int = OPEN, tp_frac: float = math.nan, tp_tag: str = "") -> None:
         self.order_id = order_id
         self.is_buy = is_buy
         self.type = type
@@ -66,6 +67,8 @@ class _Working:
         self.reduce_only = reduce_only
         self.stop_loss = stop_loss
         self.take_profit = take_profit
+        self.tp_frac = tp_frac  # the take-profit's size as a fraction of the filled size
+        self.tp_tag = tp_tag
         self.tag = tag
         self.active_from = active_from  # path point from which it works in the current bar
         # buy stops and sell limits execute when the price rises to them
@@ -106,15 +109,18 @@ class SimBroker:
     def on_submit_order(self, cmd: SubmitOrder) -> None:
         w = _Working(
             cmd.order_id, cmd.side == "buy", cmd.type, cmd.qty, cmd.equity_frac, cmd.price,
-            cmd.reduce_only, cmd.stop_loss, cmd.take_profit, cmd.tag,
+            cmd.reduce_only, cmd.stop_loss, cmd.take_profit, cmd.tag, OPEN,
+            cmd.take_profit_frac, cmd.take_profit_tag,
         )
         if cmd.type == "market":
             if self.market_fill is MarketFill.CLOSE and self._bar is not None:
                 bar = self._bar
-                self._fill(w, self.costs.slipped(bar.close, w.is_buy), bar, taker=True)
+                at = len(self._resting)
+                f = self._fill(w, self.costs.slipped(bar.close, w.is_buy), bar, taker=True)
                 if self.account.qty == 0.0:
                     self._cancel_orphans()
-                self._activate_children(w, 4)  # children start working from the next bar
+                if f is not None:  # children start working from the next bar
+                    self._activate_children(w, 4, f.qty, at)
             else:
                 self._market.append(w)
                 self._dirty, self._up = True, _LOOK
@@ -163,11 +169,13 @@ class SimBroker:
             acct = self.account
             slip = self.costs.slippage != 0.0
             for w in self._market:
-                self._fill(w, self.costs.slipped(bar.open, w.is_buy) if slip else bar.open, bar,
-                           taker=True)
+                at = len(self._resting)
+                f = self._fill(w, self.costs.slipped(bar.open, w.is_buy) if slip else bar.open,
+                               bar, taker=True)
                 if acct.qty == 0.0:
                     self._cancel_orphans()
-                self._activate_children(w, OPEN)
+                if f is not None:
+                    self._activate_children(w, OPEN, f.qty, at)
             self._market.clear()
         if self._dirty:
             self._band()
@@ -260,9 +268,11 @@ class SimBroker:
                     continue
             is_stop = w.type == "stop"
             px = self.costs.slipped(price, w.is_buy) if is_stop and slip else price
-            self._fill(w, px, bar, taker=is_stop, gap=is_gap and point == OPEN,
-                       ambiguous=ambiguous)
-            self._activate_children(w, point)
+            at = len(self._resting)
+            f = self._fill(w, px, bar, taker=is_stop, gap=is_gap and point == OPEN,
+                           ambiguous=ambiguous)
+            if f is not None:
+                self._activate_children(w, point, f.qty, at)
             if acct.qty == 0.0:
                 self._cancel_orphans()
         return FIRST in seen and SECOND in seen
@@ -323,21 +333,32 @@ class SimBroker:
         self._publish(fill)
         return fill
 
-    def _activate_children(self, parent: _Working, point: int) -> None:
+    def _activate_children(self, parent: _Working, point: int, filled: float, at: int) -> None:
         """Start the attached stop-loss / take-profit of a filled entry (one cancels the other:
-        both are reduce-only, so the position closing cancels the other)."""
+        both are reduce-only, so the position closing cancels the other).
+
+        They work from the fill (path point ``point``) and go in the book at ``at``, where it
+        stood before the fill was published: ahead of anything the fill's handlers placed (an
+        exit runner's further partials), as if placed the moment the entry filled. The stop
+        covers the whole position; the target ``parent.tp_frac`` of the ``filled`` size (NaN:
+        the whole position)."""
         if parent.reduce_only:
             return
         isfinite = math.isfinite
+        kids = []
         if isfinite(parent.stop_loss):
-            self._resting.append(_Working(
+            kids.append(_Working(
                 f"{parent.order_id}-stop_loss", not parent.is_buy, "stop", math.inf, 0.0,
                 parent.stop_loss, True, math.nan, math.nan, "STOP_LOSS", point))
-            self._dirty, self._up = True, _LOOK
         if isfinite(parent.take_profit):
-            self._resting.append(_Working(
-                f"{parent.order_id}-take_profit", not parent.is_buy, "limit", math.inf, 0.0,
-                parent.take_profit, True, math.nan, math.nan, "TAKE_PROFIT", point))
+            qty = parent.tp_frac * filled if isfinite(parent.tp_frac) else math.inf
+            kids.append(_Working(
+                f"{parent.order_id}-take_profit", not parent.is_buy, "limit", qty, 0.0,
+                parent.take_profit, True, math.nan, math.nan, parent.tp_tag or "TAKE_PROFIT",
+                point))
+        if kids:
+            at = min(at, len(self._resting))
+            self._resting[at:at] = kids
             self._dirty, self._up = True, _LOOK
 
     def _cancel_orphans(self) -> None:

@@ -64,8 +64,11 @@ class SubmitOrder(Event, frozen=True, kw_only=True, gc=False):
     Size is either ``qty`` (base units, > 0) or ``equity_frac`` (a fraction of the account's
     equity, resolved at the fill price so that notional plus the fee equals that fraction).
     ``price`` is the trigger of a stop order or the limit of a limit order. ``stop_loss`` and
-    ``take_profit`` attach reduce-only children that start working when this order fills
-    (one cancels the other).
+    ``take_profit`` attach reduce-only children (engine ids ``<order_id>-stop_loss`` /
+    ``<order_id>-take_profit``) that start working when this order fills; the position closing
+    cancels whichever is left. The stop covers the whole position; the target closes
+    ``take_profit_frac`` of this order's filled size (NaN: the whole position), and its fill is
+    tagged ``take_profit_tag`` ("" -> ``"TAKE_PROFIT"``): an exit plan's first partial target.
     """
 
     account: str
@@ -79,6 +82,8 @@ class SubmitOrder(Event, frozen=True, kw_only=True, gc=False):
     reduce_only: bool = False
     stop_loss: float = NAN
     take_profit: float = NAN
+    take_profit_frac: float = NAN  # the target's size: this fraction of the filled size
+    take_profit_tag: str = ""  # the target fill's tag ("" -> "TAKE_PROFIT")
     tag: str = ""  # why: "ENTRY", "SIGNAL_EXIT", ...
 
 

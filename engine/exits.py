@@ -7,6 +7,14 @@ sleeps or does I/O, and is never told the mode, so it runs unchanged in backtest
 ``ExitRunner`` turns intents into orders on the bus; the broker fills them under the engine's one
 intrabar policy (``engine.fills``). A stop moved on a bar's close takes effect from the next bar.
 
+``plan`` runs when the entry signal is raised, before the entry order is sent: it may read the
+setup and the bars/features up to the signal's bar (``setup.seq``), nothing later (the fill's
+price is not known yet). The entry carries the plan's stop and first partial target as attached
+orders (``SubmitOrder.stop_loss`` / ``take_profit``, ``take_profit_frac`` of the filled size):
+the broker (and the venue: Apex's ``isOpenTpslOrder``) makes them work from the entry's fill, so
+the position is never without its stop. ``MoveStop`` moves that attached stop (engine id
+``<entry id>-stop_loss``); further partials are placed at the fill as reduce-only orders.
+
 A plugin class has:
 
 - ``API_VERSION: ClassVar[tuple[int, int]]``: the plugin API (major, minor) it was written for
@@ -246,7 +254,10 @@ class ExitRunner:
         self.entries_paused = False
         self._n = 0
         self._pending: TradeSetup | None = None  # the setup of the entry order in flight
+        self._pending_plan: ExitPlan | None = None  # its plan, made at the signal
         self._entry_id = ""
+        self._attached_sl = False  # the entry in flight carries the plan's stop (attached)
+        self._attached_tp = False  # ... and its first partial target
         self._setup: TradeSetup | None = None
         self._plan: ExitPlan | None = None
         self._stop_id = ""
@@ -261,17 +272,40 @@ class ExitRunner:
         if (self.entries_paused or self.account.qty != 0.0 or self._pending is not None
                 or sig.side not in self.sides):
             return
-        self._pending = TradeSetup.from_signal(sig)
+        setup = TradeSetup.from_signal(sig)
+        # planned at the signal (the plan reads the setup and bars up to the signal's only:
+        # module doc), so the entry carries the stop and the first target as attached orders
+        try:
+            plan = self.plugin.plan(setup, self.ctx)
+        except Exception as exc:
+            raise StrategyError(
+                f"exit strategy {self.name!r} raised in plan at seq {sig.seq}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        sl = plan.stop_price if math.isfinite(plan.stop_price) else math.nan
+        first = plan.partials[0] if plan.partials else None
+        if first is not None and not (math.isfinite(first.limit_price)
+                                      and first.fraction_of_initial > 0.0):
+            first = None  # a market partial (or nothing to take) is not an attachable target
+        self._pending = setup
+        self._pending_plan = plan
+        self._attached_sl = math.isfinite(sl)
+        self._attached_tp = first is not None
         # known before publishing: a refusal can arrive while the order is being submitted
         self._entry_id = f"{self.name}-{self._n + 1}"
         self._submit(sig, "buy" if sig.side == "long" else "sell", "market",
-                     equity_frac=self.frac, tag="ENTRY")
+                     equity_frac=self.frac, tag="ENTRY", stop_loss=sl,
+                     take_profit=first.limit_price if first is not None else math.nan,
+                     take_profit_frac=first.fraction_of_initial if first is not None
+                     else math.nan,
+                     take_profit_tag=first.reason if first is not None else "")
 
     def on_order_canceled(self, ev: OrderCanceled) -> None:
         """An entry that will never fill (refused by a risk limit or the venue, or sized to
         nothing) frees the runner for the next signal."""
         if self._pending is not None and ev.order_id == self._entry_id:
             self._pending = None
+            self._pending_plan = None
 
     def on_order_filled(self, fill: OrderFilled) -> None:
         if fill.account != self.name:
@@ -310,21 +344,34 @@ class ExitRunner:
 
     # -- helpers -------------------------------------------------------------------------------
     def _open(self, fill: OrderFilled) -> None:
+        """The entry filled: its attached stop and first target (``SubmitOrder.stop_loss`` /
+        ``take_profit``, working on the broker from the fill) become the working stop and the
+        first partial; what was not attached (a plan without a finite stop, further partials,
+        a market partial) is placed now, as reduce-only orders."""
         setup = self._pending
         assert setup is not None
+        plan = self._pending_plan
+        if plan is None:  # (an entry restored without its plan)
+            plan = self.plugin.plan(setup, self.ctx)
         self._pending = None
+        self._pending_plan = None
         self._setup = setup
         self._initial_qty = fill.qty
         self._entry_seq = fill.seq
         self._partials_filled = 0
         self._last_partial_seq = -1
-        plan = self.plugin.plan(setup, self.ctx)
         self._plan = plan
         exit_side = "sell" if setup.side == "long" else "buy"
-        self._stop_id = self._submit(fill, exit_side, "stop", qty=math.inf,
-                                     price=plan.stop_price, reduce_only=True, tag="STOP_LOSS")
+        if self._attached_sl:  # MoveStop / trailing: cancel-and-replace of the attached stop
+            self._stop_id = f"{self._entry_id}-stop_loss"
+        else:
+            self._stop_id = self._submit(fill, exit_side, "stop", qty=math.inf,
+                                         price=plan.stop_price, reduce_only=True,
+                                         tag="STOP_LOSS")
         self._stop_price = plan.stop_price
-        for p in plan.partials:
+        for i, p in enumerate(plan.partials):
+            if i == 0 and self._attached_tp:
+                continue  # working as the entry's attached target
             self._partial(fill, p)
 
     def _partial(self, ev: Event, p: TakePartial) -> None:
@@ -364,13 +411,13 @@ class ExitRunner:
 
     def _submit(self, ev: Event, side: str, typ: str, *, qty: float = 0.0,
                 equity_frac: float = 0.0, price: float = math.nan, reduce_only: bool = False,
-                tag: str) -> str:
+                tag: str, **attached: Any) -> str:
         self._n += 1
         oid = f"{self.name}-{self._n}"
         seq = getattr(ev, "seq", -1)
         self._publish(SubmitOrder(
             ts_event_ns=ev.ts_event_ns, ts_init_ns=ev.ts_init_ns, account=self.name,
             order_id=oid, side=side, type=typ, seq=seq, qty=qty,  # type: ignore[arg-type]
-            equity_frac=equity_frac, price=price, reduce_only=reduce_only, tag=tag,
+            equity_frac=equity_frac, price=price, reduce_only=reduce_only, tag=tag, **attached,
         ))
         return oid

@@ -102,6 +102,8 @@ def restore_runner(runner: Any, events: list[Event]) -> None:
             n = max(n, order_number(e.order_id))
             subs[e.order_id] = e
             stop_px.setdefault(e.order_id, e.price)
+            if not e.reduce_only and math.isfinite(e.stop_loss):  # the attached stop
+                stop_px.setdefault(f"{e.order_id}-stop_loss", e.stop_loss)
             if e.tag == "ENTRY" and not e.reduce_only and e.order_id not in canceled:
                 sig = signals.get((e.seq, "long" if e.side == "buy" else "short"))
                 if sig is not None:
@@ -123,6 +125,10 @@ def restore_runner(runner: Any, events: list[Event]) -> None:
     runner._n = max(runner._n, n)
     if pending is not None and qty == 0.0:
         runner._pending, runner._entry_id = pending[1], pending[0]
+        sub = subs[pending[0]]
+        runner._pending_plan = runner.plugin.plan(pending[1], runner.ctx)
+        runner._attached_sl = math.isfinite(sub.stop_loss)
+        runner._attached_tp = math.isfinite(sub.take_profit)
     if cur is None or runner.account.qty == 0.0:
         if runner.account.qty != 0.0:
             logger.warning("%s: the journal holds a position of %g without the entry signal "
@@ -130,10 +136,14 @@ def restore_runner(runner: Any, events: list[Event]) -> None:
                            "any, stays on the broker)", name, runner.account.qty)
         return
     k = order_number(cur["entry"])
-    stops = sorted((order_number(o), o) for o, s in subs.items()
-                   if s.tag == "STOP_LOSS" and s.type == "stop" and s.reduce_only
-                   and order_number(o) > k)
-    stop_id = stops[0][1] if stops else ""
+    entry = subs.get(cur["entry"])
+    if entry is not None and math.isfinite(entry.stop_loss):  # attached to the entry
+        stop_id = f"{cur['entry']}-stop_loss"
+    else:  # placed at the entry's fill (a plan without a finite stop; older journals)
+        stops = sorted((order_number(o), o) for o, s in subs.items()
+                       if s.tag == "STOP_LOSS" and s.type == "stop" and s.reduce_only
+                       and order_number(o) > k)
+        stop_id = stops[0][1] if stops else ""
     setup: TradeSetup = cur["setup"]
     runner._setup = setup
     runner._plan = runner.plugin.plan(setup, runner.ctx)
@@ -149,7 +159,10 @@ def restore_runner(runner: Any, events: list[Event]) -> None:
 def working_commands(account: str, events: list[Event], position: float) -> list[Event]:
     """The orders of ``account`` still working at the journal's end, as the commands that
     recreate them (``SubmitOrder``, then a ``ModifyOrder`` for a moved price): for a simulated
-    broker, which keeps no venue. Reduce-only orders are dropped when ``position`` is flat."""
+    broker, which keeps no venue. Reduce-only orders are dropped when ``position`` is flat.
+    The attached stop/target of a filled entry (``SubmitOrder.stop_loss`` / ``take_profit``,
+    ids ``<entry>-stop_loss`` / ``<entry>-take_profit``) come back as reduce-only orders of
+    their own, as the broker made them at the entry's fill."""
     subs: dict[str, SubmitOrder] = {}
     price: dict[str, float] = {}
     gone = {e.order_id for e in events  # (before or after its SubmitOrder: restore_runner)
@@ -170,6 +183,10 @@ def working_commands(account: str, events: list[Event], position: float) -> list
             if s is not None and (s.type != "limit" or not math.isfinite(s.qty)
                                   or e.qty >= s.qty - 1e-12):
                 subs.pop(e.order_id)
+            if s is not None and not s.reduce_only:
+                for child in _children(s, e.qty):
+                    if child.order_id not in gone:
+                        subs.setdefault(child.order_id, child)
     out: list[Event] = []
     for oid, s in subs.items():
         if s.reduce_only and position == 0.0:
@@ -178,6 +195,26 @@ def working_commands(account: str, events: list[Event], position: float) -> list
         if oid in price:
             out.append(ModifyOrder(ts_event_ns=s.ts_event_ns, ts_init_ns=s.ts_init_ns,
                                    account=account, order_id=oid, price=price[oid]))
+    return out
+
+
+def _children(s: SubmitOrder, filled: float) -> list[SubmitOrder]:
+    """The attached stop / target of entry ``s`` as the reduce-only orders the simulated broker
+    made of them when ``filled`` of it filled (``adapters.sim_broker``)."""
+    exit_side = "sell" if s.side == "buy" else "buy"
+    out = []
+    if math.isfinite(s.stop_loss):
+        out.append(SubmitOrder(ts_event_ns=s.ts_event_ns, ts_init_ns=s.ts_init_ns,
+                               account=s.account, order_id=f"{s.order_id}-stop_loss",
+                               side=exit_side, type="stop", seq=s.seq, qty=math.inf,
+                               price=s.stop_loss, reduce_only=True, tag="STOP_LOSS"))
+    if math.isfinite(s.take_profit):
+        qty = s.take_profit_frac * filled if math.isfinite(s.take_profit_frac) else math.inf
+        out.append(SubmitOrder(ts_event_ns=s.ts_event_ns, ts_init_ns=s.ts_init_ns,
+                               account=s.account, order_id=f"{s.order_id}-take_profit",
+                               side=exit_side, type="limit", seq=s.seq, qty=qty,
+                               price=s.take_profit, reduce_only=True,
+                               tag=s.take_profit_tag or "TAKE_PROFIT"))
     return out
 
 

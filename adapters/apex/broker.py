@@ -470,23 +470,36 @@ class ApexBroker:
     def _attach(self, cmd: SubmitOrder, o: _Order, form: dict[str, Any], size: Decimal,
                 buy: bool) -> None:
         """The plan's stop and first target as the entry's attached TP/SL (``isOpenTpslOrder``):
-        on the venue from the moment the entry fills."""
+        on the venue from the moment the entry fills. The stop's size is the entry's (reduce-only:
+        it closes what is left); the target's is ``take_profit_frac`` of it (rounded down to the
+        step; NaN: the entry's size), tagged ``take_profit_tag``. A target below
+        ``minOrderSize`` is not attached (``OrderCanceled`` for its id, as a partial of that
+        size sent alone would be refused); the entry and its stop go without it."""
         r = self.rules
         exit_side = "SELL" if buy else "BUY"
         children = []
         for kind, px, eng_type, tag in (("sl", cmd.stop_loss, "stop", "STOP_LOSS"),
-                                        ("tp", cmd.take_profit, "limit", "TAKE_PROFIT")):
+                                        ("tp", cmd.take_profit, "limit",
+                                         cmd.take_profit_tag or "TAKE_PROFIT")):
             if not math.isfinite(px):
                 continue
             eid = f"{cmd.order_id}-{'stop_loss' if kind == 'sl' else 'take_profit'}"
+            csize = size
+            if kind == "tp" and math.isfinite(cmd.take_profit_frac):
+                csize = r.size(cmd.take_profit_frac * float(size))
+                if csize < r.min_size or csize <= 0:
+                    self._canceled(eid, f"target size {cmd.take_profit_frac:g} x {_s(size)} "
+                                   f"rounds to {_s(csize)} {r.symbol}, below the venue's "
+                                   f"minOrderSize {_s(r.min_size)}: not attached")
+                    continue
             trig = r.price(px)
             price = self._guard(trig, not buy) if kind == "sl" else trig
-            c = _Order(eid, self.cid(eid), "sell" if buy else "buy", eng_type, float(size),
+            c = _Order(eid, self.cid(eid), "sell" if buy else "buy", eng_type, float(csize),
                        float(trig), True, tag, cmd.seq, parent=cmd.order_id)
             children.append(c)
             form.update({"isOpenTpslOrder": True, f"isSetOpen{kind.title()}": True,
                          f"{kind}ClientId": c.cid, f"{kind}Side": exit_side,
-                         f"{kind}Size": _s(size), f"{kind}Price": _s(price),
+                         f"{kind}Size": _s(csize), f"{kind}Price": _s(price),
                          f"{kind}TriggerPrice": _s(trig)})
         if children:
             form["triggerPriceType"] = "MARKET"

@@ -12,8 +12,9 @@ fills of the account since the run's first order) and:
 - **adopts what the venue proves**: a fill of one of this run's clientIds that the journal does
   not have (the process died after sending, before booking) is booked as the ``OrderFilled`` it
   would have been (the account, the exit runner and the journal see it like any fill: an
-  adopted entry gets its stop at once); an order sent without a reply that the venue has is
-  adopted as working;
+  adopted entry's attached stop and target, journaled with it as its children, are its
+  working orders on the venue and in the exit runner); an order sent without a reply that the
+  venue has is adopted as working, with its attached children;
 - **never invents a fill**: a journaled order the venue does not have is canceled in the engine
   ("never reached the venue"), with no fill;
 - **cancels orphans it owns**: an open venue order with one of this run's clientIds that the

@@ -108,18 +108,26 @@ def test_live_run_trades_like_the_backtest_with_stops_on_the_venue(
         len(bt_trades) + still_open
     assert math.isclose(live.accounts[strategy].qty, book.qty, abs_tol=1e-9)
 
-    # stops: on the venue from the entry, replaced new-first, never absent while a position is
-    # open. Replay the venue's order log: every POST /order of a stop comes before the cancel of
-    # the stop it replaces.
+    # stops: attached to the entry (isOpenTpslOrder: on the venue from its fill), replaced
+    # new-first, never absent while a position is open. Replay the venue's order log: every
+    # entry carries its stop, and every POST /order of a stop comes before the cancel of the
+    # stop it replaces.
     stops = [o for o in orders if o.type == "STOP_MARKET"]
     assert stops and all(o.reduce_only for o in stops)
+    entries = [o for o in orders if o.type == "MARKET" and not o.reduce_only]
+    assert all(o.is_open_tpsl and o.form.get("isSetOpenSl") == "True" for o in entries)
+    by_parent = {o.parent_id: o for o in stops if o.parent_id}
+    filled = [o for o in entries if o.status == "FILLED"]
+    assert filled and all(o.id in by_parent for o in filled)  # each fill activated its stop
+    assert all(by_parent[o.id].client_id == o.form["slClientOrderId"] for o in filled)
     posts = [r for r in requests if r["method"] == "POST" and r.get("error") is None]
     live_stops: set[str] = set()  # clientIds of the stops working for the current position
     for r in posts:
         f = r["form"]
         if r["path"] == "/api/v3/order" and f.get("type") == "MARKET" and \
                 f.get("reduceOnly") != "True":
-            live_stops = set()  # a new position (the last one closed: its stops died with it)
+            # a new position (the last one closed: its stops died with it), its stop attached
+            live_stops = {f["slClientOrderId"]}
         elif r["path"] == "/api/v3/order" and f.get("type") == "STOP_MARKET":
             live_stops.add(f["clientId"])
         elif r["path"] == "/api/v3/delete-client-order-id":
@@ -132,12 +140,26 @@ def test_live_run_trades_like_the_backtest_with_stops_on_the_venue(
         assert len(stops) > len(bt_trades)  # replaced at least once
         n_del = sum(1 for r in posts if r["path"] == "/api/v3/delete-client-order-id")
         assert n_del == len(mods)  # every move: new stop placed, then the old one canceled
+        # the first move of a position replaces the stop attached to its entry
+        attached = {o.form["slClientOrderId"] for o in entries}
+        deleted = [r["form"]["id"] for r in posts
+                   if r["path"] == "/api/v3/delete-client-order-id"]
+        assert attached & set(deleted)
+        assert all(m.order_id.endswith("-stop_loss") for m in mods)
         assert any(o.form.get("triggerPrice") for o in stops)
     if strategy == "multi_tier":
         partials = [o for o in orders if o.reduce_only and o.type in ("LIMIT", "MARKET")
                     and o.parent_id == ""]
         assert partials, "multi_tier takes partial profits"
         assert sum(1 for s in subs if s.reduce_only and s.type == "limit") >= len(partials)
+        # tier 1 is the entry's attached target: 15 % of the entry's size, reduce-only
+        assert all(o.form.get("isSetOpenTp") == "True" for o in entries)
+        tps = [o for o in orders if o.type == "TAKE_PROFIT_MARKET"]
+        assert tps and all(o.reduce_only and o.parent_id for o in tps)
+        sizes = {o.id: o.size for o in entries}
+        step = 0.001  # the venue's stepSize: the target is rounded down to it
+        assert all(sizes[o.parent_id] * 0.15 - step < o.size <= sizes[o.parent_id] * 0.15 + 1e-9
+                   for o in tps)
 
     # secrets: in no output file and no log line
     blobs = [p.read_bytes() for p in (tmp_path / "live").rglob("*") if p.is_file()]

@@ -75,9 +75,10 @@ def test_six_strategies_trade_live_each_on_its_own_account_like_the_backtest(
     bt = build_engine(load_config(LIVE, {
         **common, "output.dir": str(tmp_path / "bt"), "mode": "backtest", "data.file": str(path),
         "data.venue": None, "execution.workers": 1, "execution.close_at_end": False}))
-    bt_targets: set[str] = set()
+    bt_targets: set[str] = set()  # the accounts whose plans have a target (attached or not)
     bt.bus.subscribe_all(lambda e: bt_targets.add(e.account) if isinstance(e, SubmitOrder)
-                         and e.reduce_only and e.type == "limit" else None, name="test")
+                         and ((e.reduce_only and e.type == "limit")
+                              or math.isfinite(e.take_profit)) else None, name="test")
     bt.run()
 
     creds = [accounts_env[n] for n in SIX]
@@ -115,6 +116,7 @@ def test_six_strategies_trade_live_each_on_its_own_account_like_the_backtest(
         assert venue.stream.drops == len(SIX)
 
     traded = 0
+    attached_tp: set[str] = set()  # accounts whose attached first target filled
     for n in SIX:
         bt_trades, live_trades = _trade_keys(bt.accounts[n]), _trade_keys(live.accounts[n])
         assert live_trades == bt_trades, n
@@ -135,7 +137,17 @@ def test_six_strategies_trade_live_each_on_its_own_account_like_the_backtest(
             # a target on the venue exactly where the backtest had one (trailing_stop and
             # volume_divergence plans have none: they exit by trail or by signal)
             assert bool(targets) == (n in bt_targets), n
+            # the plan's stop and first target ride on the entry (isOpenTpslOrder): the venue
+            # activated them as the entry's children when it filled, reduce-only
+            assert all(o.is_open_tpsl and o.form.get("isSetOpenSl") == "True"
+                       for o in entries), n
+            kids = {(o.parent_id, o.type) for o in book.orders.values() if o.parent_id}
+            assert all((o.id, "STOP_MARKET") in kids for o in entries if o.status == "FILLED"), n
+            assert all(((o.id, "TAKE_PROFIT_MARKET") in kids) == (n in bt_targets)
+                       for o in entries if o.status == "FILLED"), n
+            attached_tp.update(f.account for f in mine if f.order_id.endswith("-take_profit"))
     assert traded >= 4, "the sample must exercise most strategies"
+    assert attached_tp, "an attached first target must fill (a partial) in the sample"
     # no account's keys or secrets in the run's files (journal) or in a log line
     blobs = [p.read_bytes() for p in (tmp_path / "live").rglob("*") if p.is_file()]
     text = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)

@@ -223,8 +223,12 @@ def test_killed_between_the_order_record_and_the_reply_adopts_the_venues_fill(
         _kill(p)
         staged = _staged_journal(out)
         first = list(read_events(staged))
-        sent = [x for x in first if type(x) is OrderSent]
+        sent = [x for x in first if type(x) is OrderSent and not x.parent]
         assert len(sent) == 1 and sent[0].tag == "ENTRY"  # journaled before it was sent
+        # with its attached stop (isOpenTpslOrder), journaled as its child before the request
+        kids = [x for x in first if type(x) is OrderSent and x.parent]
+        assert [(k.order_id, k.parent, k.tag) for k in kids] == [
+            (f"{sent[0].order_id}-stop_loss", sent[0].order_id, "STOP_LOSS")]
         assert not [x for x in first if type(x) in (OrderReply, OrderFilled)]
         with venue.lock:
             assert venue.book.qty != 0.0  # the venue filled it
@@ -244,7 +248,10 @@ def test_killed_between_the_order_record_and_the_reply_adopts_the_venues_fill(
     assert any("accepted by the venue before the restart" in a for a in rec.actions), rec
     assert any("adopted a fill the journal missed" in a for a in rec.actions), rec
     assert len(entries) == 1 and entries[0].client_id == sent[0].client_id  # never sent twice
-    assert len(stops) == 1  # the adopted position got its stop
+    assert len(stops) == 1  # the adopted position has its stop: the entry's attached one,
+    # or the replacement the exit plugin moved it to (new first, then the attached one canceled)
+    assert stops[0]["clientId"] in {kids[0].client_id} | {
+        x.client_id for x in events if type(x) is OrderSent and x.replaces}
     assert _trades_csv(out) == []  # still in the trade the backtest opened at 36
     adopted = [x for x in events if type(x) is OrderFilled and x.order_id == sent[0].order_id]
     assert len(adopted) == 1 and adopted[0].seq == backtest[0][1]

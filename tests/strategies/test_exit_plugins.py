@@ -99,6 +99,14 @@ class Rig:
     def moves(self):
         return [(e.price, e.tag) for e in self.events if isinstance(e, ModifyOrder)]
 
+    def targets(self):
+        """The resting sell/buy limits working on the broker (the first one is attached to the
+        entry: ``<entry>-take_profit``; the others placed at its fill)."""
+        side = "sell" if self.acct.qty > 0 else "buy"
+        return [w for w in self.broker.working_orders() if w.side == side
+                and math.isfinite(w.price) and not w.order_id.endswith("-stop_loss")
+                and "STOP" not in w.tag]
+
 
 def test_poc_target_half_at_poc_then_break_even():
     r = Rig("poc_target", HandProfile(poc=110.0, vah=115.0))
@@ -116,13 +124,13 @@ def test_partial_target_falls_back_to_vah_then_percent():
     r.bar(100, 100, 100, 100)
     r.signal()
     r.bar(100, 101, 99, 100)
-    orders = [e for e in r.events if isinstance(e, SubmitOrder) and e.type == "limit"]
+    orders = r.targets()
     assert orders[-1].price == 107.0 and orders[-1].qty == pytest.approx(0.5 * r.qty0)
     r2 = Rig("vah_exit", HandProfile(poc=100.5, vah=100.8))  # neither: +4 %
     r2.bar(100, 100, 100, 100)
     r2.signal()
     r2.bar(100, 101, 99, 100)
-    lim = [e for e in r2.events if isinstance(e, SubmitOrder) and e.type == "limit"]
+    lim = r2.targets()
     assert lim[-1].price == pytest.approx(104.0)
 
 
@@ -185,7 +193,7 @@ def test_lvn_acceleration_targets_the_lvn_not_the_peak():
     r.bar(100, 100, 100, 100)
     r.signal(entry=100, stop=91, atr=2.0)
     r.bar(100, 101, 99, 100)
-    lim = [e for e in r.events if isinstance(e, SubmitOrder) and e.type == "limit"]
+    lim = r.targets()
     assert (lim[-1].price, lim[-1].tag) == (103.0, "LVN_TARGET")
     assert lim[-1].qty == pytest.approx(0.2 * r.qty0)
     r.bar(100, 103.5, 100, 103)
@@ -246,3 +254,55 @@ def test_a_plugin_with_another_api_version_is_refused_with_the_reason():
     with pytest.raises(PluginLoadError, match=r"written for plugin API 0\.0, and this tradebot's "
                                               r"is 1\.\d+ .*upgrade the plugin.*Params"):
         check_exit_contract("old", Old)
+
+
+def test_the_entry_carries_the_plans_stop_and_first_target_attached():
+    """Planned at the signal: one entry order carrying the stop and tier 1 (isOpenTpslOrder
+    live); at its fill the children work, tier 2 is placed, and MoveStop moves the attached
+    stop (no separate stop order is ever sent)."""
+    r = Rig("multi_tier", HandProfile(hvns=(101.0, 104.0, 107.0, 112.0)))
+    r.bar(100, 100, 100, 100)
+    r.signal(entry=100, stop=91, atr=2.0)
+    subs = [e for e in r.events if isinstance(e, SubmitOrder)]
+    assert len(subs) == 1  # before the fill: the entry alone
+    e = subs[0]
+    assert (e.order_id, e.tag, e.stop_loss, e.take_profit, e.take_profit_frac,
+            e.take_profit_tag) == ("s-1", "ENTRY", 91.0, 104.0, 0.15, "TIER_1")
+    r.bar(100, 101, 99, 100)  # the entry fills at the open
+    later = [(s.type, s.price, s.tag, s.reduce_only) for s in r.events
+             if isinstance(s, SubmitOrder)][1:]
+    assert later == [("limit", 107.0, "TIER_2", True)]  # tier 2 only: no stop order sent
+    work = {w.order_id: w for w in r.broker.working_orders()}
+    # the children first (placed the moment the entry filled), then what the fill's handler sent
+    assert list(work) == ["s-1-stop_loss", "s-1-take_profit", "s-2"]
+    assert (work["s-1-stop_loss"].price, work["s-1-stop_loss"].tag) == (91.0, "STOP_LOSS")
+    assert work["s-1-take_profit"].qty == pytest.approx(0.15 * r.qty0)
+    r.bar(100, 104.5, 100, 104)  # the attached tier 1 fills; the ATR stop is decided
+    assert [(m.order_id, m.price, m.tag) for m in r.events if isinstance(m, ModifyOrder)] == [
+        ("s-1-stop_loss", 98.0, "ATR_STOP")]
+    r.bar(104, 104, 97, 98)  # the moved attached stop is hit: the rest closes at 98
+    assert r.trades() == [("TIER_1", 0.15, 104.0), ("ATR_STOP", 0.85, 98.0)]
+    assert r.acct.qty == 0.0 and r.broker.working_orders() == []  # tier 2 died with it
+
+
+def test_the_attached_stop_works_from_the_entry_fill_and_no_target_without_partials():
+    r = Rig("trailing_stop", HandProfile())
+    r.bar(100, 100, 100, 100)
+    r.signal(entry=100, stop=95)
+    (e,) = [e for e in r.events if isinstance(e, SubmitOrder)]
+    assert e.stop_loss == 95.0 and math.isnan(e.take_profit)  # no partials: nothing attached
+    r.bar(100, 101, 94, 96)  # filled at the open, stopped in the same bar (as before)
+    assert r.trades() == [("STOP_LOSS", 1.0, 95.0)]
+    assert [e.order_id for e in r.events if isinstance(e, OrderFilled)] == ["s-1",
+                                                                            "s-1-stop_loss"]
+
+
+def test_plan_runs_at_the_signal_and_reads_nothing_later():
+    prof = HandProfile(poc=110.0)
+    r = Rig("poc_target", prof)
+    r.bar(100, 100, 100, 100)
+    r.signal()
+    assert prof.windows and max(stop for _, stop in prof.windows) == 1  # bars [.., seq 0]
+    n = len(prof.windows)
+    r.bar(100, 101, 99, 100)  # the fill asks nothing more of the profile
+    assert len(prof.windows) == n
