@@ -42,6 +42,23 @@ bar N+1, as in a backtest with ``market_fill: next_open``). Orders of this broke
 venue's open orders without a fill (an orphaned take-profit canceled when the position closed)
 are published as ``OrderCanceled`` with the venue's cancel reason.
 
+**Sending.** A live run's brokers (one per account) send at once: on a signal bar every
+account's entry is in flight together instead of one after another. ``on_submit_order`` checks
+and forms the order and journals its ``OrderSent`` on the engine thread (on disk before the
+request leaves), then hands the request (zk signature + HTTP, which release the GIL) to the
+account's worker thread: one per account, so one account's requests keep their order. Replies
+are booked back on the engine thread, in the order sent (``OrderReply``, a refusal's
+``OrderCanceled``), by every path that reads or changes the account's orders (a cancel, a stop
+move, a fills poll, ``working_orders``) and at the latest in ``after_bar``; the run's last
+``after_bar`` books what every account still has in flight (``SendDesk.drain``), so a bar ends
+with nothing unbooked and the journal holds the same events as a serial run, only the accounts
+interleaved differently. A market order's worker reads the fills endpoint as soon as the venue
+accepts it (``after_bar`` books them without another round trip); a bar's fills and open-orders
+reads of the accounts with working orders are handed to the workers at the bar's first
+``on_bar_closed``; the worst-price guard is looked up once per bar, side and size for all
+accounts (``SendDesk``). Stop moves and cancels stay on the engine thread (after settling).
+``concurrent=False``: every request on the engine thread.
+
 One venue account holds one net position per symbol, so a live run trades one strategy per
 Apex account: several strategies each name their own account's credentials by an environment
 prefix (``apex_env``; :func:`account_clients`), each gets its own broker and client, and two
@@ -55,6 +72,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
@@ -92,6 +110,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STOP_PRICE_GUARD = Decimal("0.05")  # a stop-market's worst acceptable price: trigger -+ 5 %
+WORST_TTL_S = 1.0  # a worst-price guard looked up on this bar is reused this long at most
 
 
 def row_cid(row: dict[str, Any]) -> str:
@@ -158,6 +177,44 @@ class _Order:
     filled: float = 0.0
 
 
+class SendDesk:
+    """What the Apex brokers of one live run (one per account) share to send at once.
+
+    - ``brokers``: in wiring order, which is the order of their ``on_bar_closed`` and
+      ``after_bar`` hooks. The first ``on_bar_closed`` of a bar hands every busy account's reads
+      (fills, open orders) to its worker, so the accounts' reads overlap; the last ``after_bar``
+      of a bar books what every account still has in flight (:meth:`drain`), so nothing of the
+      bar is left unbooked when it ends.
+    - the worst-price guard (``get_worst_price_v3``): the market's, not an account's, so it is
+      looked up once per bar, side and size for all of them and reused for ``WORST_TTL_S`` at
+      most (the six entries of one signal bar ask the same question).
+    """
+
+    def __init__(self) -> None:
+        self.brokers: list[ApexBroker] = []
+        self.bar_seq: int | None = None  # the bar whose reads were handed out
+        self.worst: dict[tuple[Any, ...], tuple[float, Any]] = {}  # this bar's worst prices
+
+    def prefetch(self, bar: BarClosed) -> None:
+        """At a bar's first ``on_bar_closed``: each account with working orders reads its fills
+        and open orders in its worker (they are booked by its own ``on_bar_closed``)."""
+        if self.bar_seq == bar.seq:
+            return
+        self.bar_seq = bar.seq
+        self.worst = {}
+        for b in self.brokers:
+            if b.concurrent and b._reads is None and any(o.working for o in b._orders.values()):
+                b._reads = (bar.seq, b._pool().submit(b._read_bar))
+
+    def drain(self) -> None:
+        """Book every account's orders still in flight (engine thread), account by account in
+        wiring order, each in the order sent; again while booking makes new ones."""
+        while any(b._pending for b in self.brokers):
+            for b in self.brokers:
+                if b._pending:
+                    b._settle_and_book()
+
+
 class ApexBroker:
     """Executes one account's orders on an Apex venue (``engine.ports.Broker``).
 
@@ -173,6 +230,10 @@ class ApexBroker:
         market_wait_s: after a bar, how long to wait for the fills of the market orders placed
             on it (the local venue in lockstep fills them at once).
         sleep: how to wait (tests may record the waits).
+        concurrent: send through the account's worker thread (signature + HTTP), the replies
+            booked back on the engine thread at the next settle point (module docstring,
+            "Sending"); False: every request on the engine thread, one after another.
+        desk: what the brokers of one run share (:class:`SendDesk`); default: its own.
     """
 
     def __init__(self, account: Account, publish: Callable[[Event], None], costs: Costs,
@@ -180,7 +241,8 @@ class ApexBroker:
                  client: ApexClient, symbol: str, run_id: str, max_retries: int = 5,
                  backoff_s: float = 0.25, backoff_cap_s: float = 4.0, market_wait_s: float = 2.0,
                  sleep: Callable[[float], None] = time.sleep,
-                 stream: AccountStream | None = None) -> None:
+                 stream: AccountStream | None = None, concurrent: bool = True,
+                 desk: SendDesk | None = None) -> None:
         self.account = account
         self.name = account.name
         self._publish = publish
@@ -211,6 +273,16 @@ class ApexBroker:
         self.ws_fills = 0  # fills booked from the websocket first (diagnostics, tests)
         self.backfills = 0  # back-fills from the fills endpoint after a websocket drop
         self._timer = "apex-ws"  # one timer drains every account's stream (journaled once)
+        # sending (module docstring): the account's worker and what it has in flight
+        self.concurrent = concurrent
+        self.desk = desk if desk is not None else SendDesk()
+        self.desk.brokers.append(self)
+        self._worker: ThreadPoolExecutor | None = None
+        self._pending: list[tuple[_Order, Future[tuple[bool, list[dict[str, Any]] | None]]]] = []
+        self._stash: list[dict[str, Any]] | None = None  # fills read right after a market order
+        self._reads: tuple[int, Future[tuple[list[dict[str, Any]], list[dict[str, Any]]]]] \
+            | None = None  # (bar seq, this bar's reads handed to the worker by the desk)
+        self._open_snap: list[dict[str, Any]] | None = None  # this bar's open orders, read early
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -232,6 +304,7 @@ class ApexBroker:
         symbol = config.data.symbol
 
         ws = config.data.websocket
+        desk = SendDesk()  # the run's brokers send at once (module docstring, "Sending")
 
         def factory(account: Account, publish: Callable[[Event], None], costs: Costs,
                     policy: IntrabarPolicy | None = None,
@@ -241,7 +314,7 @@ class ApexBroker:
             if ws:
                 stream = _account_stream(ws, c, account.name)
             broker = cls(account, publish, costs, policy, market_fill, client=c,
-                         symbol=symbol, run_id=rid, stream=stream)
+                         symbol=symbol, run_id=rid, stream=stream, desk=desk)
             try:
                 if not resume:
                     broker.check_flat()
@@ -304,6 +377,7 @@ class ApexBroker:
         self._place(o, form)
 
     def on_cancel_order(self, cmd: CancelOrder) -> None:
+        self._settle()  # the account's orders in flight first: one account's orders keep order
         o = self._orders.get(cmd.order_id)
         if o is None or not o.working:
             self._canceled(cmd.order_id, "not working (already filled or canceled)")
@@ -319,6 +393,7 @@ class ApexBroker:
 
     def on_modify_order(self, cmd: ModifyOrder) -> None:
         """Cancel-and-replace: place the new order first, then cancel the old one."""
+        self._settle()
         o = self._orders.get(cmd.order_id)
         if o is None or not o.working:
             self._canceled(cmd.order_id, "modify: not working")
@@ -359,6 +434,7 @@ class ApexBroker:
                         o.order_id, exc)
 
     def working_orders(self) -> list[WorkingOrder]:
+        self._settle()
         # qty: what is left of it (a partially filled order keeps working for the rest)
         return [WorkingOrder(o.order_id, o.side, o.qty - o.filled, o.price,  # type: ignore
                              o.tag) for o in self._orders.values() if o.working]
@@ -366,10 +442,20 @@ class ApexBroker:
     # -- the bar -------------------------------------------------------------------------------
     def on_bar_closed(self, bar: BarClosed) -> None:
         self._bar = bar
+        self.desk.prefetch(bar)  # the first account's hook hands out every account's reads
+        self._settle()
+        self._stash = None
+        reads, self._reads = self._reads, None
         self.poll_stream()
         if any(o.working for o in self._orders.values()):
-            self._poll_fills()
-            self._poll_canceled()
+            rows = None
+            if reads is not None and reads[0] == bar.seq:  # read by the worker meanwhile
+                rows, self._open_snap = reads[1].result()
+            try:
+                self._poll_fills(rows)
+                self._poll_canceled()
+            finally:
+                self._open_snap = None
 
     def bind_clock(self, clock: Clock, interval_s: float = 1.0) -> None:
         """With a websocket: drain it every ``interval_s`` on ``clock`` (a timer: it fires on
@@ -383,20 +469,40 @@ class ApexBroker:
             self.poll_stream()
 
     def close(self) -> None:
-        """Stop the websocket (if any); the venue's orders are left as they are."""
+        """Stop the websocket (if any) and the worker; the venue's orders are left as they
+        are."""
         if self.stream is not None:
             self.stream.stop()
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
+        if self in self.desk.brokers:
+            self.desk.brokers.remove(self)
 
     def after_bar(self, bar: BarClosed) -> None:
-        """After the bar's handlers: book what the orders placed on this close did at once
-        (market orders fill as soon as they are placed; on the exchange this waits up to
-        ``market_wait_s`` for their fills, then asks whether the venue canceled them). Only
-        market orders can have filled since the bar's own poll: a resting order placed on this
-        close works from the next candle, whose fills the next bar close (or the websocket)
-        books."""
+        """After the bar's handlers: book the replies of the orders placed on this close (in
+        the order sent) and what they did at once (market orders fill as soon as they are
+        placed; on the exchange this waits up to ``market_wait_s`` for their fills, then asks
+        whether the venue canceled them). Only market orders can have filled since the bar's
+        own poll: a resting order placed on this close works from the next candle, whose fills
+        the next bar close (or the websocket) books. The run's last broker then books what
+        every account still has in flight (``SendDesk.drain``: the stops placed on these
+        fills), so the bar ends with nothing unbooked."""
+        self._settle_and_book()
+        if self.desk.brokers and self.desk.brokers[-1] is self:
+            self.desk.drain()
+        elif self not in self.desk.brokers:
+            while self._pending:
+                self._settle_and_book()
+
+    def _settle_and_book(self) -> None:
+        """Book the replies in flight, then the fills of the market orders among them: those
+        the worker read right after the venue accepted them, else from the fills endpoint."""
+        self._settle()
+        rows, self._stash = self._stash, None
         if not any(o.working and o.type == "market" for o in self._orders.values()):
             return
-        self._poll_fills()
+        self._poll_fills(rows)
         deadline = time.monotonic() + self.market_wait_s
         while any(o.working and o.type == "market" for o in self._orders.values()):
             if time.monotonic() >= deadline:
@@ -409,6 +515,7 @@ class ApexBroker:
     def close_at_end(self, bar: BarClosed, tag: str) -> None:
         """Live runs do not close at the end of data: positions stay, with their stops, on the
         venue (``tradebot flatten`` closes them)."""
+        self._settle()
         logger.info("%s: run stopped; %d orders stay working on the venue", self.name,
                     len(self.working_orders()))
 
@@ -432,8 +539,8 @@ class ApexBroker:
                                 "reduceOnly": cmd.reduce_only}
         if cmd.type == "market":
             est = qty if qty > 0 and math.isfinite(qty) else float(r.min_size)
-            worst = Decimal(str(self._retry("worst price", self.client.worst_price, r.symbol,
-                                            side, _s(r.size(est) or r.min_size))["worstPrice"]))
+            worst = Decimal(str(self._worst_price(r.symbol, side,
+                                                  _s(r.size(est) or r.min_size))["worstPrice"]))
             price = r.price(worst, ROUND_CEILING if buy else ROUND_FLOOR)
             if cmd.equity_frac > 0.0:
                 qty = size_for_equity_frac(acct.equity_at(float(price)), cmd.equity_frac,
@@ -517,8 +624,16 @@ class ApexBroker:
         for c in self._orders.values():
             if c.parent == o.order_id:
                 self._journal_sent(c)
+        if self.concurrent:  # signature + request in the account's worker; booked by _settle
+            self._pending.append((o, self._pool().submit(self._send_and_read, o, form)))
+            return
+        self._book_sent(o, lambda: self._send(o, form))
+
+    def _book_sent(self, o: _Order, outcome: Callable[[], bool]) -> None:
+        """Book the venue's answer to order ``o`` (engine thread): ``outcome()`` says whether
+        the venue has it, or raises what ``_send`` raises."""
         try:
-            placed = self._send(o, form)
+            placed = outcome()
         except OrderRejected as exc:
             self._journal_reply(o, "rejected", str(exc))
             self._drop_children(o)
@@ -532,6 +647,66 @@ class ApexBroker:
         self._journal_reply(o, "accepted" if placed else "failed")
         if placed:
             o.working = True
+
+    # -- sending through the account's worker ------------------------------------------------
+    def _pool(self) -> ThreadPoolExecutor:
+        """The account's worker: one thread, so the account's requests keep their order."""
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"apex-{self.name}")
+        return self._worker
+
+    def _send_and_read(self, o: _Order, form: dict[str, Any]
+                       ) -> tuple[bool, list[dict[str, Any]] | None]:
+        """(worker) ``_send``; for a market order the venue accepted, also read the fills
+        endpoint at once (it fills as it is placed): ``after_bar`` books them without another
+        round trip (None: that read failed, ``after_bar`` reads again)."""
+        placed = self._send(o, form)
+        rows = None
+        if placed and form.get("type") == "MARKET":
+            try:
+                rows = self.venue_fills()
+            except VenueError as exc:
+                logger.info("%s: fills after %s: %s; read again after the bar", self.name,
+                            o.order_id, exc)
+        return placed, rows
+
+    def _read_bar(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(worker) A bar's reads of an account with working orders: fills, then open orders
+        (the order ``on_bar_closed`` asks them in)."""
+        rows = self.venue_fills()
+        return rows, self._retry("open orders", self.client.open_orders) or []
+
+    def _settle(self) -> None:
+        """Book the replies of the orders in the worker, in the order they were sent (engine
+        thread), waiting for those still in flight. Every path that reads or changes this
+        account's orders settles first, so it sees them as a serial broker would."""
+        while self._pending:
+            o, fut = self._pending.pop(0)
+
+            def outcome(fut: Future[tuple[bool, list[dict[str, Any]] | None]] = fut) -> bool:
+                placed, rows = fut.result()
+                if rows is not None:
+                    self._stash = [*(self._stash or []), *rows]
+                return placed
+
+            self._book_sent(o, outcome)
+
+    def _worst_price(self, symbol: str, side: str, size: str) -> dict[str, Any]:
+        """``get_worst_price_v3`` for a market order: once per bar, side and size for every
+        account of the run (``SendDesk.worst``), reused for ``WORST_TTL_S`` at most."""
+        bar = self._bar
+        if bar is None:
+            return self._retry("worst price", self.client.worst_price, symbol, side, size)
+        key = (bar.seq, symbol, side, size)
+        hit = self.desk.worst.get(key)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] <= WORST_TTL_S:
+            return hit[1]
+        data = self._retry("worst price", self.client.worst_price, symbol, side, size)
+        if self.desk.bar_seq != bar.seq:
+            self.desk.worst = {}
+        self.desk.worst[key] = (now, data)
+        return data
 
     def _journal_sent(self, o: _Order, replaces: str = "") -> None:
         """Publish ``OrderSent`` for ``o``: the journal commits it before this returns (the
@@ -639,12 +814,14 @@ class ApexBroker:
         self._sleep(wait)
 
     # -- fills ---------------------------------------------------------------------------------
-    def _poll_fills(self) -> None:
+    def _poll_fills(self, rows: list[dict[str, Any]] | None = None) -> None:
+        """Book the new fills of the fills endpoint (``rows``: its answer, read by the worker;
+        None: read it now)."""
         if self._polling:  # a handler of a fill being published asked again: the outer poll
             return  # publishes the rest, once each
         self._polling = True
         try:
-            self._poll_fills_once()
+            self._poll_fills_once(rows)
         finally:
             self._polling = False
 
@@ -669,8 +846,9 @@ class ApexBroker:
                                 if str(f.get("id", "")).isdigit() else 0))
         return new
 
-    def _poll_fills_once(self) -> None:
-        for f in self._unseen(self.venue_fills()):
+    def _poll_fills_once(self, rows: list[dict[str, Any]] | None = None) -> None:
+        self._settle()  # an order's reply is booked before its fills
+        for f in self._unseen(self.venue_fills() if rows is None else rows):
             self._seen_fills.add(str(f["id"]))
             self._fills_from_ms = max(self._fills_from_ms, int(f.get("createdAt", 0)))
             self._on_fill(f)
@@ -683,6 +861,7 @@ class ApexBroker:
             return
         from adapters.apex.account_stream import ACCOUNT_TOPIC, DOWN, UP
 
+        self._settle()  # an order's reply is booked before its fills
         self._polling = True
         try:
             for kind, payload in self.stream.drain():
@@ -743,10 +922,13 @@ class ApexBroker:
 
     def _poll_canceled(self) -> None:
         """Orders of ours the venue no longer works without a fill: canceled there."""
+        self._settle()
         working = [o for o in self._orders.values() if o.working]
         if not working:
             return
-        open_orders = self._retry("open orders", self.client.open_orders) or []
+        open_orders, self._open_snap = self._open_snap, None  # read by the worker this bar
+        if open_orders is None:
+            open_orders = self._retry("open orders", self.client.open_orders) or []
         open_cids = {row_cid(x) for x in open_orders}
         for o in working:
             if o.cid in open_cids:
