@@ -13,7 +13,9 @@ subscribed to the PUB socket (XPUB's subscription frames tell; checked every rou
   appended straight to its bounded deque (a builtin call, no Python frame); closed trades are
   read from the accounts (``Account.trades``) when a snapshot is asked, so ``TradeClosed`` and
   the types nobody else hears stay unheard (``Bus.unheard``: the engine does not build them);
-- a subscriber: every event type, each queued with the bar count it happened at.
+- a subscriber: every event type, each to its snapshot deque (the kept types) and to the
+  publishing queue, both builtin appends; a round places queued events on their bars by time
+  (``ts_event_ns`` at or before a bar's close: that bar; the rest: the round's last bar).
 
 The switch happens at a round; bars closed while nobody was subscribed are skipped as a block
 (``seq`` jumps: a new subscriber takes a snapshot anyway). Every few bars the engine thread
@@ -116,7 +118,7 @@ class Settings(msgspec.Struct, kw_only=True):
     snapshot_bars: int = 2_000
     heartbeat_s: float = 1.0
     speed: float = 0.0
-    max_cpu_share: float = 0.05
+    max_cpu_share: float = 0.02  # engine.config.PublishConfig's default
     server_secret_file: str | None = None
     clients_dir: str | None = None
 
@@ -287,13 +289,16 @@ class ZmqBridge:
         if self._watched is not None:
             bus.unsubscribe(self._name)
         kw: dict[str, Any] = {"priority": PRIORITY_SINK, "name": "zmq-bridge", "owner": self}
+        queue = self._q.append if watched else None
         for cls in wire.EVENT_TYPES.values():
             if cls is BarClosed:
                 continue
-            handler = (self._on_timer if cls is _TIMER else self._queue if watched
-                       else self._kept.get(cls))
-            if handler is not None:
-                self._name = kw["name"] = bus.subscribe(cls, handler, **kw)
+            # builtins only (no Python frame per event): the snapshot state's deque, then
+            # (watched) the publishing queue; a round places queued events on their bars by time
+            handlers = (self._on_timer,) if cls is _TIMER else (self._kept.get(cls), queue)
+            for handler in handlers:
+                if handler is not None:
+                    self._name = kw["name"] = bus.subscribe(cls, handler, **kw)
         self._watched = watched
 
     def _tick(self) -> None:
@@ -312,11 +317,6 @@ class ZmqBridge:
         if self._period:
             self._pace()
 
-    def _queue(self, event: Event) -> None:
-        """Sink for every event but bars and timers while somebody is subscribed (engine
-        thread): queued with the bar count it happened at, published by the next round."""
-        self._q.append((self.store.count, event))
-
     def _on_timer(self, event: Event) -> None:
         """The bridge's timer (live, between bars): commands are applied, and events and the
         heartbeat go out now."""
@@ -328,10 +328,10 @@ class ZmqBridge:
         """An event handed to the bridge by hand (the bus calls the handlers ``_route`` chose)."""
         if type(event) is _TIMER:
             self._on_timer(event)
-        elif self._watched:
-            self._queue(event)
-        else:
-            self._keep(event)
+            return
+        self._keep(event)
+        if self._watched:
+            self._q.append(event)
 
     @property
     def _every(self) -> int:
@@ -587,18 +587,31 @@ class ZmqBridge:
                     self._set_bar(upto)
                     s = upto + 1
                 self._route(True)
-            # events after the last published bar, before the next one (commands, live fills)
-            while q and q[0][0] <= s:
-                self._event(q.popleft()[1], watched)
+            # every queued event is kept already (snapshot state, on arrival); the queue only
+            # says what to publish, placed on its bar by time: an event at or before a bar's
+            # close goes out with that bar (after its features, before its equity), the rest
+            # with the round's last bar
             if watched:
+                if s > upto:  # no new bar: between bars (commands, live fills) go out now
+                    while q:
+                        self._event(q.popleft())
+                else:  # those up to the last published bar's close go before the next bar
+                    last_ts = self.bar_ts
+                    while q and q[0].ts_event_ns <= last_ts:
+                        self._event(q.popleft())
                 t0 = time.perf_counter()
                 limited = budget_s != math.inf
                 while s <= upto:
                     if limited and time.perf_counter() - t0 > budget_s:
                         break  # out of budget: the rest is skipped below
                     self._bar(s)
-                    while q and q[0][0] == s + 1:
-                        self._event(q.popleft()[1], True)
+                    if s == upto:
+                        while q:
+                            self._event(q.popleft())
+                    else:
+                        ts = self.bar_ts
+                        while q and q[0].ts_event_ns <= ts:
+                            self._event(q.popleft())
                     self._publish("equity", "equity", self.bar_ts // 1_000_000,
                                   {"bar_seq": s, "equity": self._equity_at(s)})
                     s += 1
@@ -607,35 +620,21 @@ class ZmqBridge:
                 self.seq += n
                 self.skipped += n
                 self._set_bar(upto)
-                self._keep_all(q, upto + 1)
+            q.clear()  # the skipped bars' events (kept on arrival)
             self._count_trades()  # the trades a snapshot shows: those up to this round's seq
             if not watched and self._watched is not False:  # the last subscriber left
-                self._keep_all(q, upto + 1)
                 self._route(False)
             now = time.monotonic()
             if beat or now - self._last_beat >= self.s.heartbeat_s:
                 self._publish("status", "status", int(time.time() * 1000), self.status())
                 self._last_beat = now
 
-    def _event(self, ev: Event, publish: bool) -> None:
-        self._keep(ev)
+    def _event(self, ev: Event) -> None:
+        """Publish a queued event (kept for snapshots when it arrived)."""
         name = type(ev).__name__
-        if publish and name not in NOT_PUBLISHED:  # (timers are not queued: belt and braces)
+        if name not in NOT_PUBLISHED:  # (timers are not queued: belt and braces)
             ts = ev.ts_event_ns or self.bar_ts
             self._publish(wire.kind_of(name), name, ts // 1_000_000, ev)
-
-    def _keep_all(self, q: deque[Any], upto_count: int) -> None:
-        """Keep (not publish) the queued events that happened while the store held at most
-        ``upto_count`` bars: the skipped ones, many per round (one loop, no call per event but
-        the keeper's)."""
-        keepers, keep, popleft = self._keepers, self._keep, q.popleft
-        while q and q[0][0] <= upto_count:
-            ev = popleft()[1]
-            keeper = keepers.get(type(ev))
-            if keeper is None:
-                keep(ev)  # not a kept type: learn it once (an _ignore from now on)
-            else:
-                keeper(ev)
 
     def _subscriptions(self) -> None:
         """Read XPUB's (un)subscribe frames: with no subscriber nothing is encoded."""
@@ -670,11 +669,16 @@ class ZmqBridge:
     def _publish(self, kind: str, type_: str, ts_ms: int, data: Any) -> None:
         self.seq += 1
         payload = wire.encode_payload(self.seq, self.run_id, type_, ts_ms, data)
+        # the two frames through pyzmq's compiled send: its Python wrapper (send_multipart,
+        # Socket.send, the flags' enum arithmetic) cost ~6x the send itself. A PUB socket
+        # drops a message whole at the HWM, at its first frame; the rest of it is accepted
         try:
-            self.pub.send_multipart((self._topics[kind], payload), flags=zmq.NOBLOCK)
-            self.sent += 1
+            _send(self.pub, self._topics[kind], _MORE)
         except zmq.Again:
             self.dropped += 1
+            return
+        _send(self.pub, payload, _NOBLOCK)
+        self.sent += 1
 
     # -- state (publisher thread) ---------------------------------------------------------------
     def _keep(self, ev: Event) -> None:
@@ -914,6 +918,9 @@ class ZmqBridge:
             log.debug("reply not sent: %s", exc)
 
 
+_send = zmq.backend.Socket.send  # the compiled send, without the sugar layer's wrapper
+_NOBLOCK = int(zmq.NOBLOCK)
+_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 _TIMER = getattr(_events, "TimerFired", None)  # engine.clock's timer event
 _BACKTEST_REFUSAL = (
     "{op} refused: this engine runs in backtest mode (a backtest or a replay is not live, so it "

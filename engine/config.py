@@ -158,7 +158,7 @@ class PublishConfig(BaseModel):
     heartbeat_s: float = Field(default=1.0, gt=0, le=60, description="status message period")
     speed: float = Field(default=0.0, ge=0, description="replay pace in bars per second "
                          "(0 = as fast as possible; live bars come at their own pace)")
-    max_cpu_share: float = Field(default=0.1, gt=0, le=1, description="share of the time the "
+    max_cpu_share: float = Field(default=0.02, gt=0, le=1, description="share of the time the "
                                  "publisher may spend while the engine runs flat out; bars beyond "
                                  "it are skipped as a gap (1 = never skip)")
     curve: CurveConfig | None = Field(default=None, description="required to bind a "

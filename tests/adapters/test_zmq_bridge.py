@@ -116,6 +116,19 @@ def test_every_message_in_order_with_one_sequence(bars, ctx):
     kinds = [t.split(b".")[0] for t, _ in msgs]
     i = kinds.index(b"bar")
     assert kinds[i + 1] == b"features"
+    # every bar's own events (placed by time: the bridge queues them without a bar count) sit
+    # between its features and its equity, none before its bar or after its equity
+    at, open_bar, placed = None, False, 0
+    for kind, (_, m) in zip(kinds, msgs, strict=True):
+        if kind == b"bar":
+            at, open_bar = m["ts"], True
+        elif kind == b"equity":
+            assert open_bar
+            open_bar = False
+        elif kind in (b"signal", b"order", b"fill", b"trade"):
+            assert open_bar and m["ts"] == at, (kind, m)
+            placed += 1
+    assert placed > 20, "the test needs events"
     feats = next(m for t, m in msgs if t.startswith(b"features.") and m["data"]["bar_seq"] == 900)
     assert {"vp_poc", "vp_vah", "vp_val"} <= set(feats["data"]["values"])
     assert feats["data"]["values"]["vp_poc"] == eng.features.backing("vp_poc")[900]
