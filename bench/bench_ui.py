@@ -41,13 +41,9 @@ if (!gd || !gd.on || !gd.data) { return false; }
 if (!window.__uiLog) {
   window.__uiLog = [];
   gd.on('plotly_afterplot', function () {
-    var last = '', n = 0;
-    [UP, DN].forEach(function (i) {
-      var t = gd.data && gd.data[i];
-      if (t && t.x && t.x.length) { n += t.x.length / 3; var x = t.x[t.x.length - 2];
-                                    if (x > last) { last = x; } }
-    });
-    if (n) { window.__uiLog.push([Date.now(), n, last]); }
+    var t = gd.data && gd.data[OHLC];  // one point per candle, in order
+    if (t && t.x && t.x.length) { window.__uiLog.push([Date.now(), t.x.length,
+                                                       t.x[t.x.length - 1]]); }
   });
 }
 return true;
@@ -134,8 +130,7 @@ def _one_mode(state, pub, mode: str, live_bars: int, period: float,  # type: ign
         kw: dict[str, object] = {} if interval_ms is None else {"interval_ms": interval_ms}
         dc.start_server(create_app(state, pub.cmd_addr, webgl=mode == "webgl", **kw),
                         port=_port())
-        hook = HOOK.replace("UP", str(figures.IDX["up_wick"])).replace(
-            "DN", str(figures.IDX["dn_wick"]))
+        hook = HOOK.replace("OHLC", str(figures.IDX["ohlc"]))
         until(lambda: dc.driver.execute_script(hook), timeout=240, poll=0.01)
         with state.lock:
             last_x = next(reversed(state.bars_by_seq.values())).x
@@ -146,10 +141,12 @@ def _one_mode(state, pub, mode: str, live_bars: int, period: float,  # type: ign
         first = time.time() - t_load
         shown_candles = _drawn(dc)[0]
         n0 = len(pub.sent_bars)
+        cpu0 = _browser_cpu_s(dc)
         pub.hold.clear()
         until(lambda: len(pub.sent_bars) >= n0 + live_bars, timeout=live_bars * period * 4)
         pub.hold.set()
         time.sleep(2.0)
+        cpu1 = _browser_cpu_s(dc)
         log = dc.driver.execute_script("return window.__uiLog || [];")
         history = _pan_to_history(dc, state)
         errors = dc.get_logs()
@@ -166,19 +163,56 @@ def _one_mode(state, pub, mode: str, live_bars: int, period: float,  # type: ign
         "first_render_s": round(first, 2), "bars_seen": len(lat),
         "latency_p50_ms": _pct(lat, 50), "latency_p95_ms": _pct(lat, 95),
         "latency_max_ms": round(lat[-1], 1) if lat else None, "target_p95_ms": 300,
-        "browser_console_errors": len(errors), **history,
+        "browser_console_errors": len(errors),
+        # CPU time of the browser's processes per live bar (the page's renderer; the GPU
+        # process rasterizes WebGL in software): less noisy than wall time on a shared machine
+        **{f"browser_cpu_ms_per_bar_{k}": round((cpu1.get(k, 0.0) - cpu0.get(k, 0.0)) * 1000
+                                                / live_bars, 1) for k in ("renderer", "gpu")},
+        **history,
     }
+
+
+def _browser_cpu_s(dc) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """User + system CPU seconds of the browser's processes (children of chromedriver), by
+    kind (``renderer``, ``gpu``, ``other``); empty where /proc is not there."""
+    try:
+        root = dc.driver.service.process.pid
+        kids: dict[int, list[int]] = {}
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open(f"/proc/{d}/stat") as f:
+                        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                kids.setdefault(ppid, []).append(int(d))
+        out: dict[str, float] = {}
+        todo, tck = list(kids.get(root, [])), os.sysconf("SC_CLK_TCK")
+        while todo:
+            pid = todo.pop()
+            todo += kids.get(pid, [])
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read()
+                with open(f"/proc/{pid}/stat") as f:
+                    st = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            kind = ("renderer" if b"--type=renderer" in cmd else
+                    "gpu" if b"--type=gpu-process" in cmd else "other")
+            out[kind] = out.get(kind, 0.0) + (int(st[11]) + int(st[12])) / tck
+        return out
+    except (AttributeError, OSError):
+        return {}
 
 
 def _drawn(dc) -> tuple[int, str]:  # type: ignore[no-untyped-def]
     """Candles in the browser's price chart and the time of the last one."""
     return tuple(dc.driver.execute_script(  # type: ignore[return-value]
         "var gd = document.querySelector('#price .js-plotly-plot');"
-        "var n = 0, last = ''; if (!gd || !gd.data) return [0, ''];"
-        f"[{figures_idx('up_wick')}, {figures_idx('dn_wick')}].forEach(function (i) {{"
-        "  var t = gd.data[i]; if (t && t.x && t.x.length) { n += t.x.length / 3;"
-        "    var x = t.x[t.x.length - 2]; if (x > last) { last = x; } } });"
-        "return [n, last];"))
+        f"var t = gd && gd.data && gd.data[{figures_idx('ohlc')}];"
+        "if (!t || !t.x || !t.x.length) return [0, ''];"
+        "return [t.x.length, t.x[t.x.length - 1]];"))
 
 
 def _pan_to_history(dc, state) -> dict[str, object]:  # type: ignore[no-untyped-def]
@@ -202,10 +236,9 @@ def _pan_to_history(dc, state) -> dict[str, object]:  # type: ignore[no-untyped-
             return bool(first(
                 "var gd = document.querySelector('#price .js-plotly-plot');"
                 "var l = window.__uiLog; if (l.length <= arguments[1]) return false;"
-                f"var xs = [{figures_idx('up_wick')}, {figures_idx('dn_wick')}].map("
-                "function (i) { return gd.data[i].x[0] || 'z'; });"
-                "return (xs[0] < xs[1] ? xs[0] : xs[1]) <= arguments[0]"
-                " && l[l.length - 1][2] >= arguments[2];", a, n_log, end))
+                f"var x0 = gd.data[{figures_idx('ohlc')}].x[0] || 'z';"
+                "return x0 <= arguments[0] && l[l.length - 1][2] >= arguments[2];",
+                a, n_log, end))
 
         try:
             until(drawn, timeout=120, poll=0.02)

@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,7 +69,10 @@ class Log:
             return [], False
         if k < first:
             return list(self.items), True
-        return list(self.items)[k - first:], False
+        # from the right end: a few new items, not a copy of the whole log on every poll
+        out = list(islice(reversed(self.items), self.total - k))
+        out.reverse()
+        return out, False
 
     def __len__(self) -> int:
         return len(self.items)
@@ -482,6 +486,7 @@ class UiState:
                 "accounts": list(self.accounts),
                 "x_of": {b.seq: b.x for b in bars},
                 "k": k,
+                "tf_ms": self.tf_ms,
                 "window": {"lo": first if lo is not None else None, "hi": hi, "k": k,
                            "n": len(bars)},
             }
@@ -542,6 +547,7 @@ class UiState:
                     out["x_of"][b.seq] = b.x
             out["accounts"] = list(self.accounts)
             out["live_levels"] = self.live_levels()
+            out["tf_ms"] = self.tf_ms
             return out, self.cursor()
 
     def visible_range(self, n: int) -> tuple[list[str], list[float]] | None:
@@ -549,7 +555,7 @@ class UiState:
         with self.lock:
             if not self.bars_by_seq:
                 return None
-            bars = list(self.bars_by_seq.values())[-max(1, n):]
+            bars = list(islice(reversed(self.bars_by_seq.values()), max(1, n)))[::-1]
         lo = min(b.low for b in bars)
         hi = max(b.high for b in bars)
         pad = (hi - lo) * 0.05 or hi * 0.01 or 1.0
