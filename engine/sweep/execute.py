@@ -418,8 +418,10 @@ class DaskExecutor:
         futs = [self.client.submit(run_task, t, self._scattered.get(data_key(t.config["data"])),
                                    pure=False) for t in tasks]
         try:
-            for f in as_completed(futs):
-                yield f.result()
+            # results gathered as the tasks finish, in the background (not one round trip to
+            # a worker per ``result()`` call)
+            for _, res in as_completed(futs, with_results=True):
+                yield res
         finally:
             for f in futs:
                 f.cancel()
