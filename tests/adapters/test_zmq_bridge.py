@@ -615,3 +615,43 @@ def test_a_setup_asked_before_the_profile_has_a_bar_has_no_profile(bars, ctx):
         assert br._profile(0) is None
     finally:
         br.close()
+
+
+def test_events_are_placed_on_their_bars_by_time(bars, ctx):
+    """The bridge queues events without their bar (a builtin append): a round puts an event on
+    the bar whose close it is stamped at or before, one stamped after the round's last bar (a
+    live fill stamped by the venue) with that last bar, and one with no new bar at once."""
+    eng = _engine(bars, n=40)
+    br = ZmqBridge(eng, _settings(), context=ctx)
+    br._every, br._interval = 10**9, 3600.0  # no round during the run: the test runs them
+    sub = _sub(ctx, br)
+    _wait_subscribed(br)
+    _drain(sub, 100)
+    eng.run()  # 40 bars closed, none published yet
+    close = [int(t) + eng.store.tf_ns for t in eng.store.raw_column("ts_open_ns")[:40]]
+    tag = iter(range(100))
+
+    def cmd(ts: int) -> None:
+        br(wire.EVENT_TYPES["CommandApplied"](
+            ts_event_ns=ts, ts_init_ns=ts, request_id=f"t{next(tag)}", op="pause", args={},
+            ok=True, error="", source="test"))
+    cmd(close[5])  # at bar 5's close: with bar 5
+    cmd(close[5] + 1)  # after bar 5 closed: with bar 6
+    cmd(close[39] + 60_000_000_000)  # a minute after the last bar: with the last bar
+    br._round(float("inf"))
+    cmd(close[39] + 120_000_000_000)  # no bar since: at the next round, before anything else
+    br._round(float("inf"))
+    msgs = _drain(sub)
+    br.close()
+    where: dict[str, int | None] = {}
+    bar = None
+    for t, m in msgs:
+        if t.startswith(b"bar."):
+            bar = m["data"]["seq"]
+        elif t.startswith(b"equity."):
+            assert m["data"]["bar_seq"] == bar
+            bar = None  # between bars
+        elif t.startswith(b"command."):
+            where[m["data"]["request_id"]] = bar
+    assert where == {"t0": 5, "t1": 6, "t2": 39, "t3": None}
+    assert [m["data"]["seq"] for t, m in msgs if t.startswith(b"bar.")] == list(range(40))
