@@ -93,11 +93,28 @@ def _config_file(tmp: Path) -> Path:
     return p
 
 
+_STARTED: list[subprocess.Popen] = []  # type: ignore[type-arg]
+
+
+@pytest.fixture(autouse=True)
+def _no_engine_left_behind() -> object:
+    """A failed assertion between starting an engine and killing it must not leave a live
+    engine retrying its vanished venue after the test session (it did, for half an hour)."""
+    yield
+    while _STARTED:
+        p = _STARTED.pop()
+        if p.poll() is None:
+            p.kill()
+            p.communicate(timeout=30)
+
+
 def _tradebot(*args: str) -> subprocess.Popen:  # type: ignore[type-arg]
     env = {**os.environ, "PYTHONUNBUFFERED": "1",
            "NUMBA_CACHE_DIR": str(ROOT / ".cache" / "numba")}
-    return subprocess.Popen([sys.executable, "-m", "engine.cli", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, "-m", "engine.cli", *args], cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _STARTED.append(p)
+    return p
 
 
 def _wait(cond, what: str, p: subprocess.Popen, timeout: float = 120.0) -> None:  # type: ignore
