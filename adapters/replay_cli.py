@@ -101,6 +101,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
           f"{pace}; events on {bridge.pub_addr}, snapshots and commands on "
           f"{bridge.commands_addr} (run {bridge.run_id}); Ctrl-C stops", file=sys.stderr,
           flush=True)
+    from engine.run_command import settle_heap
+
+    settle_heap()
     try:
         engine.run()
         print(f"replay finished after {engine.store.count:,} bars", file=sys.stderr, flush=True)

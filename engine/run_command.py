@@ -238,6 +238,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _run(cfg, out, args)
 
 
+_settled = False
+
+
+def settle_heap() -> None:
+    """Take every object alive now (the modules, the engine just built) out of the garbage
+    collector's sight, once per process, right before the bar loop (``tradebot run``,
+    ``tradebot replay``). A full collection walked all of them: with numba, pandas and scipy
+    loaded, about 156,000 objects and 100 to 300 ms with the bar loop stopped, several times a
+    minute in a paced or live run, where it held up the bar's orders and what the bridge
+    publishes (docs/telegram.md, speed). Objects made later are collected as before."""
+    global _settled
+    if not _settled:
+        _settled = True
+        import gc
+
+        gc.freeze()
+
+
 def _run(cfg: RunConfig, out: Any, args: argparse.Namespace) -> int:
     from engine.bootstrap import build_engine
     from engine.results import all_metrics, table, write_results
@@ -276,6 +294,7 @@ def _run(cfg: RunConfig, out: Any, args: argparse.Namespace) -> int:
             bar.update(n - done[0])
             done[0] = n
 
+    settle_heap()
     try:
         with _stop_on_sigint(engine.feed):
             engine.run(on_progress=progress)

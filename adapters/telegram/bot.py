@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import json
 import logging
 import math
 import multiprocessing
@@ -83,8 +85,99 @@ TRADING = ("close", "flatten", "buy", "sell")
 RESYNC_MIN_S = 1.0  # least time between two snapshots
 # the topics alerts and commands need: no bar, features or equity (one of each per bar)
 TOPICS = ("signal", "order", "fill", "trade", "alert", "command", "status")
+QUESTIONS = ("ping", "snapshot", "setup")  # ops that change nothing: asked on a kept socket
 FLAT_OUT_ASKS_PER_S = 2.0  # setups and chart bars asked of a backtest running flat out
 FLAT_OUT_CHART_SHARE = 0.2  # of the time spent drawing charts meanwhile
+# TRADEBOT_TG_TRACE=FILE: one JSON line [time, stage, key] per step of every alert (the bench's
+# breakdown: sub, ask, answer, queued, pick, sent), with GC pauses over 2 ms; with
+# TRADEBOT_TG_TRACE_LAG=1 also the event loop's stalls over 10 ms (and the CPU time they used)
+_TRACE_PATH = os.environ.get("TRADEBOT_TG_TRACE")
+_trace_file: Any = None
+
+
+def _trace(stage: str, key: str) -> None:
+    global _trace_file
+    if _trace_file is None:
+        _trace_file = open(_TRACE_PATH, "a", buffering=1)  # noqa: SIM115
+        gc_t0 = [0.0]
+
+        def on_gc(phase: str, info: dict[str, Any]) -> None:
+            if phase == "start":
+                gc_t0[0] = time.perf_counter()
+            elif time.perf_counter() - gc_t0[0] > 0.002:
+                _trace("gc", f"gen{info['generation']} {time.perf_counter() - gc_t0[0]:.4f}")
+        gc.callbacks.append(on_gc)
+    _trace_file.write(json.dumps([time.time(), stage, key]) + "\n")
+
+
+async def _trace_lag() -> None:
+    """The loop's stalls over 10 ms (something synchronous ran)."""
+    while True:
+        t0, c0 = time.perf_counter(), time.process_time()
+        await asyncio.sleep(0.005)
+        late = time.perf_counter() - t0 - 0.005
+        if late > 0.01:
+            _trace("lag", f"{late:.4f} cpu {time.process_time() - c0:.4f}")
+
+
+class _Asker:
+    """Questions for the engine (``QUESTIONS``) on one DEALER kept open, replies matched by id.
+
+    A fresh socket per request (``zmq_client.arequest``) pays a TCP connect and a ZMTP handshake
+    each time: 5 to 20 ms of every signal alert's path (its ``setup``) on a busy machine. A
+    question is safe to send again and to answer late (a late reply finds nobody waiting and is
+    dropped), so it may wait in the socket's queue while the engine restarts. Commands may not: a
+    command that timed out must never reach a restarted engine later, so they keep a fresh
+    socket each."""
+
+    def __init__(self, addr: str, curve: zmq_client.CurveKeys | None, timeout_s: float) -> None:
+        self.addr, self.curve, self.timeout_s = addr, curve, timeout_s
+        self.sock: zmq.asyncio.Socket | None = None
+        self.waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    async def ask(self, op: str, **args: Any) -> dict[str, Any]:
+        if self.sock is None:
+            self.sock = zmq.asyncio.Context.instance().socket(zmq.DEALER)
+            self.sock.linger = 0
+            if self.curve is not None:
+                self.curve.apply(self.sock)
+            self.sock.connect(self.addr)
+            self._reader = asyncio.create_task(self._read())
+        req = wire.request(op, **args)
+        fut = asyncio.get_running_loop().create_future()
+        self.waiting[req["id"]] = fut
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self.sock.send_multipart([b"", wire.encode(req)])
+                return await fut
+        except TimeoutError:
+            return {"id": req["id"], "ok": False, "timeout": True, "result": None,
+                    "error": f"timeout: no reply to {op!r} from {self.addr} within "
+                             f"{self.timeout_s:g} s (is the engine running with publish "
+                             "enabled, and are the CURVE keys right?)"}
+        finally:
+            self.waiting.pop(req["id"], None)
+
+    async def _read(self) -> None:
+        assert self.sock is not None
+        while True:
+            frames = await self.sock.recv_multipart()
+            try:
+                rep = wire.decode(frames[-1])
+            except wire.WireError as exc:
+                log.warning("dropped a reply that is not wire v1: %s", exc)
+                continue
+            fut = self.waiting.get(rep.get("id"))  # none: a late reply to a timed-out question
+            if fut is not None and not fut.done():
+                fut.set_result(rep)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        if self.sock is not None:
+            self.sock.close(0)
+            self.sock = None
 
 
 @dataclass
@@ -144,6 +237,7 @@ class FrontEnd:
         self._lost = 0  # the publisher's skipped + dropped count at the last look
         self._pool: ProcessPoolExecutor | None = None  # the chart process (see _draw)
         self._rate: dict[int, _Rate] = {}
+        self._asker = _Asker(commands, curve, cfg.request_timeout_s)
         self.delivered: list[tuple[float, str]] = []  # (time, key): latency and order checks
         # connections for the two delivery lanes and the handlers' replies (PTB's default is 1:
         # a chart's upload would hold every text alert and reply behind it)
@@ -157,6 +251,8 @@ class FrontEnd:
 
     # -- the command channel ---------------------------------------------------------------
     async def request(self, op: str, **args: Any) -> dict[str, Any]:
+        if op in QUESTIONS:
+            return await self._asker.ask(op, **args)
         return await zmq_client.arequest(self.commands, op, timeout_s=self.cfg.request_timeout_s,
                                          curve=self.curve, **args)
 
@@ -165,9 +261,12 @@ class FrontEnd:
         async with self.app:
             await self.app.start()
             await self.app.updater.start_polling(poll_interval=0.0, timeout=self.poll_timeout)
+            _settle_heap()
             tasks = [asyncio.create_task(c) for c in (
                 self._subscribe(), self._build_alerts(), self._draw_charts(), self._deliver(),
                 self._deliver(photos=True), self._daily())]
+            if _TRACE_PATH and os.environ.get("TRADEBOT_TG_TRACE_LAG"):
+                tasks.append(asyncio.create_task(_trace_lag()))
             for t in tasks:
                 t.add_done_callback(_died)
             try:
@@ -179,6 +278,7 @@ class FrontEnd:
                 await self.app.updater.stop()
                 await self.app.stop()
                 self.outbox.close()
+                self._asker.close()
                 if self._pool is not None:
                     self._pool.shutdown(wait=False, cancel_futures=True)
 
@@ -243,6 +343,8 @@ class FrontEnd:
                         self.state.resyncs += 1
                         need = True
                 elif kind in ("signal", "fill", "order", "trade", "alert", "command"):
+                    if _TRACE_PATH:
+                        _trace("sub", self._key(kind, msg))
                     self._queue.put_nowait((kind, msg))
         finally:
             sub.close(0)
@@ -301,7 +403,11 @@ class FrontEnd:
             if key in self.seen or "signal" in self.cfg.mute:
                 return
             self.seen.add(key)
+            if _TRACE_PATH:
+                _trace("ask", key)
             rep = await self._ask("setup", alarm_id=sig["alarm_id"])
+            if _TRACE_PATH:
+                _trace("answer", key)
             setup = rep.get("result") if rep.get("ok") else None
             if setup is None:
                 log.warning("no trade setup for alarm %s (%s): alert without it",
@@ -378,6 +484,8 @@ class FrontEnd:
             try:
                 bars = await self._chart_bars(sig)
                 t0 = time.perf_counter()
+                if _TRACE_PATH:
+                    _trace("chart", sig["alarm_id"])
                 png = await self._draw(alerts.chart_png, bars, sig, setup)
                 took = time.perf_counter() - t0
                 log.debug("alarm %s: chart %.3f s", sig["alarm_id"], took)
@@ -412,6 +520,8 @@ class FrontEnd:
             return 0
         chats = self.cfg.routes.get(kind) or sorted(self.allowed)
         n = sum(self.outbox.put(key, c, kind, text, photo, buttons) for c in chats)
+        if _TRACE_PATH:
+            _trace("queued", key)
         for w in self._wakes:
             w.set()
         return n
@@ -462,6 +572,8 @@ class FrontEnd:
             if wait > 0:
                 await asyncio.sleep(min(wait, 1.0))
                 continue
+            if _TRACE_PATH:
+                _trace("pick", item.key)
             try:
                 markup = None
                 if item.buttons:
@@ -486,6 +598,8 @@ class FrontEnd:
                             type(exc).__name__, item.key, backoff)
                 self.outbox.retry(item.id, time.time() + backoff)
             else:
+                if _TRACE_PATH:
+                    _trace("sent", item.key)
                 self.outbox.sent(item.id)
                 t = time.time()
                 self._rate[item.chat_id].sent.append(t)
@@ -785,6 +899,21 @@ class FrontEnd:
         else:
             await q.message.reply_text(f"❌ Refused: {op} {strategy} from {alarm}\n"
                                        f"{rep.get('error')}")
+
+
+_settled = False
+
+
+def _settle_heap() -> None:
+    """Once per process, when every module is loaded (telegram, httpx, zmq, the config's pydantic
+    models: about 69,000 objects that live as long as the process): out of the collector's sight.
+    A full collection walked them all, 80 to 175 ms with the event loop stopped in the middle of
+    some alert's path; now it walks only the objects made since."""
+    global _settled
+    if not _settled:
+        _settled = True
+        gc.collect()
+        gc.freeze()
 
 
 def _lost(status: dict[str, Any]) -> int:

@@ -159,6 +159,10 @@ class FakeTelegram:
 
         class H(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # the headers and the body of an answer are two writes: with Nagle's algorithm the
+            # body waits for the client's delayed ACK of the headers, 40 ms on every request
+            # (Telegram's servers have no such stall; it was most of the bench's latency)
+            disable_nagle_algorithm = True
 
             def log_message(self, *a: Any) -> None:
                 pass
