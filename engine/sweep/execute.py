@@ -264,6 +264,20 @@ def cores() -> int:
         os.cpu_count() or 1)
 
 
+def _widen_result_pipe(pool: Any) -> None:
+    """Give the pool's result pipe 1 MiB (Linux; else nothing). A task's results (~330 kB
+    pickled for 20 candidates) did not fit the default 64 kB: the worker sending them waited
+    for this process to read each 64 kB piece, 10-30 ms per task while this process was busy
+    running a task of its own; now it writes them and goes on to its next task."""
+    try:
+        import fcntl
+
+        fd = pool._result_queue._writer.fileno()  # CPython's ProcessPoolExecutor internals
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except (AttributeError, ImportError, OSError, ValueError):
+        pass
+
+
 class LocalExecutor:
     """Tasks in ``workers`` local processes: this one and ``workers - 1`` forked from it (just
     this one when ``workers`` is 1)."""
@@ -291,6 +305,7 @@ class LocalExecutor:
             methods = multiprocessing.get_all_start_methods()
             ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
             self._pools[n] = ProcessPoolExecutor(n, mp_context=ctx)
+            _widen_result_pipe(self._pools[n])
         return self._pools[n]
 
     def map_models(self, jobs: list[ModelJob]) -> Iterator[dict[str, Any]]:
@@ -310,9 +325,9 @@ class LocalExecutor:
         """Run the tasks, longest first, yielding each one's results.
 
         With several workers this process is one of them: the ``workers - 1`` forked ones are
-        each handed a task, and their next one the moment they return one (from the pool's
-        result thread), while this process runs the others itself and yields what the forked
-        ones returned between its own tasks. Against ``workers`` forked processes and this one
+        handed tasks (one running and one queued each, the last ones one at a time) from the
+        pool's result thread as they return them, while this process runs the others itself
+        and yields what the forked ones returned between its own tasks. Against ``workers`` forked processes and this one
         waiting: one fork less (~10-25 ms of this process's time each, at the start), half the
         tasks and results not pickled, and no third process taking turns with the two that
         compute (on two cores it delayed one of them by its result handling)."""
@@ -330,23 +345,36 @@ class LocalExecutor:
         returned: queue.SimpleQueue[Any] = queue.SimpleQueue()
         futs: list[Any] = []
 
-        def hand_out() -> None:  # a forked worker is free: its next task
+        forked = self.workers - 1
+        inflight = 0  # handed to the forked workers, not returned yet
+
+        def hand_out() -> None:
+            # each forked worker holds its next task queued behind the running one (handing it
+            # out only when one returns left it idle 10-40 ms: the pool's threads need this
+            # process's GIL and a CPU), but only while more tasks are left than workers: the
+            # last ones go out one by one, so none waits queued while this process is idle
+            nonlocal inflight
             with lock:
-                if not pending:
-                    return
-                f = pool.submit(run_task, pending.popleft())
-                futs.append(f)
-            f.add_done_callback(returned_one)
+                target = forked * (2 if len(pending) > self.workers else 1)
+                new = []
+                while pending and inflight < target:
+                    new.append(pool.submit(run_task, pending.popleft()))
+                    inflight += 1
+                futs.extend(new)
+            for f in new:
+                f.add_done_callback(returned_one)
 
         def returned_one(f: Any) -> None:
+            nonlocal inflight
+            with lock:
+                inflight -= 1
             returned.put(f)
             if not f.cancelled():
                 hand_out()
 
         taken = 0
         try:
-            for _ in range(self.workers - 1):
-                hand_out()
+            hand_out()
             while True:
                 while not returned.empty():  # what the forked workers returned meanwhile
                     taken += 1
