@@ -181,7 +181,7 @@ class _Collector:
                     "all" if not math.isfinite(e.qty) else _fmt(e.qty))
             at = f" @ {_fmt(e.price)}" if math.isfinite(e.price) else ""
             vals = {"price": e.price, "stop_loss": e.stop_loss, "take_profit": e.take_profit,
-                    "equity_frac": e.equity_frac}
+                    "take_profit_frac": e.take_profit_frac, "equity_frac": e.equity_frac}
             if math.isfinite(e.qty) and e.qty > 0:
                 vals["qty"] = e.qty
             self._put(Rec(e.account, "submit", e.seq, (e.side, e.type, e.tag, e.reduce_only),

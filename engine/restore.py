@@ -165,6 +165,7 @@ def working_commands(account: str, events: list[Event], position: float) -> list
     their own, as the broker made them at the entry's fill."""
     subs: dict[str, SubmitOrder] = {}
     price: dict[str, float] = {}
+    tags: dict[str, str] = {}
     gone = {e.order_id for e in events  # (before or after its SubmitOrder: restore_runner)
             if type(e) is OrderCanceled and e.account == account}
     for e in events:
@@ -176,17 +177,25 @@ def working_commands(account: str, events: list[Event], position: float) -> list
                 subs[e.order_id] = e
         elif t is ModifyOrder and e.order_id in subs:
             price[e.order_id] = e.price
+            if e.tag:  # the exit reason of a moved stop (BREAK_EVEN, TRAIL_STOP...)
+                tags[e.order_id] = e.tag
         elif t is CancelOrder:
             subs.pop(e.order_id, None)
         elif t is OrderFilled:
             s = subs.get(e.order_id)
-            if s is not None and (s.type != "limit" or not math.isfinite(s.qty)
-                                  or e.qty >= s.qty - 1e-12):
-                subs.pop(e.order_id)
-            if s is not None and not s.reduce_only:
-                for child in _children(s, e.qty):
-                    if child.order_id not in gone:
-                        subs.setdefault(child.order_id, child)
+            if s is None:
+                continue
+            done = s.type != "limit" or not math.isfinite(s.qty) or e.qty >= s.qty - 1e-12
+            kids = [] if s.reduce_only else [c for c in _children(s, e.qty)
+                                             if c.order_id not in gone and c.order_id not in subs]
+            if done or kids:  # the children take the entry's place in the book
+                new: dict[str, SubmitOrder] = {}
+                for oid, x in subs.items():
+                    if oid != e.order_id or not done:
+                        new[oid] = x
+                    if oid == e.order_id:
+                        new.update((c.order_id, c) for c in kids)
+                subs = new
     out: list[Event] = []
     for oid, s in subs.items():
         if s.reduce_only and position == 0.0:
@@ -194,7 +203,8 @@ def working_commands(account: str, events: list[Event], position: float) -> list
         out.append(s)
         if oid in price:
             out.append(ModifyOrder(ts_event_ns=s.ts_event_ns, ts_init_ns=s.ts_init_ns,
-                                   account=account, order_id=oid, price=price[oid]))
+                                   account=account, order_id=oid, price=price[oid],
+                                   tag=tags.get(oid, "")))
     return out
 
 
