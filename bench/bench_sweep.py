@@ -6,9 +6,10 @@ stop_atr_mult`` x 10 values times the trailing stop's ``trail_buffer_pct`` x 20 
 groups of 20 exit-only variants. Every sweep starts from
 an empty results store (nothing reused) and writes no report; measured in one run:
 
-- **1 vs 2 local workers** (forked processes), alternated, best of three each: candidates
-  per second, and the ratio (target >= 1.8x on a machine with two free cores), beside what
-  two processes get at best on this machine (a pure-Python loop, 1 vs 2 processes);
+- **1 vs 2 local workers** (2: the sweep process and one forked from it), alternated, best
+  of three each: candidates per second, and the ratio (target >= 1.8x on a machine with two
+  free cores), beside what two processes get at best on this machine (a pure-Python loop, 1
+  vs 2 processes);
 - **Dask LocalCluster** (2 worker processes, 1 thread each, warmed up by small sweeps first)
   against 2 local processes on the same sweep, alternated, best of two each, both measured
   while the cluster exists: the overhead in % (target < 10 %);
