@@ -327,10 +327,11 @@ class LocalExecutor:
         With several workers this process is one of them: the ``workers - 1`` forked ones are
         handed tasks (one running and one queued each, the last ones one at a time) from the
         pool's result thread as they return them, while this process runs the others itself
-        and yields what the forked ones returned between its own tasks. Against ``workers`` forked processes and this one
-        waiting: one fork less (~10-25 ms of this process's time each, at the start), half the
-        tasks and results not pickled, and no third process taking turns with the two that
-        compute (on two cores it delayed one of them by its result handling)."""
+        and yields what the forked ones returned between its own tasks. Against ``workers``
+        forked processes and this one waiting: one fork less (~10-25 ms of this process's time
+        each, at the start), half the tasks and results not pickled, and no third process
+        taking turns with the two that compute (on two cores it delayed one of them by its
+        result handling)."""
         if self.workers <= 1 or len(tasks) <= 1:
             for t in tasks:
                 yield run_task(t)

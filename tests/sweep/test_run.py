@@ -302,3 +302,31 @@ def test_two_local_workers_store_what_one_process_stores(plan_of, tmp_path):
     for c in validate_all(plan, points(plan)):
         assert c.key == c.config.config_hash()
         assert c.resolved == c.config.resolved_dict()
+
+
+def test_local_workers_return_every_task_failures_included(plan_of):
+    """2 and 3 local workers (this process and 1 or 2 forked, each forked one with a task
+    queued behind its running one): every task's results come back exactly once, a task that
+    fails in a forked worker or in this process included, each equal to running it here."""
+    from engine.sweep.execute import LocalExecutor
+
+    plan = plan_of(sweep_dict(space={"signals.params.stop_atr_mult": [3.5, 4.5, 5.5]}))
+    cands = validate_all(plan, points(plan))
+    broken = Member("bad", "x", {}, {"name": "x", "kind": "no_such_exit", "params": {}})
+    tasks = []
+    for i, c in enumerate(cands):
+        m = Member(c.key, c.strategy, c.param_dict, c.resolved["strategies"][0])
+        tasks.append(Task(c.resolved, 0, 1200, [m] + ([broken] if i % 3 == 1 else [])))
+    def table(results):
+        return sorted((r.cand, r.status, json.dumps(r.metrics, sort_keys=True)) for r in results)
+
+    alone = table(r for t in tasks for r in run_task(t))
+    assert len(alone) == len(cands) + 2 and sum(x[1] == "failed" for x in alone) == 2
+    for workers in (2, 3):
+        ex = LocalExecutor(workers)
+        try:
+            got = [r for rs in ex.run(tasks) for r in rs]
+        finally:
+            ex.close()
+        assert table(got) == alone
+        assert all(r.row is not None and r.row[0] == r.key for r in got)
