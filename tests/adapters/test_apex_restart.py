@@ -185,6 +185,12 @@ def test_kill_9_with_an_open_position_and_a_resting_stop_then_restart(
         with venue.lock:
             killed_qty = venue.book.qty
             assert any(o["type"] == "STOP_MARKET" for o in venue.book.open_orders())
+            # the position's first stop came with its entry (isOpenTpslOrder), not after it
+            entry = [o for o in venue.book.orders.values()
+                     if o.type == "MARKET" and not o.reduce_only][-1]
+            assert entry.is_open_tpsl and any(
+                o.parent_id == entry.id and o.type == "STOP_MARKET"
+                for o in venue.book.orders.values())
         assert killed_qty < 0
         # a killed run leaves its staging folder, journal included, and its lock file
         assert not out.exists()
