@@ -187,7 +187,9 @@ class FrontEndThread:
             raise self.error
         return self
 
-    def synced(self, timeout: float = 10) -> None:
+    def synced(self, timeout: float = 60) -> None:
+        # (the warm-up chart is drawn by a process at nice +10: on a machine loaded with a
+        # dozen busy processes it waited 60 s and more for a core; 10 s failed there)
         self.fake.wait(lambda: self.fe.synced.is_set() and self.fe.warmed,
                        "the front end's first snapshot and chart", timeout)
 

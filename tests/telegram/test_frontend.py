@@ -123,15 +123,14 @@ def test_paper_run_alerts_commands_and_confirm(bars, tmp_path, records):
         assert all(c.ok and c.args.get("reason") == f"telegram chat {CHAT}"
                    for c in br.commands)
         assert ops["buy"].args["stop"] == stop and ops["buy"].args["target"] == target
-        # the buy reached the engine: a market entry that filled, then its stop order at our stop
+        # the buy reached the engine: a market entry that filled, carrying our stop as its
+        # attached child (the exit plan rides on the entry: engine/exits.py)
         mine = [o for o in br.orders if o.account == "poc_target"
                 and type(o).__name__ == "SubmitOrder"]
-        i = max(k for k, o in enumerate(mine) if o.tag == "ENTRY")
-        entry, stop_order = mine[i], mine[i + 1]
+        entry = mine[max(k for k, o in enumerate(mine) if o.tag == "ENTRY")]
         assert entry.side == "buy" and entry.type == "market"
         assert any(f.order_id == entry.order_id for f in br.fills)
-        assert stop_order.tag == "STOP_LOSS" and stop_order.type == "stop"
-        assert abs(stop_order.price - stop) < 1e-6
+        assert abs(entry.stop_loss - stop) < 1e-6
         # paper mode: a signal alert built while the engine trades carries one-tap "Take it" /
         # "Skip" buttons (alerts built after the run finished do not: nothing could take them)
         def token(p, verb):
