@@ -53,10 +53,11 @@ move, a fills poll, ``working_orders``) and at the latest in ``after_bar``; the 
 ``after_bar`` books what every account still has in flight (``SendDesk.drain``), so a bar ends
 with nothing unbooked and the journal holds the same events as a serial run, only the accounts
 interleaved differently. A market order's worker reads the fills endpoint as soon as the venue
-accepts it (``after_bar`` books them without another round trip); a bar's fills and open-orders
-reads of the accounts with working orders are handed to the workers at the bar's first
-``on_bar_closed``; the worst-price guard is looked up once per bar, side and size for all
-accounts (``SendDesk``). Stop moves and cancels stay on the engine thread (after settling).
+accepts it (``after_bar`` books them without another round trip); the worst-price guard is looked
+up once per bar, side and size for all accounts (``SendDesk``). A bar's own fills and
+open-orders reads stay on the engine thread: handed to the workers too, they overlapped on the
+venue but made the bar slower on a 2-core machine (docs/apex.md). Stop moves and cancels stay
+on the engine thread (after settling).
 ``concurrent=False``: every request on the engine thread.
 
 One venue account holds one net position per symbol, so a live run trades one strategy per
@@ -180,11 +181,9 @@ class _Order:
 class SendDesk:
     """What the Apex brokers of one live run (one per account) share to send at once.
 
-    - ``brokers``: in wiring order, which is the order of their ``on_bar_closed`` and
-      ``after_bar`` hooks. The first ``on_bar_closed`` of a bar hands every busy account's reads
-      (fills, open orders) to its worker, so the accounts' reads overlap; the last ``after_bar``
-      of a bar books what every account still has in flight (:meth:`drain`), so nothing of the
-      bar is left unbooked when it ends.
+    - ``brokers``: in wiring order, which is the order of their ``after_bar`` hooks: the last
+      ``after_bar`` of a bar books what every account still has in flight (:meth:`drain`), so
+      nothing of the bar is left unbooked when it ends.
     - the worst-price guard (``get_worst_price_v3``): the market's, not an account's, so it is
       looked up once per bar, side and size for all of them and reused for ``WORST_TTL_S`` at
       most (the six entries of one signal bar ask the same question).
@@ -192,19 +191,8 @@ class SendDesk:
 
     def __init__(self) -> None:
         self.brokers: list[ApexBroker] = []
-        self.bar_seq: int | None = None  # the bar whose reads were handed out
+        self.bar_seq: int | None = None  # the bar of the worst prices below
         self.worst: dict[tuple[Any, ...], tuple[float, Any]] = {}  # this bar's worst prices
-
-    def prefetch(self, bar: BarClosed) -> None:
-        """At a bar's first ``on_bar_closed``: each account with working orders reads its fills
-        and open orders in its worker (they are booked by its own ``on_bar_closed``)."""
-        if self.bar_seq == bar.seq:
-            return
-        self.bar_seq = bar.seq
-        self.worst = {}
-        for b in self.brokers:
-            if b.concurrent and b._reads is None and any(o.working for o in b._orders.values()):
-                b._reads = (bar.seq, b._pool().submit(b._read_bar))
 
     def drain(self) -> None:
         """Book every account's orders still in flight (engine thread), account by account in
@@ -280,9 +268,6 @@ class ApexBroker:
         self._worker: ThreadPoolExecutor | None = None
         self._pending: list[tuple[_Order, Future[tuple[bool, list[dict[str, Any]] | None]]]] = []
         self._stash: list[dict[str, Any]] | None = None  # fills read right after a market order
-        self._reads: tuple[int, Future[tuple[list[dict[str, Any]], list[dict[str, Any]]]]] \
-            | None = None  # (bar seq, this bar's reads handed to the worker by the desk)
-        self._open_snap: list[dict[str, Any]] | None = None  # this bar's open orders, read early
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -442,20 +427,12 @@ class ApexBroker:
     # -- the bar -------------------------------------------------------------------------------
     def on_bar_closed(self, bar: BarClosed) -> None:
         self._bar = bar
-        self.desk.prefetch(bar)  # the first account's hook hands out every account's reads
         self._settle()
         self._stash = None
-        reads, self._reads = self._reads, None
         self.poll_stream()
         if any(o.working for o in self._orders.values()):
-            rows = None
-            if reads is not None and reads[0] == bar.seq:  # read by the worker meanwhile
-                rows, self._open_snap = reads[1].result()
-            try:
-                self._poll_fills(rows)
-                self._poll_canceled()
-            finally:
-                self._open_snap = None
+            self._poll_fills()
+            self._poll_canceled()
 
     def bind_clock(self, clock: Clock, interval_s: float = 1.0) -> None:
         """With a websocket: drain it every ``interval_s`` on ``clock`` (a timer: it fires on
@@ -670,12 +647,6 @@ class ApexBroker:
                             o.order_id, exc)
         return placed, rows
 
-    def _read_bar(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """(worker) A bar's reads of an account with working orders: fills, then open orders
-        (the order ``on_bar_closed`` asks them in)."""
-        rows = self.venue_fills()
-        return rows, self._retry("open orders", self.client.open_orders) or []
-
     def _settle(self) -> None:
         """Book the replies of the orders in the worker, in the order they were sent (engine
         thread), waiting for those still in flight. Every path that reads or changes this
@@ -703,8 +674,8 @@ class ApexBroker:
         if hit is not None and now - hit[0] <= WORST_TTL_S:
             return hit[1]
         data = self._retry("worst price", self.client.worst_price, symbol, side, size)
-        if self.desk.bar_seq != bar.seq:
-            self.desk.worst = {}
+        if self.desk.bar_seq != bar.seq:  # only this bar's are kept
+            self.desk.bar_seq, self.desk.worst = bar.seq, {}
         self.desk.worst[key] = (now, data)
         return data
 
@@ -926,9 +897,7 @@ class ApexBroker:
         working = [o for o in self._orders.values() if o.working]
         if not working:
             return
-        open_orders, self._open_snap = self._open_snap, None  # read by the worker this bar
-        if open_orders is None:
-            open_orders = self._retry("open orders", self.client.open_orders) or []
+        open_orders = self._retry("open orders", self.client.open_orders) or []
         open_cids = {row_cid(x) for x in open_orders}
         for o in working:
             if o.cid in open_cids:
