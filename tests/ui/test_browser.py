@@ -71,7 +71,7 @@ def test_ui_follows_an_engine_through_a_restart(browser, real_messages):
     sub.start()
     pub2 = None
     try:
-        # SVG traces, the default (the other test draws lines and markers with WebGL: auto)
+        # SVG traces (the other test draws with WebGL, the default where the browser has it)
         dc.start_server(create_app(state, pub.cmd_addr, n_visible=300, webgl=False),
                         port=free_port())
         # the late joiner is complete at once: the snapshot's 1,500 bars in the UI, the browser
