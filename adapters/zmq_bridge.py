@@ -23,7 +23,8 @@ publishes a *round*:
 the bars closed since the last round, read back from the ``BarStore``, each with its feature row
 (the ``FeatureStore`` at that seq), its queued events and every account's equity (from the
 accounts' fill history, so a later bar never leaks in), plus a ``status`` heartbeat. Rounds run
-every bar when the engine is live or paced, every 20 ms when a backtest runs flat out. A service
+every bar when the engine is live or paced, every 20 ms of the engine thread's CPU time when a
+backtest runs flat out. A service
 thread owns the ROUTER: it answers ``ping`` and ``snapshot`` itself (from state the rounds keep
 under a lock: bounded deques of recent signals, orders, fills, trades, commands, alerts; working
 orders per account; reading bars, features and equity up to the last published bar) and hands
@@ -34,8 +35,10 @@ Never blocking the engine. The engine thread never waits on a subscriber: it sen
 ``NOBLOCK`` to a socket with ``SNDHWM = publish.hwm``; a stalled subscriber's pipe fills and
 ZeroMQ drops *its* messages (the others are not affected); it sees a gap in ``seq`` and asks for
 a snapshot. With no subscriber at all (the XPUB's subscription frames tell) nothing is encoded.
-A round spends at most ``publish.max_cpu_share`` of the time the engine ran since the last one
-when the engine runs flat out; the bars beyond that budget are skipped as a block: ``seq`` jumps
+A round spends at most ``publish.max_cpu_share`` of the CPU time the engine thread used since
+the last one when the engine runs flat out (CPU, not wall time: on a busy machine a wall-clock
+budget grew with every wait and took a far larger share of the engine's own work); snapshots
+stay within the same share (``_snapshots``); the bars beyond that budget are skipped as a block: ``seq`` jumps
 by one for each, so subscribers see a gap and take a snapshot, which is always complete because
 the state is kept for every event, published or not.
 
@@ -95,6 +98,7 @@ log = logging.getLogger(__name__)
 INTERVAL_S = 0.02  # publisher cycle
 FLAT_OUT_EVERY = 256  # bars between the ticker's calls when a backtest runs flat out (~1 ms)
 RECENT = 500  # signals, orders, fills, trades kept for snapshots
+SNAPSHOT_WAIT_S = 1.0  # longest wait for the snapshot budget (clients time out after 2 s)
 NOT_PUBLISHED = frozenset({"TimerFired"})  # internal clock ticks stay off the wire
 LOOPBACK = ("127.", "localhost", "[::1]", "::1")
 
@@ -166,7 +170,10 @@ class ZmqBridge:
         live_pace = bool(self._period) or not engine.replay
         every = 1 if live_pace else FLAT_OUT_EVERY  # bars between looks at clock and commands
         self._interval = 0.0 if live_pace else INTERVAL_S
-        self._last_round = time.perf_counter()
+        # the engine thread's CPU time at the end of the last round (time.thread_time: a busy
+        # machine's waits do not count, so the budget is a share of the engine's own work);
+        # inf: not read on the engine thread yet
+        self._last_round = math.inf
         self._subscribed: set[bytes] = set()  # topic prefixes with a subscriber (XPUB)
         # publisher state: written by the engine thread under _lock, read by snapshots
         self._lock = threading.Lock()
@@ -189,6 +196,9 @@ class ZmqBridge:
         self._trades_done: dict[str, int] = {}  # closed trades per account at the last round
         self._count_trades()
         self._stop = threading.Event()
+        # snapshot requests waiting for the snapshot budget (service thread only; see _serve)
+        self._snap_wait: list[tuple[bytes, str, int | None]] = []
+        self._snap_at = 0.0  # monotonic time the next snapshot may be computed
         self._ctx = context or zmq.Context()
         self._own_ctx = context is None
         self._auth = None
@@ -307,13 +317,15 @@ class ZmqBridge:
         and, when due, publish a round; pace a replay."""
         if self._cmds:
             self.drain_commands()
-        now = time.perf_counter()
+        now = time.thread_time()
         dt = now - self._last_round
+        if dt < 0:  # the first tick on this thread (its CPU clock is its own)
+            self._last_round, dt = now, 0.0
         if dt >= self._interval:
-            # at most max_cpu_share of the time the engine ran since the last round
+            # at most max_cpu_share of the CPU time the engine thread used since the last round
             share = self.s.max_cpu_share
             self._round(dt * share if self._interval and share < 1.0 else math.inf)
-            self._last_round = time.perf_counter()
+            self._last_round = time.thread_time()
         if self._period:
             self._pace()
 
@@ -599,10 +611,10 @@ class ZmqBridge:
                     last_ts = self.bar_ts
                     while q and q[0].ts_event_ns <= last_ts:
                         self._event(q.popleft())
-                t0 = time.perf_counter()
+                t0 = time.thread_time()
                 limited = budget_s != math.inf
                 while s <= upto:
-                    if limited and time.perf_counter() - t0 > budget_s:
+                    if limited and time.thread_time() - t0 > budget_s:
                         break  # out of budget: the rest is skipped below
                     self._bar(s)
                     if s == upto:
@@ -845,9 +857,14 @@ class ZmqBridge:
         poller.register(self._reply_pull, zmq.POLLIN)
         try:
             while not self._stop.is_set():
-                ready = dict(poller.poll(250))
+                wait = 250
+                if self._snap_wait:
+                    wait = max(0, min(wait, int((self._snap_at - time.monotonic()) * 1000) + 1))
+                ready = dict(poller.poll(wait))
                 if self.router in ready:
                     self._requests()
+                if self._snap_wait and time.monotonic() >= self._snap_at:
+                    self._snapshots()
                 if self._reply_pull in ready:
                     while True:
                         try:
@@ -886,8 +903,9 @@ class ZmqBridge:
                 self._send_reply(ident, wire.reply(rid, False, f"bars must be an int >= 1, "
                                                    f"got {n!r}"))
                 return
-            seq, snap = self.snapshot(n)
-            self._send_reply(ident, wire.reply(rid, True, None, None, seq=seq, snapshot=snap))
+            self._snap_wait.append((ident, rid, n))
+            if time.monotonic() >= self._snap_at:
+                self._snapshots()
             return
         alarm = args.get("alarm_id")
         if alarm:
@@ -907,6 +925,29 @@ class ZmqBridge:
             return
         self._cmds.append((ident, rid, op, args))
         self._wake.set()
+
+    def _snapshots(self) -> None:
+        """Answer the waiting snapshot requests (one snapshot per size asked). A snapshot holds
+        the interpreter lock for milliseconds (~10 ms for 2,000 bars), and a subscriber that
+        resyncs on every gap would ask for one after every round of a flat-out backtest: so
+        while the engine runs flat out, snapshots too stay within ``max_cpu_share`` of the time
+        (after one that took t of this thread's CPU, the next waits t * (1/share - 1), at most
+        ``SNAPSHOT_WAIT_S``); requests that come in meanwhile wait and share the next one."""
+        t0 = time.thread_time()  # this thread's CPU: the interpreter lock it took from the engine
+        made: dict[int | None, tuple[int, dict[str, Any]]] = {}
+        waiting, self._snap_wait = self._snap_wait, []
+        for ident, rid, n in waiting:
+            if n not in made:
+                made[n] = self.snapshot(n)
+            seq, snap = made[n]
+            self._send_reply(ident, wire.reply(rid, True, None, None, seq=seq, snapshot=snap))
+        took = time.thread_time() - t0
+        share = self.s.max_cpu_share
+        flat_out = self._interval > 0 and not self.finished
+        pause = 0.0
+        if flat_out and share < 1:
+            pause = min(took * (1 / share - 1), SNAPSHOT_WAIT_S) if share > 0 else SNAPSHOT_WAIT_S
+        self._snap_at = time.monotonic() + pause
 
     def _send_reply(self, ident: bytes, rep: dict[str, Any]) -> None:
         self._send_frames((ident, b"", wire.encode(rep)))

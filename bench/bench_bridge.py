@@ -6,7 +6,9 @@ real data tiled to N bars, run as fast as possible:
 - ``off``: no bridge; ``on_idle``: bridge on, nobody subscribed (XPUB: nothing is encoded);
   ``on_subscribed``: bridge on with a subscriber process reading everything (the publisher
   spends at most ``publish.max_cpu_share`` of the time, the config's default, 2 %, and skips the
-  rest as a gap). Each is the best of ``--repeat`` (3) runs, alternating in a rotated order:
+  rest as a gap); ``on_resyncing``: the same with a subscriber that asks for a snapshot on
+  every gap, as the UI does (every round of a flat-out run skips bars: snapshots are spaced
+  by the same budget). Each is the best of ``--repeat`` (4) runs, alternating in a rotated order:
   wall time, CPU time of the process (all its threads: ZeroMQ's I/O thread too) and of the
   engine's thread alone; the issue's target is publisher on < 10 % slower.
 - ``sink_us_per_bar``: the bridge's per-bar cost measured alone, the number that stays readable
@@ -38,15 +40,22 @@ import json, sys, time, zmq, msgspec
 ctx = zmq.Context(); s = ctx.socket(zmq.SUB); s.linger = 0; s.rcvhwm = 100000
 s.subscribe(b""); s.connect(sys.argv[1]); print("ready", flush=True)
 dec = msgspec.msgpack.Decoder(); n = 0; first = last = None; t0 = t1 = None; gaps = 0; prev = None
+resync = sys.argv[2] if len(sys.argv) > 2 else None; snaps = 0  # the UI's rule: snapshot on a gap
 # until the run's last status (finished); a long wait between messages: on a loaded machine
 # the engine may not get the CPU for seconds (a subscriber that left would switch it off)
 while s.poll(60000 if n == 0 else 20000):
     _, p = s.recv_multipart(); m = dec.decode(p); seq = m["seq"]; n += 1
     t1 = time.perf_counter(); t0 = t0 or t1
-    if prev is not None and seq != prev + 1: gaps += 1
+    if prev is not None and seq != prev + 1:
+        gaps += 1
+        if resync:
+            d = ctx.socket(zmq.DEALER); d.linger = 0; d.connect(resync)
+            d.send_multipart([b"", msgspec.msgpack.encode({"id": f"s{gaps}", "op": "snapshot"})])
+            if d.poll(5000): dec.decode(d.recv_multipart()[-1]); snaps += 1
+            d.close()
     prev = seq; first = first or seq; last = seq
     if m["type"] == "status" and m["data"].get("finished"): break
-print(json.dumps({"received": n, "first": first, "last": last, "gaps": gaps,
+print(json.dumps({"received": n, "first": first, "last": last, "gaps": gaps, "snapshots": snaps,
                   "seconds": (t1 - t0) if t0 else 0.0}), flush=True)
 """
 
@@ -68,9 +77,11 @@ def _timed(eng) -> tuple[float, float, float]:
     return time.perf_counter() - w, time.process_time() - c, time.thread_time() - t
 
 
-def _subscriber(addr: str) -> subprocess.Popen:
-    p = subprocess.Popen([sys.executable, "-c", SUBSCRIBER, addr], stdout=subprocess.PIPE,
-                         text=True)
+def _subscriber(addr: str, resync: str | None = None) -> subprocess.Popen:
+    """A subscriber process reading everything; with ``resync`` (the commands address) it also
+    asks for a snapshot on every gap, as the UI does."""
+    p = subprocess.Popen([sys.executable, "-c", SUBSCRIBER, addr, *([resync] if resync else [])],
+                         stdout=subprocess.PIPE, text=True)
     assert p.stdout is not None and p.stdout.readline().strip() == "ready"
     return p
 
@@ -98,8 +109,8 @@ def _one(bars, mode: str, share: float | None = None) -> dict[str, float]:
     br = ZmqBridge(eng, Settings(pub="tcp://127.0.0.1:0", commands="tcp://127.0.0.1:0",
                                  max_cpu_share=share))
     sub = None
-    if mode == "subscribed":
-        sub = _subscriber(br.pub_addr)
+    if mode in ("subscribed", "resyncing"):
+        sub = _subscriber(br.pub_addr, br.commands_addr if mode == "resyncing" else None)
         _wait_subscribed(br)
     wall, cpu, thread = _timed(eng)
     br.run_finished(None)
@@ -158,24 +169,24 @@ def _sink_cost(n: int = 300_000, events_per_bar: float = 0.0) -> float:
 
 
 def run(n_bars: int = 1_000_000, pubsub_bars: int = 200_000,
-        repeat: int = 3) -> dict[str, object]:
+        repeat: int = 4) -> dict[str, object]:
     from engine.config import PublishConfig
 
     bars = tiled(real_bars(), n_bars)
     _one(bars.slice(0, 5000), "off")  # warm numba caches
     best: dict[str, dict[str, float]] = {}
-    modes = ["off", "idle", "subscribed"]
+    modes = ["off", "idle", "subscribed", "resyncing"]
     for k in range(repeat):
         # rotated each round (off first, then idle first, ...): no mode always runs right after
         # another one's engine was freed
-        for mode in modes[k % 3:] + modes[:k % 3]:
+        for mode in modes[k % 4:] + modes[:k % 4]:
             r = _one(bars, mode)
             if mode not in best:
                 best[mode] = r
             else:  # best wall and best CPU times, each on its own (a shared machine is noisy)
                 for k in ("wall", "cpu", "thread"):
                     best[mode][k] = min(best[mode][k], r[k])
-    off, idle, subd = best["off"], best["idle"], best["subscribed"]
+    off, idle, subd, rsy = best["off"], best["idle"], best["subscribed"], best["resyncing"]
     res: dict[str, object] = {
         "bars": n_bars,
         "off_seconds": off["wall"],
@@ -187,6 +198,11 @@ def run(n_bars: int = 1_000_000, pubsub_bars: int = 200_000,
         "on_subscribed_slowdown_cpu": subd["cpu"] / off["cpu"] - 1,
         "on_idle_slowdown_engine_thread_cpu": idle["thread"] / off["thread"] - 1,
         "on_subscribed_slowdown_engine_thread_cpu": subd["thread"] / off["thread"] - 1,
+        "on_resyncing_seconds": rsy["wall"],
+        "on_resyncing_slowdown_wall": rsy["wall"] / off["wall"] - 1,
+        "on_resyncing_slowdown_cpu": rsy["cpu"] / off["cpu"] - 1,
+        "on_resyncing_slowdown_engine_thread_cpu": rsy["thread"] / off["thread"] - 1,
+        "resyncing_snapshots": rsy.get("snapshots"),
         "max_cpu_share": PublishConfig().max_cpu_share,
         "subscribed_messages_sent": subd["sent"],
         "subscribed_bars_skipped": subd["skipped"],
@@ -210,7 +226,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bars", type=int, default=1_000_000)
     ap.add_argument("--pubsub-bars", type=int, default=200_000)
-    ap.add_argument("--repeat", type=int, default=3,
+    ap.add_argument("--repeat", type=int, default=4,
                     help="alternations, each in a rotated order; best of each counts")
     a = ap.parse_args()
     for k, v in run(a.bars, a.pubsub_bars, a.repeat).items():

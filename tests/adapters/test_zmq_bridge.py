@@ -655,3 +655,39 @@ def test_events_are_placed_on_their_bars_by_time(bars, ctx):
             where[m["data"]["request_id"]] = bar
     assert where == {"t0": 5, "t1": 6, "t2": 39, "t3": None}
     assert [m["data"]["seq"] for t, m in msgs if t.startswith(b"bar.")] == list(range(40))
+
+
+def test_snapshots_of_a_flat_out_run_stay_within_the_budget(bars, ctx):
+    """A subscriber that resyncs on every gap asks for a snapshot after every round of a
+    flat-out backtest; each holds the interpreter lock for milliseconds, so the service thread
+    spaces them by the budget (at most 1 s apart; waiting requests share one), and answers at
+    once when the engine is not flat out (a finished run here)."""
+    eng = _engine(bars, n=300)
+    br = ZmqBridge(eng, _settings(max_cpu_share=0.0001), context=ctx)  # flat out, not finished
+    addr = br.commands_addr
+    t0 = time.monotonic()
+    first = request(addr, "snapshot", ctx=ctx, timeout_s=5)
+    t1 = time.monotonic()
+    replies: list[tuple[float, dict]] = []
+
+    def ask() -> None:
+        rep = request(addr, "snapshot", ctx=ctx, timeout_s=5)
+        replies.append((time.monotonic(), rep))
+    askers = [threading.Thread(target=ask) for _ in range(2)]
+    for a in askers:
+        a.start()
+    for a in askers:
+        a.join(10)
+    assert first["ok"] and t1 - t0 < 0.9
+    assert [r["ok"] for _, r in replies] == [True, True]
+    # the budget: the next snapshot waited (the first took t; t * 9999 is capped at 1 s)
+    assert min(t for t, _ in replies) - t1 > 0.5
+    assert replies[0][1]["seq"] == replies[1][1]["seq"]
+    eng.run()
+    br.run_finished(None)  # not flat out any more: no wait
+    time.sleep(1.0)  # the wait after the last one
+    t2 = time.monotonic()
+    assert request(addr, "snapshot", ctx=ctx)["ok"]
+    assert request(addr, "snapshot", ctx=ctx)["ok"]
+    assert time.monotonic() - t2 < 0.9  # (loopback round trips; a busy machine's margin)
+    br.close()
