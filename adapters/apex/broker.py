@@ -42,8 +42,10 @@ bar N+1, as in a backtest with ``market_fill: next_open``). Orders of this broke
 venue's open orders without a fill (an orphaned take-profit canceled when the position closed)
 are published as ``OrderCanceled`` with the venue's cancel reason.
 
-**Sending.** A live run's brokers (one per account) send at once: on a signal bar every
-account's entry is in flight together instead of one after another. ``on_submit_order`` checks
+**Sending.** A live run's brokers (one per account) send at once on a venue across the network
+(not on a loopback one, the local venue, whose work competes with the engine for the same cores:
+there it measured slower; ``from_config``): on a signal bar every account's entry is in flight
+together instead of one after another. ``on_submit_order`` checks
 and forms the order and journals its ``OrderSent`` on the engine thread (on disk before the
 request leaves), then hands the request (zk signature + HTTP, which release the GIL) to the
 account's worker thread: one per account, so one account's requests keep their order. Replies
@@ -71,6 +73,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -112,6 +115,34 @@ logger = logging.getLogger(__name__)
 
 STOP_PRICE_GUARD = Decimal("0.05")  # a stop-market's worst acceptable price: trigger -+ 5 %
 WORST_TTL_S = 1.0  # a worst-price guard looked up on this bar is reused this long at most
+
+
+_warmed = threading.local()
+
+
+def warm_signer() -> None:
+    """Sign once in this thread with a throwaway zk key: the zkLink signer's first signature in
+    a thread costs about 0.1 s (its per-thread set-up; later ones about 5 ms), so a thread that
+    will sign orders pays it at start, not on its first order. Once per thread; a failure is
+    left to the first order to report."""
+    if getattr(_warmed, "done", False):
+        return
+    _warmed.done = True
+    try:
+        from adapters.apex.client import zklink_sdk
+
+        sdk = zklink_sdk()
+        sdk.ZkLinkSigner().new_from_seed(bytes.fromhex("5a" * 64)).sign_musig(b"warm-up")
+    except Exception as exc:  # noqa: BLE001 - only a warm-up
+        logger.debug("zk signer warm-up failed: %s", exc)
+
+
+def loopback(url: str) -> bool:
+    """Whether ``url`` is a venue on this machine (the local venue on 127.0.0.1)."""
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def row_cid(row: dict[str, Any]) -> str:
@@ -290,6 +321,8 @@ class ApexBroker:
 
         ws = config.data.websocket
         desk = SendDesk()  # the run's brokers send at once (module docstring, "Sending")
+        # ... where the venue's work is not on this machine's cores: docs/apex.md, "Speed"
+        concurrent = not loopback(client.base_url)
 
         def factory(account: Account, publish: Callable[[Event], None], costs: Costs,
                     policy: IntrabarPolicy | None = None,
@@ -299,13 +332,15 @@ class ApexBroker:
             if ws:
                 stream = _account_stream(ws, c, account.name)
             broker = cls(account, publish, costs, policy, market_fill, client=c,
-                         symbol=symbol, run_id=rid, stream=stream, desk=desk)
+                         symbol=symbol, run_id=rid, stream=stream, desk=desk,
+                         concurrent=concurrent)
             try:
                 if not resume:
                     broker.check_flat()
             except BaseException:
                 broker.close()
                 raise
+            broker.warm()
             return broker
 
         return factory
@@ -626,6 +661,13 @@ class ApexBroker:
             o.working = True
 
     # -- sending through the account's worker ------------------------------------------------
+    def warm(self) -> None:
+        """Before trading: the zk signer's per-thread set-up (``warm_signer``) in this thread
+        (stop moves sign here) and, in the background, in the account's worker."""
+        warm_signer()
+        if self.concurrent:
+            self._pool().submit(warm_signer)
+
     def _pool(self) -> ThreadPoolExecutor:
         """The account's worker: one thread, so the account's requests keep their order."""
         if self._worker is None:

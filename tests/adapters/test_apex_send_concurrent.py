@@ -58,7 +58,7 @@ class SlowOrders:
             key = handler.headers.get("APEX-API-KEY", "")
             i = int(key.rsplit("-", 1)[1]) if key.startswith("send-key-") else 0
             try:
-                time.sleep(0.02 * (N - i))  # the first sent answers last
+                time.sleep(0.05 * (N - i))  # the first sent answers last
                 return orig(handler)
             finally:
                 with self.lock:
