@@ -11,10 +11,11 @@ Measured, in the same run:
 - bar close to order accepted (the local venue's one-time zk warm-up paid before the run): from
   the ``BarClosed`` being made (the feed has the closed candle)
   to the venue's answer to each order placed on that bar by any of the six accounts (entries
-  with their worst-price guard, the orders placed on their fills, stop moves placed new-first;
-  each account sends through its own worker thread, so the six accounts' orders overlap:
-  ``adapters/apex/broker.py``, "Sending"), p50/p99 (target p99 < 50 ms);
-- the time one order request takes (signing + HTTP round trip, in the account's worker), p50;
+  with their worst-price guard, looked up once per bar for all six, the orders placed on their
+  fills, stop moves placed new-first; to this loopback venue the brokers send one after another:
+  sending at once is for a venue across the network, ``adapters/apex/broker.py``, "Sending"),
+  p50/p99 (target p99 < 50 ms);
+- the time one order request takes (signing + HTTP round trip), p50;
 - live vs paper bars per second over the same bars (the broker's per-bar fills poll is the cost).
 
 Run alone: ``python bench/bench_live.py [--bars N]``.
