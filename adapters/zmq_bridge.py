@@ -38,9 +38,9 @@ a snapshot. With no subscriber at all (the XPUB's subscription frames tell) noth
 A round spends at most ``publish.max_cpu_share`` of the CPU time the engine thread used since
 the last one when the engine runs flat out (CPU, not wall time: on a busy machine a wall-clock
 budget grew with every wait and took a far larger share of the engine's own work); snapshots
-stay within the same share (``_snapshots``); the bars beyond that budget are skipped as a block: ``seq`` jumps
-by one for each, so subscribers see a gap and take a snapshot, which is always complete because
-the state is kept for every event, published or not.
+stay within the same share (``_snapshots``); the bars beyond that budget are skipped as a
+block: ``seq`` jumps by one for each, so subscribers see a gap and take a snapshot, which is
+always complete because the state is kept for every event, published or not.
 
 Order on the wire. Events of one bar go out as: ``bar``, ``features``, that bar's events in
 engine order (fills of resting orders, signals, orders, trades), ``equity``. Events between bars

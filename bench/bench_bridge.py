@@ -114,7 +114,8 @@ def _one(bars, mode: str, share: float | None = None) -> dict[str, float]:
         _wait_subscribed(br)
     wall, cpu, thread = _timed(eng)
     br.run_finished(None)
-    out = {"wall": wall, "cpu": cpu, "thread": thread, "sent": br.sent, "skipped": br.skipped, "seq": br.seq}
+    out = {"wall": wall, "cpu": cpu, "thread": thread, "sent": br.sent, "skipped": br.skipped,
+           "seq": br.seq}
     if sub is not None:
         stdout, _ = sub.communicate(timeout=120)
         out.update(json.loads(stdout.strip().splitlines()[-1]))
