@@ -41,9 +41,13 @@ if (!gd || !gd.on || !gd.data) { return false; }
 if (!window.__uiLog) {
   window.__uiLog = [];
   gd.on('plotly_afterplot', function () {
-    var t = gd.data && gd.data[OHLC];  // one point per candle, in order
-    if (t && t.x && t.x.length) { window.__uiLog.push([Date.now(), t.x.length,
-                                                       t.x[t.x.length - 1]]); }
+    var last = '', n = 0;
+    [UP, DN].forEach(function (i) {
+      var t = gd.data && gd.data[i];
+      if (t && t.x && t.x.length) { n += t.x.length / 3; var x = t.x[t.x.length - 2];
+                                    if (x > last) { last = x; } }
+    });
+    if (n) { window.__uiLog.push([Date.now(), n, last]); }
   });
 }
 return true;
@@ -130,7 +134,8 @@ def _one_mode(state, pub, mode: str, live_bars: int, period: float,  # type: ign
         kw: dict[str, object] = {} if interval_ms is None else {"interval_ms": interval_ms}
         dc.start_server(create_app(state, pub.cmd_addr, webgl=mode == "webgl", **kw),
                         port=_port())
-        hook = HOOK.replace("OHLC", str(figures.IDX["ohlc"]))
+        hook = HOOK.replace("UP", str(figures.IDX["up_wick"])).replace(
+            "DN", str(figures.IDX["dn_wick"]))
         until(lambda: dc.driver.execute_script(hook), timeout=240, poll=0.01)
         with state.lock:
             last_x = next(reversed(state.bars_by_seq.values())).x
@@ -210,9 +215,11 @@ def _drawn(dc) -> tuple[int, str]:  # type: ignore[no-untyped-def]
     """Candles in the browser's price chart and the time of the last one."""
     return tuple(dc.driver.execute_script(  # type: ignore[return-value]
         "var gd = document.querySelector('#price .js-plotly-plot');"
-        f"var t = gd && gd.data && gd.data[{figures_idx('ohlc')}];"
-        "if (!t || !t.x || !t.x.length) return [0, ''];"
-        "return [t.x.length, t.x[t.x.length - 1]];"))
+        "var n = 0, last = ''; if (!gd || !gd.data) return [0, ''];"
+        f"[{figures_idx('up_wick')}, {figures_idx('dn_wick')}].forEach(function (i) {{"
+        "  var t = gd.data[i]; if (t && t.x && t.x.length) { n += t.x.length / 3;"
+        "    var x = t.x[t.x.length - 2]; if (x > last) { last = x; } } });"
+        "return [n, last];"))
 
 
 def _pan_to_history(dc, state) -> dict[str, object]:  # type: ignore[no-untyped-def]
@@ -236,9 +243,10 @@ def _pan_to_history(dc, state) -> dict[str, object]:  # type: ignore[no-untyped-
             return bool(first(
                 "var gd = document.querySelector('#price .js-plotly-plot');"
                 "var l = window.__uiLog; if (l.length <= arguments[1]) return false;"
-                f"var x0 = gd.data[{figures_idx('ohlc')}].x[0] || 'z';"
-                "return x0 <= arguments[0] && l[l.length - 1][2] >= arguments[2];",
-                a, n_log, end))
+                f"var xs = [{figures_idx('up_wick')}, {figures_idx('dn_wick')}].map("
+                "function (i) { return gd.data[i].x[0] || 'z'; });"
+                "return (xs[0] < xs[1] ? xs[0] : xs[1]) <= arguments[0]"
+                " && l[l.length - 1][2] >= arguments[2];", a, n_log, end))
 
         try:
             until(drawn, timeout=120, poll=0.02)

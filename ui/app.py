@@ -1,11 +1,10 @@
 """The Dash monitoring app: a subscriber of the engine's ZeroMQ bridge (WIRE.md), nothing more.
 
 ``create_app(state, commands)`` wires the layout (``ui.layout``) to one ``UiState`` fed by the
-``Subscriber`` thread. The page's long poll (``/_ui/wait``, answered when a bar is complete) and a
-``dcc.Interval`` (250 ms, the fallback) fire ``tick``, which drains what arrived since the
-browser's cursor and sends it as a ``Patch`` that extends the figures in place; a full figure goes
-out only on the first render, after a snapshot (engine restart, gap), a pan or zoom, or when the
-browser fell behind the bounded logs. Commands go to the engine's ROUTER from the callback's thread over a fresh DEALER; anything
+``Subscriber`` thread. A ``dcc.Interval`` (400 ms) drains what arrived since the browser's cursor
+and sends it as a ``Patch`` that extends the figures in place; a full figure goes out only on the
+first render, after a snapshot (engine restart, gap) or when the browser fell behind the bounded
+logs. Commands go to the engine's ROUTER from the callback's thread over a fresh DEALER; anything
 that trades asks for a confirmation first.
 """
 
@@ -91,12 +90,11 @@ def setup_rows(setup: dict[str, Any]) -> list[dict[str, Any]]:
              "rr": _fmt(r["rr"])} for r in setup["rows"]]
 
 
-def create_app(state: UiState, commands: str, *, n_visible: int = 300, interval_ms: int = 250,
+def create_app(state: UiState, commands: str, *, n_visible: int = 300, interval_ms: int = 100,
                min_update_ms: int = 200, max_candles: int = 2000, webgl: bool | None = None,
                setup_timeout_s: float = 1.0, command_timeout_s: float = 3.0) -> Dash:
-    """The app. ``interval_ms``: how often the browser asks for news besides the long poll that
-    wakes it when a bar arrives (the fallback, and what sends bars held back by
-    ``min_update_ms``; every ask is a request the page's main thread handles); ``min_update_ms``: the least time between two chart updates (bars that
+    """The app. ``interval_ms``: how often the browser asks for news (an empty answer costs the
+    server a few ms); ``min_update_ms``: the least time between two chart updates (bars that
     arrive meanwhile go together); ``max_candles``: a window with more bars is drawn as candles
     of several bars each; ``webgl``: draw the price chart's traces with WebGL (``scattergl``:
     about twice as fast a redraw, measured) - None: when the browser has WebGL, else SVG."""

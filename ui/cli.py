@@ -28,8 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--visible", type=int, default=300, metavar="N",
                    help="bars in view when following the last bar (default 300)")
     p.add_argument("--webgl", choices=("auto", "on", "off"), default="auto",
-                   help="draw the price chart's lines and markers with WebGL: auto (default) "
-                        "when the browser has it, on, or off (SVG)")
+                   help="draw the price chart with WebGL: auto (default) when the browser has "
+                        "it, on, or off (SVG)")
     p.set_defaults(func=cmd_ui)
 
 

@@ -24,7 +24,7 @@ import plotly.graph_objects as go
 from dash import Patch
 from plotly.subplots import make_subplots
 
-from ui.state import find_columns, parse_x
+from ui.state import find_columns
 
 UP, DOWN = "#26a69a", "#ef5350"
 STOCH = {"s9": "gold", "s14": "dodgerblue", "s40": "white", "s60": "magenta"}
@@ -34,7 +34,7 @@ PALETTE = ["#42a5f5", "#ffa726", "#ab47bc", "#66bb6a", "#ef5350", "#26c6da", "#d
 
 # (name, row): the order is the contract between price_figure and patch_price.
 TRACES: list[tuple[str, int]] = [
-    ("ohlc", 1), ("up", 1), ("dn", 1),
+    ("up_wick", 1), ("up_body", 1), ("dn_wick", 1), ("dn_body", 1),
     ("vah", 1), ("val", 1), ("poc", 1), ("hvn_below", 1), ("hvn_above", 1),
     ("reg_mid", 1), ("reg_up", 1), ("reg_lo", 1),
     ("stop", 1), ("target", 1), ("stop_now", 1), ("target_now", 1),
@@ -45,79 +45,47 @@ TRACES: list[tuple[str, int]] = [
 IDX = {name: i for i, (name, _) in enumerate(TRACES)}
 # per trace, the arrays besides x and y that updates extend
 EXTRA_ARRAYS = {
-    **{k: ("text",) for k in ("ohlc", "stop_now", "target_now")},
+    **{k: ("text",) for k in ("up_wick", "dn_wick", "stop_now", "target_now")},
     **{k: ("text", "customdata") for k in ("sig_buy", "sig_sell", "entry", "exit", "stop",
                                            "target")},
 }
 X_AXES = ("xaxis", "xaxis2", "xaxis3", "xaxis4")  # shared: every row follows the same range
 REG_K = 2.0  # channel half-width in residual standard deviations
-ALWAYS_VISIBLE = ("ohlc", "up", "dn", "vol_up", "vol_dn")
-# the page's legend (HTML, ui/layout.py): label, colour, how it is drawn (line, dash, dot, fill,
-# marker symbol)
-LEGEND: list[tuple[str, str, str]] = [
-    ("up", UP, "fill"), ("down", DOWN, "fill"), ("value area", "rgba(255,193,7,0.35)", "fill"),
-    ("POC", "#ffc107", "line"), ("HVN", "#90caf9", "dot"), ("regression ±2σ", "#b39ddb", "dash"),
-    ("stops", "#ff1744", "line"), ("targets", "#00e676", "line"), ("entries", "#29b6f6", "●"),
-    ("exits", "#ffa726", "✕"), ("BUY alarm", "#ffeb3b", "▲"), ("SELL alarm", "#e040fb", "▼"),
-    *((k.upper(), c, "line") for k, c in STOCH.items()),
-    *((k, c, "line") for k, c in CNN.items()),
-]
-SVG_ALWAYS = ("up", "dn", "vol_up", "vol_dn", "vah", "val")  # filled: SVG even with WebGL
 
 
 def _nan(v: float) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
 
-BODY_W = 0.7  # a candle's body, volume bar: this share of its period wide
-PLOT_PX = 900  # about the chart's width in pixels: a wick is this share of the range wide
+def _columns(bars: list[Any]) -> dict[str, dict[str, list[Any]]]:
+    """Candles and volume as segments of four + two line traces: ``[x, x, None]`` per bar.
 
-
-def candle_widths(period_ms: float, span_ms: float | None) -> tuple[float, float]:
-    """Half-widths in ms of a candle's body and wick: the body ``BODY_W`` of the period, the
-    wick about one pixel of a chart showing ``span_ms`` (at most half the body)."""
-    body = period_ms * BODY_W / 2
-    px = (span_ms or period_ms * 300) / PLOT_PX
-    return body, min(body / 2, max(period_ms * 0.03, px / 2))
-
-
-def _columns(bars: list[Any], period_ms: float, span_ms: float | None = None
-             ) -> dict[str, dict[str, list[Any]]]:
-    """Candles and volume as filled rectangles, one SVG path per trace (``fill: toself``,
-    ``[x0, x1, x1, x0, None]`` per rectangle, x in epoch ms), and ``ohlc``: one point per candle
-    (its close, the OHLC text on hover; the chart's bars in order).
-
-    Plotly draws a line trace as one ``<path>`` per run between gaps: candles drawn as line
-    segments were 1,400 SVG elements per update, restyled on every redraw.
+    One SVG path per trace instead of one element per candle (Plotly's candlestick and bar
+    traces): redrawing 10,000 candles on every update is what kept the chart from being fluid.
     """
-    bw, ww = candle_widths(period_ms, span_ms)
-    out: dict[str, dict[str, list[Any]]] = {
-        k: {"x": [], "y": []} for k in ("up", "dn", "vol_up", "vol_dn")}
-    ohlc: dict[str, list[Any]] = {"x": [], "y": [], "text": []}
-    out["ohlc"] = ohlc
+    out = {k: {"x": [], "y": []} for k in ("up_wick", "up_body", "dn_wick", "dn_body",
+                                            "vol_up", "vol_dn")}
+    out["up_wick"]["text"] = []
+    out["dn_wick"]["text"] = []
     for b in bars:
         up = b.close >= b.open
-        c, v = (out["up"], out["vol_up"]) if up else (out["dn"], out["vol_dn"])
-        t = float(b.t_ms)
-        lo_b, hi_b = (b.open, b.close) if up else (b.close, b.open)
-        cx, cy = c["x"], c["y"]
-        for x0, x1, y0, y1 in ((t - bw, t + bw, lo_b, hi_b), (t - ww, t + ww, b.low, lo_b),
-                               (t - ww, t + ww, hi_b, b.high)):
-            if y1 > y0:
-                cx += (x0, x1, x1, x0, None)
-                cy += (y0, y0, y1, y1, None)
-        v["x"] += (t - bw, t + bw, t + bw, t - bw, None)
-        v["y"] += (0.0, 0.0, b.volume, b.volume, None)
-        ohlc["x"].append(b.x)
-        ohlc["y"].append(b.close)
-        ohlc["text"].append(
-            f"O {b.open:.2f}  H {b.high:.2f}  L {b.low:.2f}  C {b.close:.2f}  V {b.volume:.2f}")
+        wick, body, vol = (out["up_wick"], out["up_body"], out["vol_up"]) if up else (
+            out["dn_wick"], out["dn_body"], out["vol_dn"])
+        xs = [b.x, b.x, None]
+        wick["x"] += xs
+        wick["y"] += [b.low, b.high, None]
+        t = f"O {b.open:.2f}  H {b.high:.2f}  L {b.low:.2f}  C {b.close:.2f}  V {b.volume:.2f}"
+        wick["text"] += [t, t, None]
+        body["x"] += xs
+        body["y"] += [b.open, b.close, None]
+        vol["x"] += xs
+        vol["y"] += [0.0, b.volume, None]
     return out
 
 
 def candle_count(fig_data: list[dict[str, Any]]) -> int:
-    """Candles in a figure's ``data`` (one point per candle in the ``ohlc`` trace)."""
-    return len(fig_data[IDX["ohlc"]].get("x") or ())
+    """Candles in a figure's ``data`` (three points per candle in the two wick traces)."""
+    return sum(len(fig_data[IDX[k]].get("x") or ()) for k in ("up_wick", "dn_wick")) // 3
 
 
 def _feature_columns(features: Iterable[tuple[int, dict[str, float]]], x_of: dict[int, str],
@@ -203,13 +171,15 @@ def _price_skeleton(webgl: bool = False) -> str:
                         row_heights=[0.55, 0.1, 0.2, 0.15])
     line = {"width": 1}
     specs: dict[str, Any] = {
-        "ohlc": go.Scatter(name="price", mode="lines", legendgroup="price",
-                           showlegend=False, line={"color": UP, "width": 0},
-                           hoverinfo="x+text"),
-        "up": go.Scatter(name="price", mode="none", legendgroup="price", fill="toself",
-                         fillcolor=UP, hoverinfo="skip"),
-        "dn": go.Scatter(name="down", mode="none", legendgroup="price", showlegend=False,
-                         fill="toself", fillcolor=DOWN, hoverinfo="skip"),
+        "up_wick": go.Scatter(name="price", mode="lines", legendgroup="price",
+                              line={"color": UP, "width": 1}, hoverinfo="x+text"),
+        "up_body": go.Scatter(name="up", mode="lines", legendgroup="price", showlegend=False,
+                              line={"color": UP, "width": 3}, hoverinfo="skip"),
+        "dn_wick": go.Scatter(name="down", mode="lines", legendgroup="price", showlegend=False,
+                              line={"color": DOWN, "width": 1}, hoverinfo="x+text"),
+        "dn_body": go.Scatter(name="down body", mode="lines", legendgroup="price",
+                              showlegend=False, line={"color": DOWN, "width": 3},
+                              hoverinfo="skip"),
         "vah": go.Scatter(name="VAH", mode="lines", line={"width": 0, "shape": "hv"},
                           hoverinfo="skip", showlegend=False),
         "val": go.Scatter(name="value area", mode="lines", line={"width": 0, "shape": "hv"},
@@ -248,10 +218,10 @@ def _price_skeleton(webgl: bool = False) -> str:
         "sig_sell": go.Scatter(name="SELL alarm", mode="markers", hoverinfo="text+y",
                                marker={"symbol": "triangle-down", "size": 13, "color": "#e040fb",
                                        "line": {"width": 1, "color": "black"}}),
-        "vol_up": go.Scatter(name="volume", mode="none", showlegend=False, fill="toself",
-                             fillcolor=UP, hoverinfo="skip"),
-        "vol_dn": go.Scatter(name="volume down", mode="none", showlegend=False, fill="toself",
-                             fillcolor=DOWN, hoverinfo="skip"),
+        "vol_up": go.Scatter(name="volume", mode="lines", showlegend=False,
+                             line={"color": UP, "width": 2}, hoverinfo="x+y"),
+        "vol_dn": go.Scatter(name="volume down", mode="lines", showlegend=False,
+                             line={"color": DOWN, "width": 2}, hoverinfo="x+y"),
         **{k: go.Scatter(name=k.upper(), mode="lines", line={**line, "color": c})
            for k, c in STOCH.items()},
         **{k: go.Scatter(name=k, mode="lines", line={**line, "color": c})
@@ -265,36 +235,18 @@ def _price_skeleton(webgl: bool = False) -> str:
     fig.update_yaxes(range=[0, 1], row=4, col=1, title_text="CNN")
     fig.update_yaxes(title_text="vol", row=2, col=1)
     fig.update_xaxes(rangeslider_visible=False, type="date")
-    for row in (2, 3, 4):  # grid lines in the price panel only (20/80 lines in the stochastics)
-        fig.update_xaxes(showgrid=False, row=row, col=1)
-        fig.update_yaxes(showgrid=False, row=row, col=1)
-    # no Plotly legend: it was redrawn (and measured) on every update, about a third of a
-    # redraw; the page shows LEGEND as HTML above the chart (ui/layout.py)
     fig.update_layout(
         template="plotly_dark", uirevision="keep", dragmode="pan", hovermode="x",
-        margin={"l": 55, "r": 10, "t": 12, "b": 25}, paper_bgcolor="#111", plot_bgcolor="#111",
-        showlegend=False, height=760, bargap=0.1,
+        margin={"l": 55, "r": 10, "t": 48, "b": 25}, paper_bgcolor="#111", plot_bgcolor="#111",
+        legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0, "font": {"size": 10}},
+        height=760, bargap=0.1,
     )
     out = fig.to_plotly_json()
-    if webgl:  # the fills stay SVG (one path each): the candles, volume and value-area band
+    if webgl:  # the value-area band stays SVG: scattergl draws no "tonexty" fill of hv steps
         for (name, _), tr in zip(TRACES, out["data"], strict=True):
-            if name not in SVG_ALWAYS:
+            if name not in ("vah", "val"):
                 tr["type"] = "scattergl"
     return json.dumps(out, cls=plotly.utils.PlotlyJSONEncoder)
-
-
-def _span(ranges: tuple[list[Any], Any] | None) -> float | None:
-    """The width in ms of the x range in ``ranges`` (None: not known)."""
-    if ranges is None:
-        return None
-    t0, t1 = (parse_x(v) for v in ranges[0][:2])
-    return abs(t1 - t0) if t0 is not None and t1 is not None else None
-
-
-def _period(bars: list[Any]) -> float:
-    """A candle's period when the state did not say: the least gap between two of them."""
-    gaps = [b.t_ms - a.t_ms for a, b in zip(bars, bars[1:]) if b.t_ms > a.t_ms]
-    return float(min(gaps)) if gaps else 60_000.0
 
 
 def price_figure(view: dict[str, Any], *,
@@ -311,8 +263,7 @@ def price_figure(view: dict[str, Any], *,
         if ranges[1] is not None:
             out["layout"]["yaxis"]["range"] = ranges[1]
             out["layout"]["yaxis"].pop("autorange", None)
-    period = float(view.get("tf_ms") or 0) * view.get("k", 1) or _period(view["bars"])
-    cols = _columns(view["bars"], period, _span(ranges))
+    cols = _columns(view["bars"])
     fcols = find_columns({n for _, v in view["features"][-1:] for n in v})
     data = {**cols, **_feature_columns(view["features"], view["x_of"], fcols),
             **_marker_columns(view["signals"], view["fills"], view["levels"], view["x_of"]),
@@ -324,7 +275,6 @@ def price_figure(view: dict[str, Any], *,
         for key in EXTRA_ARRAYS.get(name, ()):  # a Patch can only extend arrays that exist
             tr[key] = []
         tr.update(data.get(name, {}))
-        tr["visible"] = bool(tr["x"]) or name in ALWAYS_VISIBLE  # an empty trace costs a redraw
     if view.get("k", 1) > 1:
         out["layout"].setdefault("annotations", []).append({
             "text": f"one candle = {view['k']} bars (zoom in for single bars)",
@@ -346,9 +296,7 @@ def patch_price(delta: dict[str, Any], ranges: tuple[list[str], list[float]] | N
     for _, v in delta["features"]:
         names.update(v)
     fcols = find_columns(names)
-    period = float(delta.get("tf_ms") or 0) or _period(delta["bars"])
-    data = {**_columns(delta["bars"], period, _span(ranges)),
-            **_feature_columns(delta["features"], delta["x_of"], fcols),
+    data = {**_columns(delta["bars"]), **_feature_columns(delta["features"], delta["x_of"], fcols),
             **_marker_columns(delta["signals"], delta["fills"], delta["levels"], delta["x_of"])}
     live = _live_columns(delta.get("live_levels", []))
     if not any(d["x"] for d in data.values()) and ranges is None:
@@ -357,15 +305,12 @@ def patch_price(delta: dict[str, Any], ranges: tuple[list[str], list[float]] | N
     for name, d in live.items():  # small: a few working orders
         for k, v in d.items():
             p["data"][IDX[name]][k] = v
-        p["data"][IDX[name]]["visible"] = bool(d["x"])
     for name, d in data.items():
         if not d["x"]:
             continue
         i = IDX[name]
         for k, v in d.items():
             p["data"][i][k].extend(v)
-        if name not in ALWAYS_VISIBLE:
-            p["data"][i]["visible"] = True  # hidden while it was empty
     if ranges is not None:
         for ax in X_AXES:
             p["layout"][ax]["range"] = ranges[0]

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dash import dash_table, dcc, html
 
-from ui.figures import LEGEND
-
 DARK = {"backgroundColor": "#111", "color": "#ddd", "fontFamily": "DejaVu Sans, sans-serif",
         "fontSize": "13px"}
 PANEL = {"backgroundColor": "#1a1a1a", "padding": "8px", "borderRadius": "4px",
@@ -23,28 +21,6 @@ TABLE_STYLE = {
     "style_cell_conditional": [{"if": {"column_id": c}, "textAlign": "left"}
                                for c in ("strategy", "side")],
 }
-
-
-BORDER = {"line": "solid", "dash": "dashed", "dot": "dotted"}
-
-
-def legend() -> html.Div:
-    """The price chart's legend as HTML: Plotly's own legend was redrawn on every update."""
-    items = []
-    for label, color, how in LEGEND:
-        if how == "fill":
-            mark = html.Span(style={"display": "inline-block", "width": "10px", "height": "10px",
-                                    "backgroundColor": color, "marginRight": "4px"})
-        elif how in BORDER:
-            mark = html.Span(style={"display": "inline-block", "width": "16px", "height": "0",
-                                    "borderTop": f"2px {BORDER[how]} {color}",
-                                    "verticalAlign": "middle", "marginRight": "4px"})
-        else:
-            mark = html.Span(how, style={"color": color, "marginRight": "3px"})
-        items.append(html.Span([mark, label], style={"marginRight": "12px",
-                                                     "whiteSpace": "nowrap"}))
-    return html.Div(items, id="legend", style={"fontSize": "11px", "color": "#bbb",
-                                               "margin": "2px 0 2px 55px"})
 
 
 def build(n_visible: int, interval_ms: int) -> html.Div:
@@ -68,7 +44,6 @@ def build(n_visible: int, interval_ms: int) -> html.Div:
             html.Span("  drag to pan, wheel to zoom, double-click to reset; click an alarm "
                       "marker for its setup", style={"color": "#777", "marginLeft": "12px"}),
         ], style={"marginBottom": "4px"}),
-        legend(),
         dcc.Graph(id="price", config={"scrollZoom": True, "displaylogo": False},
                   style={"height": "760px"}),
         html.Div([

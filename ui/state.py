@@ -486,7 +486,6 @@ class UiState:
                 "accounts": list(self.accounts),
                 "x_of": {b.seq: b.x for b in bars},
                 "k": k,
-                "tf_ms": self.tf_ms,
                 "window": {"lo": first if lo is not None else None, "hi": hi, "k": k,
                            "n": len(bars)},
             }
@@ -547,7 +546,6 @@ class UiState:
                     out["x_of"][b.seq] = b.x
             out["accounts"] = list(self.accounts)
             out["live_levels"] = self.live_levels()
-            out["tf_ms"] = self.tf_ms
             return out, self.cursor()
 
     def visible_range(self, n: int) -> tuple[list[str], list[float]] | None:

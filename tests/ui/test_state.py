@@ -171,34 +171,13 @@ def test_price_figure_and_patch():
     ops = figures.patch_price(delta, st.visible_range(10)).to_plotly_json()["operations"]
     extends = {tuple(o["location"]): o["params"]["value"] for o in ops
                if o["operation"] == "Extend"}
-    # one hover point per candle (its close), the candle and its volume as filled rectangles
-    # (body, lower wick, upper wick; x in epoch ms, one SVG path per trace)
-    assert extends[("data", figures.IDX["ohlc"], "x")] == ["2024-01-01 07:30"]
-    assert extends[("data", figures.IDX["ohlc"], "y")] == [100.0]
-    t, body = T0 + 30 * 900_000, 900_000 * figures.BODY_W / 2
-    assert extends[("data", figures.IDX["up"], "y")] == [99.0, 99.0, 100.0, 100.0, None,
-                                                         98.0, 98.0, 99.0, 99.0, None,
-                                                         100.0, 100.0, 102.0, 102.0, None]
-    assert extends[("data", figures.IDX["up"], "x")][:5] == [t - body, t + body, t + body,
-                                                             t - body, None]
-    wick = extends[("data", figures.IDX["up"], "x")][6] - t
-    assert 0 < wick < body / 2  # a wick is narrower than its body
-    assert extends[("data", figures.IDX["vol_up"], "y")] == [0.0, 0.0, 40.0, 40.0, None]
-    assert ("data", figures.IDX["dn"], "x") not in extends  # an up candle only
+    assert extends[("data", figures.IDX["up_wick"], "x")] == ["2024-01-01 07:30"] * 2 + [None]
+    assert extends[("data", figures.IDX["up_body"], "y")] == [99.0, 100.0, None]  # open, close
+    assert extends[("data", figures.IDX["vol_up"], "y")] == [0.0, 40.0, None]
     assert ("data", figures.IDX["poc"], "x") not in extends  # no feature row for bar 30 yet
     assert any(o["location"] == ["layout", "xaxis4", "range"] for o in ops)
     empty, _ = st.delta(st.cursor())
     assert figures.patch_price(empty) is None
-
-
-def test_candle_widths():
-    # a wick is about one pixel of the range shown (PLOT_PX pixels), within the body's half
-    bar_ms = 900_000
-    body, wick = figures.candle_widths(bar_ms, 300 * bar_ms)
-    assert body == bar_ms * figures.BODY_W / 2
-    assert wick == pytest.approx(300 * bar_ms / figures.PLOT_PX / 2)
-    assert figures.candle_widths(bar_ms, 20 * bar_ms)[1] == pytest.approx(0.03 * bar_ms)
-    assert figures.candle_widths(bar_ms, 5000 * bar_ms)[1] == body / 2
 
 
 def test_sidebar_engine_reply_and_fallback():
