@@ -183,11 +183,11 @@ def _browser_cpu_s(dc) -> dict[str, float]:  # type: ignore[no-untyped-def]
     try:
         root = dc.driver.service.process.pid
         kids: dict[int, list[int]] = {}
-        for d in os.listdir("/proc"):
+        for entry in Path("/proc").iterdir():
+            d = entry.name
             if d.isdigit():
                 try:
-                    with open(f"/proc/{d}/stat") as f:
-                        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
                 except (OSError, IndexError, ValueError):
                     continue
                 kids.setdefault(ppid, []).append(int(d))
@@ -197,10 +197,8 @@ def _browser_cpu_s(dc) -> dict[str, float]:  # type: ignore[no-untyped-def]
             pid = todo.pop()
             todo += kids.get(pid, [])
             try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    cmd = f.read()
-                with open(f"/proc/{pid}/stat") as f:
-                    st = f.read().rsplit(")", 1)[1].split()
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                st = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
             kind = ("renderer" if b"--type=renderer" in cmd else

@@ -20,8 +20,8 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import islice
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 _TF = re.compile(r"^(\d+)([smhdw])$")

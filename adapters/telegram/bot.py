@@ -43,6 +43,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -98,7 +99,7 @@ _trace_file: Any = None
 def _trace(stage: str, key: str) -> None:
     global _trace_file
     if _trace_file is None:
-        _trace_file = open(_TRACE_PATH, "a", buffering=1)  # noqa: SIM115
+        _trace_file = Path(_TRACE_PATH).open("a", buffering=1)
         gc_t0 = [0.0]
 
         def on_gc(phase: str, info: dict[str, Any]) -> None:

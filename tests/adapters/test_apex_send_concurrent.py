@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+
 import msgspec
 import pytest
 
