@@ -117,6 +117,10 @@ def _run(mode: str, url: str, out: Path, n: int) -> dict[str, object]:
             except OrderRejected:
                 pass
             client.create_order = timed
+    import gc
+
+    gc.collect()
+    gc.freeze()  # as `tradebot run` does before its bar loop (engine.run_command.settle_heap)
     t0 = time.perf_counter()
     eng.run()
     dt = time.perf_counter() - t0
