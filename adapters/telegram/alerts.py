@@ -54,6 +54,12 @@ def signal_text(sig: dict[str, Any], setup: dict[str, Any] | None, symbol: str,
     return "\n".join(lines)
 
 
+# OrderCanceled reasons that are alerts (the others are the engine's own cancels: a stop no longer
+# needed once the position closed, a replaced stop, ...): engine/risk.py, adapters/apex/broker.py
+REFUSALS = ("risk:", "not placed:", "halted:", "canceled by the venue:",
+            "cancel refused by the venue:")
+
+
 def event_alert(kind: str, msg: dict[str, Any]) -> Alert | None:
     """The alert of one wire message (``None``: not alert-worthy). Signals: ``signal_text``."""
     d, t = msg["data"], msg.get("type", "")
@@ -68,6 +74,11 @@ def event_alert(kind: str, msg: dict[str, Any]) -> Alert | None:
         # answered in the chat already)
         return ("signal", f"confirm-{d['order_id']}",
                 f"✖️ Not entered {d['account']}: {d['reason'][len('confirm:'):].strip()}")
+    if kind == "order" and t == "OrderCanceled" and d.get("reason", "").startswith(REFUSALS):
+        # an order the engine wanted and did not get: a risk limit, the venue unreachable after
+        # its retries, entries halted by reconciliation, or the venue canceling it
+        return ("alert", f"refused-{d['account']}-{d['order_id']}",
+                f"⛔ Order {d['order_id']} of {d['account']} not working: {d['reason']}")
     if kind == "order" and t == "ModifyOrder":
         why = f" ({d['reason']})" if d.get("reason") else ""
         return ("stop", f"mod-{d['order_id']}-{d['price']!r}",

@@ -41,3 +41,25 @@ def test_signal_text_with_confidence_and_no_setup():
         "price: 28,302.68   stop: 28,100.00   ATR: 40.30", "bar: 2023-04-02 12:30 UTC",
         "confidence: 73%"]
     assert text.endswith("/buy A1") and "setups:" not in text
+
+
+def test_refused_orders_are_alerted_and_routine_cancels_are_not():
+    """A risk refusal, an order the venue never got and a halted entry reach the chat (issue 9:
+    "a refused order is journaled and alerted"); the engine's own cancel of a stop no longer
+    needed does not."""
+    from engine.events import OrderCanceled
+
+    def cancel(reason: str, oid: str = "multi_tier-3"):
+        return _msg(OrderCanceled(ts_event_ns=1, ts_init_ns=1, account="multi_tier",
+                                  order_id=oid, reason=reason))
+
+    kind, msg = cancel("risk: 3 orders in the last minute, the limit is 3 "
+                       "(risk.max_orders_per_minute)")
+    assert kind == "order"
+    assert alerts.event_alert(kind, msg) == (
+        "alert", "refused-multi_tier-multi_tier-3",
+        "⛔ Order multi_tier-3 of multi_tier not working: risk: 3 orders in the last minute, "
+        "the limit is 3 (risk.max_orders_per_minute)")
+    for reason in ("not placed: venue unavailable after 5 tries", "halted: position mismatch"):
+        assert alerts.event_alert(*cancel(reason))[2].endswith(reason)
+    assert alerts.event_alert(*cancel("position closed (STOP_LOSS)")) is None
