@@ -110,7 +110,8 @@ def test_run_starts_the_bot_keeps_trading_through_its_crash_and_stops_it(venue, 
         pid2 = _wait(lambda: pids()[1:], "the bot started again", 30)[0]
         assert pid2 != pid
         _wait(lambda: "mode: live" in status(), "the new bot synced with the run", 60)
-        assert venue.n_closed() > bars and run.poll() is None, "".join(err)[-4000:]  # the engine kept running
+        # the engine kept running
+        assert venue.n_closed() > bars and run.poll() is None, "".join(err)[-4000:]
     finally:
         run.send_signal(signal.SIGINT)  # Ctrl-C: the run stops after its bar, the bot with it
         try:
