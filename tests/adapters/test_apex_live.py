@@ -23,11 +23,11 @@ import pytest
 
 from adapters.apex.client import ApexCredentials
 from adapters.apex.venue import LocalVenue
-from adapters.synth_data import write_csv
 from engine.bars import Bars
 from engine.bootstrap import build_engine
 from engine.config import load_config
 from engine.events import ModifyOrder, OrderFilled, SubmitOrder
+from tests.adapters.real_sample import real_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 LIVE = ROOT / "configs" / "live.yaml"
@@ -42,10 +42,7 @@ def _trade_keys(acct) -> list[tuple]:  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def sample(real_bars: Bars, tmp_path_factory: pytest.TempPathFactory) -> tuple[Bars, Path]:
-    bars = real_bars.slice(30_000, 30_000 + N_BARS)
-    path = tmp_path_factory.mktemp("live") / "BTCUSDT_15m_data.csv"
-    write_csv(bars, path)
-    return bars, path
+    return real_sample(real_bars, tmp_path_factory.mktemp("live"), N_BARS)
 
 
 @pytest.fixture

@@ -18,13 +18,13 @@ import pytest
 
 from adapters.apex.client import ApexCredentials
 from adapters.apex.venue import LocalVenue
-from adapters.synth_data import write_csv
 from engine.bars import Bars
 from engine.bootstrap import build_engine
 from engine.bus import PRIORITY_SINK
 from engine.config import load_config
 from engine.errors import ConfigError
 from engine.events import BarClosed, OrderFilled, SubmitOrder
+from tests.adapters.real_sample import real_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 LIVE = ROOT / "configs" / "live.yaml"
@@ -63,9 +63,7 @@ def test_six_strategies_trade_live_each_on_its_own_account_like_the_backtest(
         real_bars: Bars, tmp_path: Path, accounts_env: dict[str, ApexCredentials],
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    bars = real_bars.slice(30_000, 30_000 + N_BARS)
-    path = tmp_path / "BTCUSDT_15m_data.csv"
-    write_csv(bars, path)
+    bars, path = real_sample(real_bars, tmp_path, N_BARS)
     strategies = [{"name": n, "kind": n, "apex_env": _prefix(n),
                    "params": {"min_lock_pct": 0.0} if n == "trailing_stop" else {}}
                   for n in SIX]

@@ -18,7 +18,6 @@ import msgspec
 import pytest
 
 from adapters.apex.venue import LocalVenue
-from adapters.synth_data import write_csv
 from engine.bars import Bars
 from engine.bootstrap import build_engine
 from engine.bus import PRIORITY_SINK
@@ -26,6 +25,7 @@ from engine.cli import main
 from engine.config import load_config
 from engine.events import BarClosed, OrderFilled, SignalRaised, SubmitOrder, TradeClosed
 from engine.journal import read_events
+from tests.adapters.real_sample import real_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER = ROOT / "configs" / "paper.yaml"
@@ -50,10 +50,7 @@ def _record(engine) -> list[SignalRaised]:  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def sample(real_bars: Bars, tmp_path_factory: pytest.TempPathFactory) -> tuple[Bars, Path]:
-    bars = real_bars.slice(30_000, 30_000 + N_BARS)
-    path = tmp_path_factory.mktemp("paper") / "BTCUSDT_15m_data.csv"
-    write_csv(bars, path)
-    return bars, path
+    return real_sample(real_bars, tmp_path_factory.mktemp("paper"), N_BARS)
 
 
 def test_paper_run_has_the_backtests_signals_and_trades(sample: tuple[Bars, Path],

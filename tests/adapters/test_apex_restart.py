@@ -29,12 +29,12 @@ import yaml
 
 from adapters.apex.client import ApexClient, ApexCredentials
 from adapters.apex.venue import LocalVenue
-from adapters.synth_data import write_csv
 from engine.bars import Bars
 from engine.bootstrap import build_engine
 from engine.config import load_config
 from engine.events import OrderCanceled, OrderFilled, OrderReply, OrderSent, Reconciled
 from engine.journal import read_events
+from tests.adapters.real_sample import real_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 LIVE = ROOT / "configs" / "live.yaml"
@@ -48,10 +48,7 @@ OVERRIDES = {"strategies": [{"name": "trailing_stop", "kind": "trailing_stop",
 
 @pytest.fixture(scope="module")
 def sample(real_bars: Bars, tmp_path_factory: pytest.TempPathFactory) -> tuple[Bars, Path]:
-    bars = real_bars.slice(30_000, 30_000 + N_BARS)
-    path = tmp_path_factory.mktemp("restart") / "BTCUSDT_15m_data.csv"
-    write_csv(bars, path)
-    return bars, path
+    return real_sample(real_bars, tmp_path_factory.mktemp("restart"), N_BARS)
 
 
 @pytest.fixture(scope="module")
