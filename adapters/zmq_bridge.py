@@ -6,49 +6,58 @@ entry-point group ``tradebot.sinks`` (name ``zmq``) when ``publish.enabled`` is 
 
 Threads. The engine thread owns the PUB (an XPUB) socket: the bus calls the bridge last on
 the events it needs (priority 1000); bars cost it nothing (the loop calls its ticker between
-chunks of bars, ``Bus.tick_every``). What it subscribes to depends on whether anybody is
-subscribed to the PUB socket (XPUB's subscription frames tell; checked every round):
+chunks of bars, ``Bus.tick_every``: every bar live or paced; flat out, chunks sized so that the
+calls come ``TICK_S`` = 5 ms of the engine thread's CPU apart). Every event snapshots keep
+(signals, orders, fills, commands, alerts) is appended to the *log*, one list in engine order,
+trimmed in bulk to its last ``RECENT_EVENTS`` (a builtin append, no Python frame); signals,
+commands and alerts also to their own bounded deques. Closed trades are read from the accounts
+(``Account.trades``), so ``TradeClosed`` and the types nobody else hears stay unheard
+(``Bus.unheard``: the engine does not build them). Every few bars the engine thread publishes
+a *round*: bars read back from the ``BarStore``, each with its feature row (the
+``FeatureStore`` at that seq), its events and every account's equity (from the accounts' fill
+history, so a later bar never leaks in), plus a ``status`` heartbeat. Two ways, by mode:
 
-- nobody: only the events snapshots keep (signals, orders, fills, commands, alerts), each
-  appended straight to its bounded deque (a builtin call, no Python frame); closed trades are
-  read from the accounts (``Account.trades``) when a snapshot is asked, so ``TradeClosed`` and
-  the types nobody else hears stay unheard (``Bus.unheard``: the engine does not build them);
-- a subscriber: every event type, each to its snapshot deque (the kept types) and to the
-  publishing queue, both builtin appends; a round places queued events on their bars by time
-  (``ts_event_ns`` at or before a bar's close: that bar; the rest: the round's last bar).
+- **queued** (live, paced, or ``max_cpu_share`` 1): a round every bar (flat out with no budget:
+  every 20 ms of the engine thread's CPU); with a subscriber (XPUB's subscription frames tell;
+  checked every round) every event type also goes to the publishing queue, and a round
+  publishes every bar since the last one in order, placing queued events on their bars by time
+  (``ts_event_ns`` at or before a bar's close: that bar; the rest: the round's last bar). The
+  switch happens at a round; bars closed while nobody was subscribed are skipped as a block
+  (``seq`` jumps: a new subscriber takes a snapshot anyway).
+- **sampled** (a backtest or replay flat out under a budget): a round every 20 ms of the engine
+  thread's CPU publishes the *latest* bars its budget pays for, skipping the ones before them as
+  a block; their events are read back from the log and their trades from the accounts, so a
+  subscriber adds nothing per event (nothing is queued; the routes do not change) - only the
+  rounds' own budget. A bar is published with all of its events or not at all: a log trimmed
+  under the round costs bars, not events.
 
-The switch happens at a round; bars closed while nobody was subscribed are skipped as a block
-(``seq`` jumps: a new subscriber takes a snapshot anyway). Every few bars the engine thread
-publishes a *round*:
-the bars closed since the last round, read back from the ``BarStore``, each with its feature row
-(the ``FeatureStore`` at that seq), its queued events and every account's equity (from the
-accounts' fill history, so a later bar never leaks in), plus a ``status`` heartbeat. Rounds run
-every bar when the engine is live or paced, every 20 ms of the engine thread's CPU time when a
-backtest runs flat out. A service
-thread owns the ROUTER: it answers ``ping`` and ``snapshot`` itself (from state the rounds keep
-under a lock: bounded deques of recent signals, orders, fills, trades, commands, alerts; working
-orders per account; reading bars, features and equity up to the last published bar) and hands
-everything else to the engine thread through a deque; the engine thread's replies come back over
-an inproc PUSH/PULL pair.
+A service thread owns the ROUTER: it answers ``ping`` and ``snapshot`` itself (from state the
+rounds keep under a lock: the log, the deques of recent signals, commands and alerts; working
+orders per account; trades from the accounts; reading bars, features and equity up to the last
+published bar) and hands everything else to the engine thread through a deque; the engine
+thread's replies come back over an inproc PUSH/PULL pair.
 
 Never blocking the engine. The engine thread never waits on a subscriber: it sends with
 ``NOBLOCK`` to a socket with ``SNDHWM = publish.hwm``; a stalled subscriber's pipe fills and
 ZeroMQ drops *its* messages (the others are not affected); it sees a gap in ``seq`` and asks for
 a snapshot. With no subscriber at all (the XPUB's subscription frames tell) nothing is encoded.
-A round spends at most ``publish.max_cpu_share`` of the CPU time the engine thread used since
-the last one when the engine runs flat out (CPU, not wall time: on a busy machine a wall-clock
-budget grew with every wait and took a far larger share of the engine's own work); snapshots
-stay within the same share (``_snapshots``); the bars beyond that budget are skipped as a
-block: ``seq`` jumps by one for each, so subscribers see a gap and take a snapshot, which is
-always complete because the state is kept for every event, published or not.
+Flat out, rounds spend at most ``publish.max_cpu_share`` of the CPU time the engine thread
+used (CPU, not wall time: on a busy machine a wall-clock budget grew with every wait and took a
+far larger share of the engine's own work). Sampled rounds pay for the whole round from a
+credit that accrues by that share (capped at four rounds' worth): a round that overran leaves a
+debt the next ones repay, and bars no round could pay for wait for one that can. Snapshots
+stay within the same share (``_snapshots``); the bars not published are skipped as a block:
+``seq`` jumps by one for each, so subscribers see a gap and take a snapshot, which is complete
+because the state is kept for every event, published or not.
 
 Order on the wire. Events of one bar go out as: ``bar``, ``features``, that bar's events in
 engine order (fills of resting orders, signals, orders, trades), ``equity``. Events between bars
 (commands, live fills, the run's end) go out in the next round, before the next bar.
 
-Commands are applied on the engine thread at the end of a bar (every bar live or paced, every
-``FLAT_OUT_EVERY`` bars flat out), while a paced replay waits for its next bar, live between
-bars on a 0.25 s timer of the engine's clock, or when whoever drives the engine calls
+Commands are applied on the engine thread at the end of a bar (every bar live or paced, at
+every ticker call flat out: about 5 ms of the engine's CPU), while a paced replay waits for its
+next bar, live between bars on a 0.25 s timer of the engine's clock, or when whoever drives the
+engine calls
 ``drain_commands()`` or ``idle()``. Each is published as a ``CommandApplied`` event on the bus,
 so the journal records it and every front end sees it (``command.<SYMBOL>``). In backtest mode (a
 backtest or a replay: not live) trading ops (``close``, ``flatten``, ``buy``, ``sell``) are
@@ -96,8 +105,13 @@ from engine.events import (
 log = logging.getLogger(__name__)
 
 INTERVAL_S = 0.02  # publisher cycle
-FLAT_OUT_EVERY = 256  # bars between the ticker's calls when a backtest runs flat out (~1 ms)
-RECENT = 500  # signals, orders, fills, trades kept for snapshots
+TICK_S = 0.005  # flat out: the ticker's calls this far apart in engine-thread CPU time
+FLAT_OUT_EVERY = 256  # bars between the ticker's first calls flat out (then sized to TICK_S)
+MAX_EVERY = 8192  # the loop's chunk (engine.loop.CHUNK): no fewer ticker calls than that
+RECENT = 500  # signals, commands, alerts kept for snapshots (each)
+RECENT_EVENTS = 1000  # the event log: signals, orders, fills, commands, alerts in engine order
+# (at least; trimmed back to it once it holds twice as many)
+BAR_COST_S = 50e-6  # a published bar's first estimated cost (then measured)
 SNAPSHOT_WAIT_S = 1.0  # longest wait for the snapshot budget (clients time out after 2 s)
 NOT_PUBLISHED = frozenset({"TimerFired"})  # internal clock ticks stay off the wire
 LOOPBACK = ("127.", "localhost", "[::1]", "::1")
@@ -170,6 +184,13 @@ class ZmqBridge:
         live_pace = bool(self._period) or not engine.replay
         every = 1 if live_pace else FLAT_OUT_EVERY  # bars between looks at clock and commands
         self._interval = 0.0 if live_pace else INTERVAL_S
+        self._adaptive = not live_pace  # flat out: ticker calls TICK_S of CPU apart (_tick)
+        self._tick_t = math.inf  # engine-thread CPU time and bar count at the last tick
+        self._tick_n = 0
+        # sampled rounds (flat out under a budget, _sampled_round): CPU-time credit and the
+        # measured cost of one published bar
+        self._credit = 0.0
+        self._bar_cost = BAR_COST_S
         # the engine thread's CPU time at the end of the last round (time.thread_time: a busy
         # machine's waits do not count, so the budget is a share of the engine's own work);
         # inf: not read on the engine thread yet
@@ -183,15 +204,21 @@ class ZmqBridge:
         self.dropped = 0
         self.bar_seq = -1
         self.bar_ts = 0  # close time (ns) of bar_seq
+        # the events snapshots keep, in engine order (one builtin append each; trimmed in bulk,
+        # _trim_log: a deque dropping one old event per append cost the engine ~2 % more, its
+        # memory cold when reused); the rare kinds also in their own deques, so a flood of
+        # orders never pushes them out
+        self.log: list[Event] = []
+        self._log_base = 0  # events trimmed off the log's front so far
+        self._log_keep = RECENT_EVENTS
+        self._mark = 0  # the log's end at the last round (counted from the first event kept)
         self.signals: deque[SignalRaised] = deque(maxlen=RECENT)
-        self.orders: deque[Event] = deque(maxlen=RECENT)
-        self.fills: deque[OrderFilled] = deque(maxlen=RECENT)
         self.commands: deque[CommandApplied] = deque(maxlen=RECENT)
         self.alerts: deque[Event] = deque(maxlen=RECENT)
         self._last_beat = 0.0
         self._topics = {k: wire.topic(k, self.symbol) for k in wire.KINDS}
         self._feature_names: list[str] | None = None
-        self._kept = self._make_keepers()  # the types snapshots keep -> their deque's append
+        self._kept = self._make_keepers()  # the types snapshots keep -> their deques' appends
         self._keepers = dict(self._kept)  # + the types learned not kept (_keep)
         self._trades_done: dict[str, int] = {}  # closed trades per account at the last round
         self._count_trades()
@@ -206,6 +233,7 @@ class ZmqBridge:
         # typed subscriptions at the sinks' priority, for nobody subscribed until a round sees
         # a subscriber; bars: the ticker, between chunks of ``every`` bars
         self._watched: bool | None = None  # what the subscriptions are for (see _route)
+        self._routed: tuple[bool, bool] | None = None  # (sampling, watched) routed for
         self._name = "zmq-bridge"  # the subscriptions' name on the bus
         self._route(False)
         self._ticker = engine.bus.tick_every(self._tick, every)
@@ -292,24 +320,41 @@ class ZmqBridge:
             self._ctx.term()
 
     # -- engine thread ---------------------------------------------------------------------------
+    @property
+    def _sampling(self) -> bool:
+        """Flat out under a budget: a round publishes the latest bars that fit, their events read
+        back from the log (``_sampled_round``); otherwise every bar since the last round, its
+        events from the publishing queue (``_queued_round``)."""
+        return self._interval > 0 and self.s.max_cpu_share < 1.0
+
     def _route(self, watched: bool) -> None:
-        """Subscribe to what the bridge needs with (``watched``) or without a subscriber (see
-        the module doc). Engine thread, between events."""
+        """Subscribe to what the bridge needs (see the module doc): sampling, or queueing with
+        (``watched``) or without a subscriber. Engine thread, between events."""
         bus = self.engine.bus
-        if self._watched is not None:
+        sampling = self._sampling
+        watched = watched and not sampling  # sampling routes the same either way
+        if self._routed is not None:
             bus.unsubscribe(self._name)
         kw: dict[str, Any] = {"priority": PRIORITY_SINK, "name": "zmq-bridge", "owner": self}
-        queue = self._q.append if watched else None
+        queue = (self._q.append,)
         for cls in wire.EVENT_TYPES.values():
             if cls is BarClosed:
                 continue
-            # builtins only (no Python frame per event): the snapshot state's deque, then
-            # (watched) the publishing queue; a round places queued events on their bars by time
-            handlers = (self._on_timer,) if cls is _TIMER else (self._kept.get(cls), queue)
+            # builtins only (no Python frame per event): the snapshot state's deques, then the
+            # publishing queue, which a round places on the bars by time. Sampling: the log is
+            # what rounds publish and closed trades are the accounts', so only the types
+            # neither holds are queued (none in a backtest)
+            if cls is _TIMER:
+                handlers: tuple[Any, ...] = (self._on_timer,)
+            elif sampling:
+                kept = self._kept.get(cls, ())
+                handlers = kept or (() if cls is TradeClosed else queue)
+            else:
+                handlers = self._kept.get(cls, ()) + (queue if watched else ())
             for handler in handlers:
-                if handler is not None:
-                    self._name = kw["name"] = bus.subscribe(cls, handler, **kw)
+                self._name = kw["name"] = bus.subscribe(cls, handler, **kw)
         self._watched = watched
+        self._routed = (sampling, watched)
 
     def _tick(self) -> None:
         """Every ``every`` bars (the bus's ticker, engine thread, after the bar's handlers; the
@@ -317,7 +362,14 @@ class ZmqBridge:
         and, when due, publish a round; pace a replay."""
         if self._cmds:
             self.drain_commands()
+        self._trim_log()
         now = time.thread_time()
+        if self._adaptive:  # flat out: the next call TICK_S of this thread's CPU from now
+            n = self.store.count
+            if now > self._tick_t and n > self._tick_n:
+                per_bar = (now - self._tick_t) / (n - self._tick_n)
+                self._ticker.every = max(16, min(MAX_EVERY, int(TICK_S / per_bar)))
+            self._tick_t, self._tick_n = now, n
         dt = now - self._last_round
         if dt < 0:  # the first tick on this thread (its CPU clock is its own)
             self._last_round, dt = now, 0.0
@@ -334,6 +386,7 @@ class ZmqBridge:
         heartbeat go out now."""
         if self._cmds:
             self.drain_commands()
+        self._trim_log()
         self._round(math.inf)
 
     def __call__(self, event: Event) -> None:
@@ -341,8 +394,8 @@ class ZmqBridge:
         if type(event) is _TIMER:
             self._on_timer(event)
             return
-        self._keep(event)
-        if self._watched:
+        kept = self._keep(event)
+        if self._watched or (self._sampling and not kept and type(event) is not TradeClosed):
             self._q.append(event)
 
     @property
@@ -353,6 +406,7 @@ class ZmqBridge:
     @_every.setter
     def _every(self, bars: int) -> None:
         self._ticker.every = bars
+        self._adaptive = False  # chosen: kept as it is
 
     def set_speed(self, bars_per_s: float) -> None:
         """Change a replay's pace (0 = as fast as possible, publishing under the budget again);
@@ -361,6 +415,7 @@ class ZmqBridge:
         live_pace = bool(self._period) or not self.engine.replay
         self._ticker.every = 1 if live_pace else FLAT_OUT_EVERY
         self._interval = 0.0 if live_pace else INTERVAL_S
+        self._adaptive, self._tick_t = not live_pace, math.inf
         self.s.speed = float(bars_per_s)
         self._wake.set()  # a paced wait re-reads the pace
 
@@ -585,61 +640,191 @@ class ZmqBridge:
         """Publish the bars closed since the last round with their events (engine thread,
         between bars). Bars beyond ``budget_s``, or that nobody subscribes to, are skipped."""
         with self._lock:
+            t0 = time.thread_time()
+            sampling = self._sampling
+            if self._routed is None or self._routed[0] != sampling:  # set_speed changed it
+                self._route(False)
             self._subscriptions()
             upto = self.store.count - 1
             s = self.bar_seq + 1
-            q = self._q
             watched = bool(self._subscribed)
-            if watched and not self._watched:
-                # the first subscriber: what happened so far went to the state, not the queue,
-                # so the bars up to now are skipped (a gap; a new subscriber takes a snapshot)
-                if s <= upto:
-                    self.seq += upto - s + 1
-                    self.skipped += upto - s + 1
-                    self._set_bar(upto)
-                    s = upto + 1
-                self._route(True)
-            # every queued event is kept already (snapshot state, on arrival); the queue only
-            # says what to publish, placed on its bar by time: an event at or before a bar's
-            # close goes out with that bar (after its features, before its equity), the rest
-            # with the round's last bar
-            if watched:
-                if s > upto:  # no new bar: between bars (commands, live fills) go out now
-                    while q:
-                        self._event(q.popleft())
-                else:  # those up to the last published bar's close go before the next bar
-                    last_ts = self.bar_ts
-                    while q and q[0].ts_event_ns <= last_ts:
-                        self._event(q.popleft())
-                t0 = time.thread_time()
-                limited = budget_s != math.inf
-                while s <= upto:
-                    if limited and time.thread_time() - t0 > budget_s:
-                        break  # out of budget: the rest is skipped below
-                    self._bar(s)
-                    if s == upto:
-                        while q:
-                            self._event(q.popleft())
-                    else:
-                        ts = self.bar_ts
-                        while q and q[0].ts_event_ns <= ts:
-                            self._event(q.popleft())
-                    self._publish("equity", "equity", self.bar_ts // 1_000_000,
-                                  {"bar_seq": s, "equity": self._equity_at(s)})
-                    s += 1
+            limited = budget_s != math.inf
+            if sampling and limited:  # the budget accrues; the whole round is paid from it
+                self._credit = min(self._credit + budget_s, 4 * budget_s)
+            pending = False
+            if sampling:
+                if watched:
+                    s = self._sampled_round(s, upto, limited)
+                    pending = s <= upto  # none paid for: they wait for a round that can pay
+                    if pending:
+                        upto = s - 1
+            else:
+                s = self._queued_round(s, upto, watched, budget_s)
             if s <= upto:  # skipped: a gap the subscribers see; they take a snapshot
                 n = upto - s + 1
                 self.seq += n
                 self.skipped += n
                 self._set_bar(upto)
-            q.clear()  # the skipped bars' events (kept on arrival)
+            if not pending:
+                self._q.clear()  # the skipped bars' events (kept on arrival)
+                self._mark = self._log_base + len(self.log)
             self._count_trades()  # the trades a snapshot shows: those up to this round's seq
-            if not watched and self._watched is not False:  # the last subscriber left
+            if not watched and self._watched:  # the last subscriber left
                 self._route(False)
             now = time.monotonic()
             if beat or now - self._last_beat >= self.s.heartbeat_s:
                 self._publish("status", "status", int(time.time() * 1000), self.status())
                 self._last_beat = now
+            if sampling and limited:
+                self._credit -= time.thread_time() - t0
+
+    def _queued_round(self, s: int, upto: int, watched: bool, budget_s: float) -> int:
+        """Bars ``s..upto`` in order with the queued events, while ``budget_s`` lasts; returns
+        the first bar not published."""
+        q = self._q
+        if watched and not self._watched:
+            # the first subscriber: what happened so far went to the state, not the queue,
+            # so the bars up to now are skipped (a gap; a new subscriber takes a snapshot)
+            if s <= upto:
+                self.seq += upto - s + 1
+                self.skipped += upto - s + 1
+                self._set_bar(upto)
+                s = upto + 1
+            self._route(True)
+        if not watched:
+            return s
+        # every queued event is kept already (snapshot state, on arrival); the queue only says
+        # what to publish, placed on its bar by time: an event at or before a bar's close goes
+        # out with that bar (after its features, before its equity), the rest with the round's
+        # last bar
+        if s > upto:  # no new bar: between bars (commands, live fills) go out now
+            while q:
+                self._event(q.popleft())
+        else:  # those up to the last published bar's close go before the next bar
+            last_ts = self.bar_ts
+            while q and q[0].ts_event_ns <= last_ts:
+                self._event(q.popleft())
+        t0 = time.thread_time()
+        limited = budget_s != math.inf
+        while s <= upto:
+            if limited and time.thread_time() - t0 > budget_s:
+                break  # out of budget: the rest is skipped
+            self._bar(s)
+            if s == upto:
+                while q:
+                    self._event(q.popleft())
+            else:
+                ts = self.bar_ts
+                while q and q[0].ts_event_ns <= ts:
+                    self._event(q.popleft())
+            self._publish("equity", "equity", self.bar_ts // 1_000_000,
+                          {"bar_seq": s, "equity": self._equity_at(s)})
+            s += 1
+        return s
+
+    def _sampled_round(self, s: int, upto: int, limited: bool) -> int:
+        """Flat out under a budget: the *latest* bars the credit pays for (one at least when
+        unlimited: a command's or the run's last round), the bars before them skipped as a
+        gap; their events read back from the log (the engine order), their closed trades from
+        the accounts. Nothing is queued per event for it: a subscriber costs the engine no more
+        per event than nobody. Returns the first bar not published (``s`` when none could be
+        paid for: the bars wait, a later round skips the older ones)."""
+        q = self._q
+        if s > upto:  # no new bar: what came since the last round (commands) goes out now
+            for ev in self._since(-1)[0]:
+                self._event(ev)
+            while q:
+                self._event(q.popleft())
+            return s
+        window = self._window(s, upto, limited)
+        if window is None:
+            return s  # nothing fits
+        w, evs = window
+        if w > s:  # the bars before the window: a gap
+            n = w - s
+            self.seq += n
+            self.skipped += n
+            self._set_bar(w - 1)
+            start = self.bar_ts
+            evs = [e for e in evs if e.ts_event_ns > start]
+        if q:  # types neither the log nor the accounts hold (none in a backtest)
+            evs = sorted(evs + list(q), key=_event_time)
+        trades = self._trades_after(self.bar_ts)
+        i = j = 0
+        last_ts = self.bar_ts  # since the last published bar, before the next one
+        while i < len(evs) and evs[i].ts_event_ns <= last_ts:
+            self._event(evs[i])
+            i += 1
+        t0 = time.thread_time()
+        for b in range(w, upto + 1):
+            self._bar(b)
+            ts = self.bar_ts if b < upto else math.inf  # the rest with the last bar
+            while i < len(evs) and evs[i].ts_event_ns <= ts:
+                self._event(evs[i])
+                i += 1
+            while j < len(trades) and trades[j].ts_event_ns <= ts:
+                self._event(trades[j])
+                j += 1
+            self._publish("equity", "equity", self.bar_ts // 1_000_000,
+                          {"bar_seq": b, "equity": self._equity_at(b)})
+        self._bar_cost += 0.25 * ((time.thread_time() - t0) / (upto - w + 1) - self._bar_cost)
+        return upto + 1
+
+    def _window(self, s: int, upto: int, limited: bool) -> tuple[int, list[Event]] | None:
+        """The first bar a sampled round publishes (the credit pays for the bars from it to
+        ``upto``, all of whose events the log holds) and the log's events since the last round
+        from the bar before it on; None: not one bar."""
+        k = int(self._credit / self._bar_cost) if self._credit > 0 else 0
+        if not limited:
+            k = max(k, 1)
+        w = max(s, upto - k + 1)
+        if w > upto:
+            return None
+        close = self._close_ts
+        evs, lost = self._since(close(w - 1) if w > s else -1)
+        if lost:  # the log was trimmed since the last round: only bars it holds all of
+            oldest = self.log[0].ts_event_ns
+            while w <= upto and close(w) <= oldest:
+                w += 1
+        return (w, evs) if w <= upto else None
+
+    def _since(self, after_ts: int) -> tuple[list[Event], bool]:
+        """The log's events since the last round, in engine order, from the first stamped after
+        ``after_ts``, and whether some may be gone (trimmed: those older than its oldest).
+        Sampling only: a flat-out replay stamps events with bar times, so the log's stamps never
+        decrease."""
+        log = self.log
+        i = self._mark - self._log_base
+        lost = i < 0
+        i = bisect.bisect_right(log, after_ts, max(i, 0), key=_event_time)
+        return log[i:], lost
+
+    def _trim_log(self) -> None:
+        """Drop the log's older half once it holds twice ``RECENT_EVENTS`` (engine thread)."""
+        log = self.log
+        if len(log) > 2 * self._log_keep:
+            n = len(log) - self._log_keep
+            del log[:n]
+            self._log_base += n
+
+    def _trades_after(self, ts: int) -> list[TradeClosed]:
+        """The trades the accounts closed after ``ts`` (an exit stamped later), by exit time."""
+        out: list[TradeClosed] = []
+        for acct in self.engine.accounts.values():
+            trades = acct.trades
+            i = len(trades)
+            while i and trades[i - 1].ts_event_ns > ts:
+                i -= 1
+            out += trades[i:]
+        if len(self.engine.accounts) > 1:
+            out.sort(key=_exit_time)
+        return out
+
+    def _close_ts(self, seq: int) -> int:
+        """Bar ``seq``'s close time (ns); -1 before the first bar."""
+        if seq < 0:
+            return -1
+        return int(self.store.raw_column("ts_open_ns")[seq]) + self.store.tf_ns
 
     def _event(self, ev: Event) -> None:
         """Publish a queued event (kept for snapshots when it arrived)."""
@@ -693,30 +878,50 @@ class ZmqBridge:
         self.sent += 1
 
     # -- state (publisher thread) ---------------------------------------------------------------
-    def _keep(self, ev: Event) -> None:
-        """Snapshot state: the recent events of each kind (closed trades: the accounts')."""
-        keeper = self._keepers.get(type(ev))
-        if keeper is None:
+    def _keep(self, ev: Event) -> bool:
+        """Snapshot state: the recent events of each kind (closed trades: the accounts').
+        Returns whether ``ev``'s type is kept."""
+        keepers = self._keepers.get(type(ev))
+        if keepers is None:
             kind = wire.kind_of(type(ev).__name__)
-            keeper = {"order": self.orders.append, "alert": self.alerts.append}.get(
-                kind, _ignore)
-            self._keepers[type(ev)] = keeper
-        keeper(ev)
+            log = self.log.append
+            keepers = {"order": (log,), "fill": (log,), "signal": (self.signals.append, log),
+                       "command": (self.commands.append, log),
+                       "alert": (self.alerts.append, log)}.get(kind, ())
+            self._keepers[type(ev)] = keepers
+        for keep in keepers:
+            keep(ev)
+        return bool(keepers)
 
-    def _make_keepers(self) -> dict[type, Callable[[Any], None]]:
-        # one builtin append per event: working orders come from the brokers and closed trades
-        # from the accounts when a snapshot is asked
-        keepers: dict[type, Callable[[Any], None]] = {
-            SignalRaised: self.signals.append, CommandApplied: self.commands.append,
-            OrderFilled: self.fills.append, SubmitOrder: self.orders.append,
-            ModifyOrder: self.orders.append, CancelOrder: self.orders.append,
-            OrderCanceled: self.orders.append,
+    def _make_keepers(self) -> dict[type, tuple[Callable[[Any], None], ...]]:
+        # builtin appends: the log (engine order) for every kept type, and the rare kinds'
+        # own deques; working orders come from the brokers and closed trades from the
+        # accounts when a snapshot is asked
+        log = self.log.append
+        keepers: dict[type, tuple[Callable[[Any], None], ...]] = {
+            SignalRaised: (self.signals.append, log), CommandApplied: (self.commands.append, log),
+            OrderFilled: (log,), SubmitOrder: (log,), ModifyOrder: (log,), CancelOrder: (log,),
+            OrderCanceled: (log,),
         }
         for name, cls in wire.EVENT_TYPES.items():  # any other order or alert type
             kind = wire.kind_of(name)
             if cls not in keepers and kind in ("order", "alert"):
-                keepers[cls] = self.orders.append if kind == "order" else self.alerts.append
+                keepers[cls] = (log,) if kind == "order" else (self.alerts.append, log)
         return keepers
+
+    def _logged(self, kind: str) -> list[Event]:
+        """The log's events of one kind (``order``, ``fill``), oldest first (any thread)."""
+        return [e for e in list(self.log) if wire.kind_of(type(e).__name__) == kind]
+
+    @property
+    def orders(self) -> list[Event]:
+        """The recent order events (the log's), oldest first."""
+        return self._logged("order")
+
+    @property
+    def fills(self) -> list[OrderFilled]:
+        """The recent fills (the log's), oldest first."""
+        return self._logged("fill")  # type: ignore[return-value]
 
     def _count_trades(self) -> None:
         self._trades_done = {name: len(a.trades) for name, a in self.engine.accounts.items()}
@@ -799,8 +1004,8 @@ class ZmqBridge:
         n = min(int(bars or self.s.snapshot_bars), self.s.snapshot_bars)
         with self._lock:  # the engine thread holds it while it publishes a round
             seq, b, status = self.seq, self.bar_seq, self.status()
-            signals, orders, fills, trades = (list(self.signals), list(self.orders),
-                                              list(self.fills), self._trades())
+            signals, orders, fills, trades = (list(self.signals), self.orders, self.fills,
+                                              self._trades())
             commands, alerts = list(self.commands), list(self.alerts)
         a = max(0, b - n + 1)
         have = b >= 0
@@ -988,6 +1193,9 @@ def _ignore(ev: Any) -> None:
 
 def _exit_time(t: TradeClosed) -> int:
     return t.ts_event_ns
+
+
+_event_time = _exit_time  # any event's stamp
 
 
 def _plain(args: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 import zmq
 
@@ -691,3 +692,64 @@ def test_snapshots_of_a_flat_out_run_stay_within_the_budget(bars, ctx):
     assert request(addr, "snapshot", ctx=ctx)["ok"]
     assert time.monotonic() - t2 < 0.9  # (loopback round trips; a busy machine's margin)
     br.close()
+
+
+@pytest.mark.parametrize("log_keep", [1000, 2])
+def test_a_sampled_flat_out_run_publishes_whole_bars_and_hears_no_more(bars, ctx, log_keep):
+    """Flat out under a budget a round publishes the latest bars it can pay for, each with
+    exactly the events the engine published on it (read back from the log, in engine order)
+    and the trades closed on it (from the accounts), the bars before them skipped as a gap.
+    A subscriber makes the engine build nothing more (TradeClosed stays unheard). A log
+    trimmed under a round (log_keep 2) costs bars, never a bar's events."""
+    eng = _engine(bars)
+    br = ZmqBridge(eng, _settings(max_cpu_share=0.5), context=ctx)
+    br._every, br._interval = 5, 1e-9  # a round every 5 bars, paying for a few or none
+    br._log_keep = log_keep
+    seen: list = []
+    for cls in (SignalRaised, SubmitOrder, OrderCanceled, wire.EVENT_TYPES["OrderFilled"],
+                wire.EVENT_TYPES["ModifyOrder"], wire.EVENT_TYPES["CancelOrder"]):
+        eng.bus.subscribe(cls, seen.append, priority=0 if cls is SubmitOrder else 999,
+                          name="test-seen")
+    sub = _sub(ctx, br)
+    _wait_subscribed(br)
+    _drain(sub, 100)
+    assert br._sampling
+    eng.run()
+    br.run_finished(None)
+    msgs = _drain(sub)
+    br.close()
+    assert TradeClosed in eng.bus.unheard, "a subscriber made the engine build trades"
+
+    def key(d: dict) -> tuple:
+        return (d.get("order_id") or d.get("alarm_id"), d["ts_event_ns"])
+    want: dict[int, list] = {}
+    for ev in seen:
+        want.setdefault(ev.ts_event_ns, []).append(
+            (type(ev).__name__, key(msgspec.structs.asdict(ev))))
+    trades: dict[int, list] = {}
+    for a in eng.accounts.values():
+        for t in a.trades:
+            trades.setdefault(t.ts_event_ns, []).append((t.account, t.exit_seq, t.pnl))
+    published, bar = [], None
+    got: list = []
+    got_trades: list = []
+    for t, m in msgs:
+        if t.startswith(b"bar."):
+            bar, got, got_trades = m["data"], [], []
+        elif t.startswith(b"equity."):
+            ts = bar["ts_event_ns"]
+            assert got == want.get(ts, []), f"bar {bar['seq']}: events differ"
+            assert sorted(got_trades) == sorted(trades.get(ts, [])), f"bar {bar['seq']}: trades"
+            published.append(bar["seq"])
+            bar = None
+        elif bar is not None and t.split(b".")[0] in (b"signal", b"order", b"fill"):
+            got.append((m["type"], key(m["data"])))
+        elif bar is not None and t.startswith(b"trade."):
+            d = m["data"]
+            got_trades.append((d["account"], d["exit_seq"], d["pnl"]))
+    assert published == sorted(set(published)) and published[-1] == BARS - 1
+    assert br.skipped > 0 and len(published) + br.skipped == BARS
+    with_events = [s for s in published if want.get(int(eng.store.raw_column("ts_open_ns")[s])
+                                                    + eng.store.tf_ns)]
+    if log_keep == 1000:
+        assert len(published) > 20 and len(with_events) > 3, "the test needs published events"
