@@ -11,6 +11,12 @@ real data tiled to N bars, run as fast as possible:
   by the same budget). Each is the best of ``--repeat`` (4) runs, alternating in a rotated order:
   wall time, CPU time of the process (all its threads: ZeroMQ's I/O thread too) and of the
   engine's thread alone; the issue's target is publisher on < 10 % slower.
+- ``lockstep_*``: the same three engines (off, idle, subscribed) over the same bars *at the same
+  time*: one thread each, pinned to one CPU, taking turns of 4,096 bars (about 12 ms), so a
+  slower or faster stretch of a shared machine falls on all three alike; the engine-thread CPU
+  time each spent, as the median over ``--lockstep`` (5) runs of each run's ratio to ``off``.
+  Two identical engines measured this way differ by about 1 %, where separate runs differ by up
+  to 30 % on this machine (best-of-N above narrows that, never to 1 %): the number to read.
 - ``sink_us_per_bar``: the bridge's per-bar cost measured alone, the number that stays readable
   on a busy machine: its ticker (``Bus.tick_every``, called by the loop every 256 bars flat out)
   per bar, plus its handlers for the events of an average bar of the workload with nobody
@@ -18,15 +24,19 @@ real data tiled to N bars, run as fast as possible:
 - ``pubsub``: every message published (``max_cpu_share`` 1), a subscriber in another process
   counting: messages per second received, and how many the HWM dropped.
 
-Run alone: ``python bench/bench_bridge.py [--bars N] [--repeat R]``.
+Run alone: ``python bench/bench_bridge.py [--bars N] [--repeat R] [--lockstep L]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
+import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -123,6 +133,116 @@ def _one(bars, mode: str, share: float | None = None) -> dict[str, float]:
     return out
 
 
+class _Turns:
+    """Whose turn it is among engines taking turns of a few thousand bars each."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names, self.turn, self.done = names, 0, set()
+        self.cv = threading.Condition()
+
+    def wait(self, name: str) -> None:
+        with self.cv:
+            while self.names[self.turn] != name:
+                self.cv.wait()
+
+    def next(self, name: str, finished: bool = False) -> None:
+        with self.cv:
+            if finished:
+                self.done.add(name)
+            if len(self.done) < len(self.names):
+                i = self.turn
+                while True:
+                    i = (i + 1) % len(self.names)
+                    if self.names[i] not in self.done:
+                        break
+                self.turn = i
+            self.cv.notify_all()
+
+
+class _InTurns:
+    """A feed handing its bars over in turns of ``turn`` bars; the engine-thread CPU time and
+    the wall time of the turns add up in ``spent`` (the waits between turns do not count)."""
+
+    def __init__(self, feed, name: str, turns: _Turns, turn: int) -> None:
+        self.feed, self.name, self.turns, self.turn = feed, name, turns, turn
+        self.spent = [0.0, 0.0]
+
+    def __getattr__(self, attr: str):
+        return getattr(self.feed, attr)
+
+    def __iter__(self):
+        turns, spent = self.turns, self.spent
+        turns.wait(self.name)
+        w, t = time.perf_counter(), time.thread_time()
+        for i, bar in enumerate(self.feed):
+            if i and i % self.turn == 0:
+                spent[0] += time.perf_counter() - w
+                spent[1] += time.thread_time() - t
+                turns.next(self.name)
+                turns.wait(self.name)
+                w, t = time.perf_counter(), time.thread_time()
+            yield bar
+        spent[0] += time.perf_counter() - w
+        spent[1] += time.thread_time() - t
+
+
+def _lockstep(bars, modes: list[str], turn: int = 4096) -> dict[str, float]:
+    """Engine-thread CPU seconds of each mode's engine, all run at once in turns (see the
+    module doc); the engine threads share CPU 0, the bridges' threads and subscribers not."""
+    from adapters.zmq_bridge import Settings, ZmqBridge
+
+    turns = _Turns(modes)
+    engines, bridges, subs, feeds = {}, [], [], {}
+    for mode in modes:
+        eng = _engine(bars)
+        feeds[mode] = eng.feed = _InTurns(eng.feed, mode, turns, turn)
+        if mode != "off":
+            br = ZmqBridge(eng, Settings(pub="tcp://127.0.0.1:0", commands="tcp://127.0.0.1:0"))
+            bridges.append(br)
+            if mode == "subscribed":
+                subs.append(_subscriber(br.pub_addr))
+                _wait_subscribed(br)
+        engines[mode] = eng
+
+    def go(mode: str) -> None:
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # this thread (Linux)
+        try:
+            engines[mode].run()
+        finally:
+            turns.next(mode, finished=True)
+    gc.collect()
+    threads = [threading.Thread(target=go, args=(m,)) for m in modes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for br in bridges:
+        br.run_finished(None)
+    for p in subs:
+        p.communicate(timeout=120)
+    for br in bridges:
+        br.close()
+    return {m: feeds[m].spent[1] for m in modes}
+
+
+def lockstep(bars, runs: int = 5) -> dict[str, object]:
+    """Median over ``runs`` of each run's idle/off and subscribed/off engine-thread CPU."""
+    modes = ["off", "idle", "subscribed"]
+    ratios: dict[str, list[float]] = {"idle": [], "subscribed": []}
+    for k in range(runs):
+        spent = _lockstep(bars, modes[k % 3:] + modes[:k % 3])  # who goes first rotates
+        for m in ratios:
+            ratios[m].append(spent[m] / spent["off"] - 1)
+    return {
+        "lockstep_runs": runs,
+        "lockstep_idle_slowdown": statistics.median(ratios["idle"]),
+        "lockstep_subscribed_slowdown": statistics.median(ratios["subscribed"]),
+        "lockstep_idle_each": " ".join(f"{r:+.1%}" for r in ratios["idle"]),
+        "lockstep_subscribed_each": " ".join(f"{r:+.1%}" for r in ratios["subscribed"]),
+    }
+
+
 def _events_per_bar(bars) -> float:
     """Events per bar the bridge's handlers are called for with nobody subscribed (counted by
     a second handler on the same types, in an untimed run)."""
@@ -170,7 +290,7 @@ def _sink_cost(n: int = 300_000, events_per_bar: float = 0.0) -> float:
 
 
 def run(n_bars: int = 1_000_000, pubsub_bars: int = 200_000,
-        repeat: int = 4) -> dict[str, object]:
+        repeat: int = 4, lockstep_runs: int = 5) -> dict[str, object]:
     from engine.config import PublishConfig
 
     bars = tiled(real_bars(), n_bars)
@@ -209,6 +329,8 @@ def run(n_bars: int = 1_000_000, pubsub_bars: int = 200_000,
         "subscribed_bars_skipped": subd["skipped"],
         "subscribed_messages_received": subd.get("received"),
     }
+    if lockstep_runs:
+        res.update(lockstep(bars, lockstep_runs))
     res["idle_events_per_bar"] = per_bar = _events_per_bar(bars.slice(0, 200_000))
     res["sink_us_per_bar"] = _sink_cost(events_per_bar=per_bar)
     full = _one(tiled(real_bars(), pubsub_bars), "subscribed", share=1.0)
@@ -229,8 +351,10 @@ def main() -> None:
     ap.add_argument("--pubsub-bars", type=int, default=200_000)
     ap.add_argument("--repeat", type=int, default=4,
                     help="alternations, each in a rotated order; best of each counts")
+    ap.add_argument("--lockstep", type=int, default=5,
+                    help="runs of the three engines in turns (0: none); the median counts")
     a = ap.parse_args()
-    for k, v in run(a.bars, a.pubsub_bars, a.repeat).items():
+    for k, v in run(a.bars, a.pubsub_bars, a.repeat, a.lockstep).items():
         print(f"{k:44s} {v:.4g}" if isinstance(v, float) else f"{k:44s} {v}")
 
 
