@@ -665,10 +665,10 @@ class ZmqBridge:
                 self.seq += n
                 self.skipped += n
                 self._set_bar(upto)
-            if not pending:
+            if not pending:  # (pending: what a snapshot shows stays at the last bar published)
                 self._q.clear()  # the skipped bars' events (kept on arrival)
                 self._mark = self._log_base + len(self.log)
-            self._count_trades()  # the trades a snapshot shows: those up to this round's seq
+                self._count_trades()  # the trades a snapshot shows: those up to this round's
             if not watched and self._watched:  # the last subscriber left
                 self._route(False)
             now = time.monotonic()
@@ -1185,10 +1185,6 @@ def _read_while_running(lister: Callable[[], list[Any]] | None) -> list[Any]:
         except RuntimeError:  # "changed size during iteration"
             time.sleep(0.001)
     return []
-
-
-def _ignore(ev: Any) -> None:
-    return None
 
 
 def _exit_time(t: TradeClosed) -> int:
