@@ -18,8 +18,8 @@ real data tiled to N bars, run as fast as possible:
   Two identical engines measured this way differ by about 1 %, where separate runs differ by up
   to 30 % on this machine (best-of-N above narrows that, never to 1 %): the number to read.
 - ``sink_us_per_bar``: the bridge's per-bar cost measured alone, the number that stays readable
-  on a busy machine: its ticker (``Bus.tick_every``, called by the loop every 256 bars flat out)
-  per bar, plus its handlers for the events of an average bar of the workload with nobody
+  on a busy machine: its ticker (``Bus.tick_every``) per bar at the first chunk size flat out,
+  every 256 bars (an upper bound: the calls then come about 5 ms of engine CPU apart), plus its handlers for the events of an average bar of the workload with nobody
   subscribed (each a deque's append; TradeClosed is not heard then).
 - ``pubsub``: every message published (``max_cpu_share`` 1), a subscriber in another process
   counting: messages per second received, and how many the HWM dropped.
