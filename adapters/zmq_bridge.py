@@ -101,13 +101,14 @@ from engine.events import (
     SubmitOrder,
     TradeClosed,
 )
+from engine.loop import CHUNK
 
 log = logging.getLogger(__name__)
 
 INTERVAL_S = 0.02  # publisher cycle
 TICK_S = 0.005  # flat out: the ticker's calls this far apart in engine-thread CPU time
 FLAT_OUT_EVERY = 256  # bars between the ticker's first calls flat out (then sized to TICK_S)
-MAX_EVERY = 8192  # the loop's chunk (engine.loop.CHUNK): no fewer ticker calls than that
+MAX_EVERY = CHUNK  # the loop's chunk: no fewer ticker calls than that
 RECENT = 500  # signals, commands, alerts kept for snapshots (each)
 RECENT_EVENTS = 1000  # the event log: signals, orders, fills, commands, alerts in engine order
 # (at least; trimmed back to it once it holds twice as many)
@@ -463,10 +464,8 @@ class ZmqBridge:
             self._reply_push.send_multipart((ident, b"", wire.encode(rep)))
 
     def _last_ts(self) -> int:
-        n = self.engine.store.count
-        if n == 0:
-            return 0
-        return int(self.engine.store.raw_column("ts_open_ns")[n - 1]) + self.engine.store.tf_ns
+        """The last closed bar's close time (ns); 0 before the first."""
+        return max(self._close_ts(self.store.count - 1), 0)
 
     def _apply(self, op: str, args: dict[str, Any]) -> tuple[bool, str | None, Any]:
         if op == "setup":
@@ -640,17 +639,18 @@ class ZmqBridge:
         """Publish the bars closed since the last round with their events (engine thread,
         between bars). Bars beyond ``budget_s``, or that nobody subscribes to, are skipped."""
         with self._lock:
-            t0 = time.thread_time()
             sampling = self._sampling
+            limited = budget_s != math.inf
+            paid = sampling and limited  # the budget accrues; the whole round is paid from it
+            if paid:
+                t0 = time.thread_time()
+                self._credit = min(self._credit + budget_s, 4 * budget_s)
             if self._routed is None or self._routed[0] != sampling:  # set_speed changed it
                 self._route(False)
             self._subscriptions()
             upto = self.store.count - 1
             s = self.bar_seq + 1
             watched = bool(self._subscribed)
-            limited = budget_s != math.inf
-            if sampling and limited:  # the budget accrues; the whole round is paid from it
-                self._credit = min(self._credit + budget_s, 4 * budget_s)
             pending = False
             if sampling:
                 if watched:
@@ -675,7 +675,7 @@ class ZmqBridge:
             if beat or now - self._last_beat >= self.s.heartbeat_s:
                 self._publish("status", "status", int(time.time() * 1000), self.status())
                 self._last_beat = now
-            if sampling and limited:
+            if paid:
                 self._credit -= time.thread_time() - t0
 
     def _queued_round(self, s: int, upto: int, watched: bool, budget_s: float) -> int:
@@ -848,7 +848,7 @@ class ZmqBridge:
 
     def _set_bar(self, seq: int) -> None:
         self.bar_seq = seq
-        self.bar_ts = int(self.store.raw_column("ts_open_ns")[seq]) + self.store.tf_ns
+        self.bar_ts = self._close_ts(seq)
 
     def _bar(self, seq: int) -> None:
         """Publish bar ``seq`` (read back from the store) and its feature row."""
